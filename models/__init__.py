@@ -1,0 +1,41 @@
+"""The cnnbench model zoo, importable as ``cnnbench.models``.
+
+Importing this package imports every family module, which registers its builders.
+"""
+
+from ._layers import SqueezeExcite, Stage, StagedNet
+from ._registry import (
+    ModelInfo,
+    UnknownModelError,
+    create_model,
+    get_model_info,
+    list_models,
+    register_model,
+)
+
+# Family modules register their builders on import.
+from . import (  # noqa: E402,F401  isort: skip
+    alexnet,
+    densenet,
+    efficientnet,
+    ghostnet,
+    inception,
+    lenet,
+    mobilenet,
+    resnet,
+    shufflenet,
+    sknet,
+    vgg,
+)
+
+__all__ = [
+    "ModelInfo",
+    "SqueezeExcite",
+    "Stage",
+    "StagedNet",
+    "UnknownModelError",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+]
