@@ -1,0 +1,38 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both set up .venv when needed.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cnnbench-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-all lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/cnnbench compare resnet50 se_resnet50 ghostnet --out reports --format table,md,csv,html,json
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check cnnbench models tests benchmarks
+	$(VENV)/bin/ruff format --check cnnbench models tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/bench_static.py
+	$(PY) benchmarks/bench_runtime.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks *.egg-info

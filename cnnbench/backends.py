@@ -1,0 +1,289 @@
+"""Four operation counters behind one interface, and the comparison that explains their gaps.
+
+* ``cnnbench``: our dispatch-level counter (:mod:`cnnbench.counting`); MACs and FLOPs under
+  our rule table; works on the meta device. The default.
+* ``torch``: PyTorch's ``torch.utils.flop_counter.FlopCounterMode``; FLOPs (2 x MACs) of
+  convolutions and matrix products only, everything else silently 0 (we list it).
+* ``fvcore``: ``FlopCountAnalysis``; "one fused multiply-add = one flop", i.e. MACs, plus
+  BatchNorm and adaptive pooling; traces with torch.jit, so it needs real tensors.
+* ``thop``: thop's per-module rule table, applied through hooks that cnnbench installs and
+  always removes (thop's own ``profile`` leaves them behind when the forward raises); module
+  hooks cannot see functional ops (``x * s``, ``+``, ``F.relu``).
+
+Every backend returns a :class:`CounterReport`: its total in its own unit, its count per
+operation category, and what it did not count, with call counts and elements.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .counting import RULES, DispatchCount, count_dispatch, op_name
+from .errors import UsageError
+
+__all__ = [
+    "Uncounted",
+    "CounterReport",
+    "BACKENDS",
+    "run_backend",
+    "report_from_dispatch",
+    "CounterComparison",
+    "compare_counters",
+    "CORE_CATEGORIES",
+]
+
+#: Categories that make up MACs proper; everything else is what a backend adds on top.
+CORE_CATEGORIES = ("conv", "matmul")
+
+
+@dataclass
+class Uncounted:
+    """An operation a backend saw (or could not see) and counted as zero."""
+
+    name: str
+    calls: int
+    elements: int | None = None
+
+
+@dataclass
+class CounterReport:
+    """One backend's count of one forward pass (per batch as fed).
+
+    ``total`` is in ``unit`` (what the backend calls FLOPs may be MACs: the unit says which).
+    ``by_category`` uses the same unit. ``macs`` is the backend's conv + matmul count converted
+    to MACs: the figure all backends must agree on.
+    """
+
+    backend: str
+    unit: str
+    total: int
+    macs: int
+    by_category: dict[str, int] = field(default_factory=dict)
+    uncounted: list[Uncounted] = field(default_factory=list)
+    flops: int | None = None  # only backends with a full FLOP rule table (cnnbench)
+
+
+_FVCORE_CATEGORY = {
+    "conv": "conv", "linear": "matmul", "addmm": "matmul", "matmul": "matmul", "bmm": "matmul",
+    "mm": "matmul", "einsum": "matmul", "batch_norm": "batchnorm", "group_norm": "norm",
+    "layer_norm": "norm", "instance_norm": "norm", "adaptive_avg_pool2d": "pooling",
+}  # fmt: skip
+
+
+def _thop_category(module: nn.Module) -> str:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "matmul"
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return "batchnorm"
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+        return "norm"
+    name = type(module).__name__
+    if "Pool" in name:
+        return "pooling"
+    if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.Softmax)):
+        return "activation"
+    return "other"
+
+
+def _cnnbench(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
+    from .se import se_module_types
+
+    return report_from_dispatch(
+        count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+    )
+
+
+def report_from_dispatch(count: DispatchCount) -> CounterReport:
+    """cnnbench's own count as a CounterReport (MACs per category; FLOPs alongside)."""
+    return CounterReport(
+        backend="cnnbench",
+        unit="MACs",
+        total=count.macs,
+        macs=count.macs,
+        by_category={k: v[0] for k, v in count.by_category().items() if v[0]},
+        uncounted=[Uncounted(n, s.calls, s.elements) for n, s in count.uncounted.items()],
+        flops=count.flops,
+    )
+
+
+def _torch(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
+    from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+    counter = FlopCounterMode(display=False)
+    # Our own pass tells what FlopCounterMode leaves at zero (it does not say).
+    ours = count_dispatch(model, inputs, track_memory=False)
+    with torch.no_grad(), counter:
+        model(*inputs)
+    by_cat: dict[str, int] = defaultdict(int)
+    for op, flops in counter.get_flop_counts().get("Global", {}).items():
+        name = _packet_name(op)
+        rule = RULES.get(name)
+        by_cat[rule.category if rule else "other"] += int(flops)
+    counted = {_packet_name(op) for op in flop_registry}
+    uncounted = [
+        Uncounted(n, s.calls, s.elements)
+        for n, s in {**ours.by_op, **ours.uncounted}.items()
+        if n.split(" ")[0] not in counted
+    ]
+    total = int(counter.get_total_flops())
+    core = sum(v for k, v in by_cat.items() if k in CORE_CATEGORIES)
+    return CounterReport("torch", "FLOPs", total, core // 2, dict(by_cat), uncounted)
+
+
+def _packet_name(op: object) -> str:
+    qualified = getattr(op, "_qualified_op_name", None)
+    if qualified:
+        return qualified.split("::")[-1]
+    return op_name(op) if hasattr(op, "_schema") else str(op)
+
+
+def _fvcore(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
+    if any(t.is_meta for t in inputs) or any(p.is_meta for p in model.parameters()):
+        raise UsageError("the fvcore backend traces with torch.jit and needs real tensors, not meta")
+    from fvcore.nn import FlopCountAnalysis
+
+    analysis = FlopCountAnalysis(model, tuple(inputs))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    logger = logging.getLogger("fvcore")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            by_operator = analysis.by_operator()
+            unsupported = analysis.unsupported_ops()
+    finally:
+        logger.setLevel(level)
+    by_cat: dict[str, int] = defaultdict(int)
+    for op, n in by_operator.items():
+        by_cat[_FVCORE_CATEGORY.get(op, "other")] += int(n)
+    total = sum(by_cat.values())
+    core = sum(v for k, v in by_cat.items() if k in CORE_CATEGORIES)
+    uncounted = [Uncounted(op.removeprefix("aten::"), n) for op, n in unsupported.items()]
+    return CounterReport("fvcore", "MACs", total, core, dict(by_cat), uncounted)
+
+
+def _thop(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
+    from thop.profile import register_hooks
+
+    by_cat: dict[str, int] = defaultdict(int)
+    missing: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    handles = []
+
+    def counted(rule: Callable[..., None], category: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
+            before = float(module.total_ops)
+            rule(module, args, out)
+            by_cat[category] += int(round(float(module.total_ops) - before))
+
+        return hook
+
+    def uncounted(module: nn.Module, args: tuple, out: Tensor) -> None:
+        entry = missing[type(module).__name__]
+        entry[0] += 1
+        entry[1] += out.numel() if isinstance(out, Tensor) else 0
+
+    added: list[nn.Module] = []
+    try:
+        for module in model.modules():
+            rule = register_hooks.get(type(module))
+            if rule is not None:
+                module.register_buffer(
+                    "total_ops", torch.zeros(1, dtype=torch.float64), persistent=False
+                )
+                added.append(module)
+                handles.append(module.register_forward_hook(counted(rule, _thop_category(module))))
+            elif not list(module.children()):
+                handles.append(module.register_forward_hook(uncounted))
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        for module in added:
+            module._buffers.pop("total_ops", None)
+    total = sum(by_cat.values())
+    core = sum(v for k, v in by_cat.items() if k in CORE_CATEGORIES)
+    rows = [Uncounted(f"{n} (module)", c, e) for n, (c, e) in missing.items()]
+    rows.append(Uncounted("functional ops (x*s, +, F.*): invisible to module hooks", 0, None))
+    return CounterReport("thop", "MACs", total, core, dict(by_cat), rows)
+
+
+#: Backend name -> counting function. ``cnnbench`` is the default.
+BACKENDS: dict[str, Callable[[nn.Module, Sequence[Tensor]], CounterReport]] = {
+    "cnnbench": _cnnbench,
+    "torch": _torch,
+    "fvcore": _fvcore,
+    "thop": _thop,
+}
+
+
+def run_backend(name: str, model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
+    """Count ``model(*inputs)`` with one backend. The model's mode is left as it was."""
+    try:
+        fn = BACKENDS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown counter {name!r}; choose one of {', '.join(BACKENDS)}"
+        ) from None
+    return fn(model, inputs)
+
+
+@dataclass
+class CounterComparison:
+    """Several backends on the same model and input, with the explanation of their gaps.
+
+    ``warnings`` holds one line per backend whose MACs (conv + matmul, converted to MACs)
+    differ from cnnbench's by more than ``tolerance``, naming the categories responsible.
+    """
+
+    reports: dict[str, CounterReport]
+    tolerance: float
+    warnings: list[str] = field(default_factory=list)
+
+    def categories(self) -> list[str]:
+        names = {c for r in self.reports.values() for c in r.by_category}
+        return sorted(names, key=lambda c: (c not in CORE_CATEGORIES, c))
+
+
+def compare_counters(
+    model: nn.Module,
+    inputs: Sequence[Tensor],
+    backends: Sequence[str] = ("cnnbench", "torch", "fvcore", "thop"),
+    tolerance: float = 0.01,
+) -> CounterComparison:
+    """Run each backend and check that their MACs agree once the extras are set aside."""
+    reports = {name: run_backend(name, model, inputs) for name in backends}
+    comparison = CounterComparison(reports, tolerance)
+    ref = reports.get("cnnbench") or next(iter(reports.values()))
+    for name, rep in reports.items():
+        if rep is ref or ref.macs == 0:
+            continue
+        gap = rep.macs / ref.macs - 1
+        if abs(gap) > tolerance:
+            culprits = [
+                c
+                for c in CORE_CATEGORIES
+                if _macs_in(rep, c) != _macs_in(ref, c)
+            ]
+            comparison.warnings.append(
+                f"{name} MACs differ from {ref.backend} by {gap:+.2%} "
+                f"(conv+matmul {rep.macs:,} vs {ref.macs:,}); responsible: "
+                f"{', '.join(culprits) or 'unknown'}; uncounted there: "
+                f"{', '.join(u.name for u in rep.uncounted[:5]) or 'none'}"
+            )
+    return comparison
+
+
+def _macs_in(report: CounterReport, category: str) -> int:
+    value = report.by_category.get(category, 0)
+    return value // 2 if report.unit == "FLOPs" else value

@@ -1,0 +1,325 @@
+"""Static profile: what a network costs before it runs (parameters, MACs, FLOPs, activations).
+
+All counts are **per image** (the counter runs at batch 1) in eval mode, at the given input
+size. By default nothing is computed for real: zoo models are built on the meta device, and
+a user's module is profiled with its parameters temporarily replaced by meta tensors.
+
+Activation memory, per image:
+* ``activation_bytes`` (inference): the peak of simultaneously live operation outputs during
+  one forward pass under no_grad, the input excluded;
+* ``activation_sum_bytes``: the sum of all operation outputs, an upper bound on the former;
+* ``train_activation_bytes``: the tensors autograd saves for backward in train mode
+  (parameters excluded, each storage once).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.stateless import _reparametrize_module
+
+from .backends import CounterReport, report_from_dispatch, run_backend
+from .counting import DispatchCount, count_dispatch
+from .errors import UsageError
+from .results import Result, StageCost
+from .se import se_module_types
+
+__all__ = ["StaticProfile", "profile_static", "build_model", "on_meta", "stage_list"]
+
+
+@dataclass
+class StaticProfile:
+    """Static costs of one model at one input size; counts per image."""
+
+    model: str
+    family: str
+    input_size: tuple[int, int, int]
+    params: int
+    trainable_params: int
+    buffers: int
+    bytes_by_dtype: dict[str, int]
+    params_by_module_type: dict[str, int]
+    macs: int
+    flops: int
+    counter: CounterReport
+    dispatch: DispatchCount
+    stages: list[StageCost]
+    activation_bytes: int
+    activation_sum_bytes: int
+    train_activation_bytes: int | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_result(self) -> Result:
+        """The static fields of the common result record."""
+        return Result(
+            model=self.model,
+            family=self.family,
+            input_size=list(self.input_size),
+            params=self.params,
+            trainable_params=self.trainable_params,
+            buffers=self.buffers,
+            macs=self.macs,
+            flops=self.flops,
+            counter=self.counter.backend,
+            activation_bytes=self.activation_bytes,
+            train_activation_bytes=self.train_activation_bytes,
+            stages=[StageCost(**vars(s)) for s in self.stages],
+        )
+
+
+def build_model(name: str, *, device: str = "meta", **kwargs: Any) -> nn.Module:
+    """Build a zoo model on ``device`` (meta by default: shapes only, no memory)."""
+    from cnnbench.models import create_model
+
+    with torch.device(device):
+        return create_model(name, **kwargs)
+
+
+@contextmanager
+def on_meta(model: nn.Module) -> Iterator[nn.Module]:
+    """Temporarily swap a real model's parameters and buffers for meta tensors."""
+    if all(t.is_meta for t in _tensors(model)):
+        yield model
+        return
+    state = {n: torch.empty_like(t, device="meta") for n, t in _named_tensors(model)}
+    with _reparametrize_module(model, state, tie_weights=True):
+        yield model
+
+
+def _named_tensors(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
+    yield from model.named_parameters(remove_duplicate=False)
+    yield from model.named_buffers(remove_duplicate=False)
+
+
+def _tensors(model: nn.Module) -> Iterator[Tensor]:
+    yield from model.parameters()
+    yield from model.buffers()
+
+
+def stage_list(model: nn.Module) -> list[tuple[str, int, int | None]]:
+    """(name, blocks, declared out channels) of each stage: a StagedNet's own stages, else
+    the model's top-level children (blocks 1, channels unknown)."""
+    stages = getattr(model, "stages", None)
+    if callable(stages):
+        return [(s.name, s.blocks, s.out_channels) for s in stages()]
+    return [(name, 1, None) for name, _ in model.named_children()]
+
+
+def _param_summary(model: nn.Module) -> tuple[int, int, int, dict[str, int], dict[str, int]]:
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    buffers = sum(b.numel() for b in model.buffers())
+    by_dtype: dict[str, int] = defaultdict(int)
+    for t in _tensors(model):
+        by_dtype[str(t.dtype).removeprefix("torch.")] += t.numel() * t.element_size()
+    by_type: dict[str, int] = defaultdict(int)
+    for module in model.modules():
+        n = sum(p.numel() for p in module.parameters(recurse=False))
+        if n:
+            by_type[type(module).__name__] += n
+    ordered = dict(sorted(by_type.items(), key=lambda kv: -kv[1]))
+    return total, trainable, buffers, dict(by_dtype), ordered
+
+
+def _describe(model: nn.Module, name: str) -> str:
+    return name or type(model).__name__
+
+
+def _run_checked(model: nn.Module, name: str, shape: tuple[int, ...], fn: Any) -> Any:
+    """Run ``fn()``; turn a failing forward into one line naming model, shape and a fix."""
+    try:
+        return fn()
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every forward failure becomes one clear line
+        hint = _what_would_work(model, shape)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"{name}: forward failed on input {'x'.join(map(str, shape))} ({first}); {hint}"
+        ) from exc
+
+
+def _what_would_work(model: nn.Module, shape: tuple[int, ...]) -> str:
+    info = getattr(model, "model_info", None)
+    if info is not None and shape[1] != info.input_size[0]:
+        return f"the model expects {info.input_size[0]} input channels"
+    if info is None:
+        return "check the model's expected input shape (--resolution, channels)"
+    c, h, _ = info.input_size
+    smallest = _smallest_resolution(model, c, h)
+    native = "x".join(map(str, info.input_size))
+    if smallest is None:
+        return f"the native input is {native}"
+    return f"the native input is {native}; the smallest that works is {c}x{smallest}x{smallest}"
+
+
+def _smallest_resolution(model: nn.Module, channels: int, native: int) -> int | None:
+    """Bisect the smallest square input that runs, on the meta device (milliseconds)."""
+
+    def works(size: int) -> bool:
+        try:
+            with on_meta(model), torch.no_grad():
+                model(torch.empty(1, channels, size, size, device="meta"))
+            return True
+        except Exception:  # noqa: BLE001 - probing
+            return False
+
+    if not works(native):
+        return None
+    lo, hi = 1, native
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if works(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def profile_static(
+    model: nn.Module | str,
+    *,
+    input_size: tuple[int, int, int] | None = None,
+    resolution: int | None = None,
+    counter: str = "cnnbench",
+    meta: bool = True,
+    train_memory: bool = True,
+    name: str = "",
+    **model_kwargs: Any,
+) -> StaticProfile:
+    """Profile ``model`` (a zoo name or any nn.Module) at ``input_size`` (C, H, W).
+
+    ``resolution`` overrides H = W of the default input. ``counter`` picks the backend whose
+    MACs are reported (``cnnbench``, ``torch``, ``fvcore``, ``thop``); FLOPs, stages and memory
+    always come from cnnbench's rule table. ``meta=False`` computes on real CPU tensors (the
+    fvcore backend requires that).
+    """
+    if isinstance(model, str):
+        name = name or model
+        model = build_model(model, device="meta" if meta and counter != "fvcore" else "cpu",
+                            **model_kwargs)
+    if not isinstance(model, nn.Module):
+        raise UsageError(
+            f"{name or type(model).__name__}: not a torch.nn.Module ({type(model).__name__}); "
+            "pass a zoo name or an nn.Module instance"
+        )
+    name = _describe(model, name)
+    info = getattr(model, "model_info", None)
+    if input_size is None:
+        if info is None:
+            raise UsageError(f"{name}: no default input size; pass input_size=(C, H, W)")
+        input_size = info.input_size
+    c, h, w = input_size
+    if resolution is not None:
+        h = w = resolution
+    if min(c, h, w) <= 0:
+        raise UsageError(f"{name}: input size {c}x{h}x{w} must be positive")
+    shape = (1, c, h, w)
+    if counter == "fvcore":
+        meta = False
+    model.eval()
+
+    device = "meta" if meta else "cpu"
+    notes: list[str] = []
+    if not meta and any(t.is_meta for t in _tensors(model)):
+        raise UsageError(f"{name}: the model is on the meta device; build it on cpu for {counter}")
+
+    def x() -> Tensor:
+        return torch.empty(shape, device=device) if meta else torch.randn(shape)
+
+    params, trainable, buffers, by_dtype, by_type = _param_summary(model)
+    ctx = on_meta(model) if meta else nullcontext(model)
+    stage_meta = stage_list(model)
+    with ctx:
+        outputs: dict[str, Tensor] = {}
+        hooks = [
+            getattr(model, s).register_forward_hook(
+                lambda _m, _i, out, s=s: outputs.__setitem__(s, out)
+            )
+            for s, _, _ in stage_meta
+        ]
+        try:
+            dispatch = _run_checked(
+                model, name, shape,
+                lambda: count_dispatch(model, [x()], se_types=se_module_types()),
+            )
+        finally:
+            for hook in hooks:
+                hook.remove()
+        report = (
+            report_from_dispatch(dispatch)
+            if counter == "cnnbench"
+            else _run_checked(model, name, shape, lambda: run_backend(counter, model, [x()]))
+        )
+        train_bytes = None
+        if train_memory:
+            model.train()
+            try:
+                saved = _run_checked(
+                    model, name, (2, c, h, w),
+                    lambda: count_dispatch(
+                        model, [torch.empty(2, c, h, w, device=device) if meta
+                                else torch.randn(2, c, h, w)],
+                        track_memory=False, track_saved=True,
+                    ),
+                )
+                train_bytes = saved.saved_bytes // 2
+            finally:
+                model.eval()
+    stages = []
+    for stage_name, blocks, declared in stage_meta:
+        out = outputs.get(stage_name)
+        out_t = out[0] if isinstance(out, (tuple, list)) else out
+        scope = dispatch.by_scope.get(stage_name, [0, 0])
+        module = getattr(model, stage_name)
+        stages.append(
+            StageCost(
+                name=stage_name,
+                blocks=blocks,
+                out_channels=declared if declared is not None else (
+                    out_t.shape[1] if isinstance(out_t, Tensor) and out_t.dim() > 1 else 0
+                ),
+                params=sum(p.numel() for p in module.parameters()),
+                macs=scope[0],
+                flops=scope[1],
+                output_shape=list(out_t.shape[1:]) if isinstance(out_t, Tensor) else [],
+                output_bytes=(out_t.numel() * out_t.element_size())
+                if isinstance(out_t, Tensor) else 0,
+            )
+        )
+    if report.uncounted:
+        notes.append(
+            f"{report.backend} did not count: "
+            + ", ".join(f"{u.name} x{u.calls}" for u in report.uncounted)
+        )
+    return StaticProfile(
+        model=name,
+        family=info.family if info is not None else "custom",
+        input_size=(c, h, w),
+        params=params,
+        trainable_params=trainable,
+        buffers=buffers,
+        bytes_by_dtype=by_dtype,
+        params_by_module_type=by_type,
+        macs=report.macs if counter == "cnnbench" else _report_macs(report),
+        flops=dispatch.flops,
+        counter=report,
+        dispatch=dispatch,
+        stages=stages,
+        activation_bytes=dispatch.peak_live_bytes,
+        activation_sum_bytes=dispatch.sum_output_bytes,
+        train_activation_bytes=train_bytes,
+        notes=notes,
+    )
+
+
+def _report_macs(report: CounterReport) -> int:
+    """A backend's headline figure in MACs (FLOP-unit backends halved)."""
+    return report.total // 2 if report.unit == "FLOPs" else report.total

@@ -1,0 +1,114 @@
+"""Generic checks over every registered model: exact parameter counts against the reference
+table, stage layout, and real forward passes in train and eval mode."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnbench.models import StagedNet, create_model, get_model_info, list_models
+from tests.reference_counts import REFERENCE, REFERENCE_GMACS
+
+CASES = [(name, kw, n) for name, variants in REFERENCE.items() for kw, n in variants]
+
+# Models above this many GMACs at native size run their native-size forward only in the slow suite.
+_FAST_GMACS = 2.0
+# Small input (H = W) per model where the default 64 does not fit the architecture.
+_SMALL = {"lenet5": 32, "senet18": 32, "inception_v3": 80}
+
+
+def _param_count(name: str, **kwargs: object) -> int:
+    with torch.device("meta"):
+        model = create_model(name, **kwargs)
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_every_registered_model_is_in_the_reference_table() -> None:
+    registered = set(list_models())
+    assert registered == set(REFERENCE), (
+        f"missing from tests: {sorted(registered - set(REFERENCE))}; "
+        f"in tests but not registered: {sorted(set(REFERENCE) - registered)}"
+    )
+
+
+@pytest.mark.parametrize(("name", "kwargs", "expected"), CASES, ids=[f"{c[0]}{c[1] or ''}" for c in CASES])
+def test_exact_parameter_count(name: str, kwargs: dict, expected: int) -> None:
+    assert _param_count(name, **kwargs) == expected
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_stages_are_uniform_and_declared_channels_match_a_forward(name: str) -> None:
+    info = get_model_info(name)
+    with torch.device("meta"):
+        model = create_model(name).eval()
+    assert isinstance(model, StagedNet)
+    names = [s.name for s in model.stages()]
+    assert names[0] == "stem" and names[-1] == "head"
+    assert names[1:-1] == [f"stage{i}" for i in range(1, len(names) - 1)]
+    assert [n for n, _ in model.named_children() if n in names] == names
+    seen: dict[str, int] = {}
+    hooks = [
+        getattr(model, n).register_forward_hook(
+            lambda _m, _i, out, n=n: seen.__setitem__(n, out.shape[1])
+        )
+        for n in names
+    ]
+    model(torch.empty(1, *info.input_size, device="meta"))
+    for h in hooks:
+        h.remove()
+    assert seen == {s.name: s.out_channels for s in model.stages()}
+    for stage in model.stages()[1:-1]:
+        assert stage.blocks >= 1
+
+
+def _check_forward(name: str, size: int | None, mode: str) -> None:
+    info = get_model_info(name)
+    c, h, w = info.input_size
+    if size is not None:
+        h = w = size
+    model = create_model(name)
+    model.train(mode == "train")
+    x = torch.randn(2, c, h, w)
+    with torch.set_grad_enabled(mode == "train"):
+        out = model(x)
+    logits = out[0] if isinstance(out, tuple) else out
+    assert logits.shape == (2, info.num_classes)
+    assert torch.isfinite(logits).all()
+
+
+def _native_params() -> list:
+    params = []
+    for name in sorted(REFERENCE):
+        slow = REFERENCE_GMACS.get(name, math.inf) > _FAST_GMACS and name not in ("senet18",)
+        marks = [pytest.mark.slow] if slow else []
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("name", _native_params())
+def test_forward_at_native_size(name: str, mode: str) -> None:
+    _check_forward(name, None, mode)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_forward_at_small_size(name: str, mode: str) -> None:
+    _check_forward(name, _SMALL.get(name, 64), mode)
+
+
+def test_no_print_in_forward(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("lenet5", "senet18"):
+        _check_forward(name, None, "eval")
+    assert capsys.readouterr().out == ""
+
+
+def test_no_module_ends_in_softmax() -> None:
+    for name in list_models():
+        with torch.device("meta"):
+            model = create_model(name)
+        last = list(model.head.modules())[-1]
+        assert not isinstance(last, (nn.Softmax, nn.LogSoftmax)), name
