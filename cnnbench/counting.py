@@ -216,6 +216,7 @@ class DispatchCount:
     flops: int = 0
     by_op: dict[str, OpStats] = field(default_factory=dict)
     by_scope: dict[str, list[int]] = field(default_factory=dict)
+    se_by_scope: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     uncounted: dict[str, OpStats] = field(default_factory=dict)
     peak_live_bytes: int = 0
     sum_output_bytes: int = 0
@@ -265,6 +266,11 @@ class _CountingMode(TorchDispatchMode):
             scope = res.by_scope.setdefault(self.scope, [0, 0])
             scope[0] += macs
             scope[1] += flops
+            if self.se_depth:
+                part = "se_gate" if category == "se_gate" else "fc"
+                se = res.se_by_scope.setdefault(self.scope, {}).setdefault(part, [0, 0])
+                se[0] += macs
+                se[1] += flops
         elif name not in FREE_OPS:
             stats = res.uncounted.setdefault(name, OpStats("uncounted"))
             stats.calls += 1
