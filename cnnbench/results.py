@@ -45,6 +45,8 @@ class StageCost:
     flops: int
     output_shape: list[int]
     output_bytes: int
+    se_params: int = 0  # parameters of the SE blocks in this stage (weights + biases)
+    se_flops: int = 0  # FLOPs done inside SE blocks (FCs, pooling, gate, scaling)
     time_ms: float | None = None
 
 

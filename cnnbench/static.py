@@ -279,6 +279,8 @@ def profile_static(
         out_t = out[0] if isinstance(out, (tuple, list)) else out
         scope = dispatch.by_scope.get(stage_name, [0, 0])
         module = getattr(model, stage_name)
+        se_blocks = [m for m in module.modules() if isinstance(m, se_module_types())]
+        se_counts = dispatch.se_by_scope.get(stage_name, {})
         stages.append(
             StageCost(
                 name=stage_name,
@@ -292,6 +294,8 @@ def profile_static(
                 output_shape=list(out_t.shape[1:]) if isinstance(out_t, Tensor) else [],
                 output_bytes=(out_t.numel() * out_t.element_size())
                 if isinstance(out_t, Tensor) else 0,
+                se_params=sum(p.numel() for b in se_blocks for p in b.parameters()),
+                se_flops=sum(v[1] for v in se_counts.values()),
             )
         )
     if report.uncounted:
