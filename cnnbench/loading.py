@@ -8,6 +8,9 @@ A spec is one of:
 * ``timm:NAME`` / ``torchvision:NAME``: when that library happens to be installed
   (no weights are ever downloaded).
 
+A model that carries no ``model_info`` gets a default one (family ``custom``, input 3x224x224,
+so ``--resolution`` sets H = W).
+
 ``model_args`` (from ``--model-arg key=value``) are passed to the builder; values are parsed
 as Python literals where possible (``3``, ``0.5``, ``(1, 2)``, ``None``), else kept as strings.
 """
@@ -107,7 +110,7 @@ def _from_library(library: str, name: str, spec: str, kwargs: dict[str, Any]) ->
 
 def load_model(spec: str, model_args: dict[str, Any] | None = None) -> tuple[str, nn.Module]:
     """Build the model a spec names, on the CPU. Returns (display name, module)."""
-    from cnnbench.models import UnknownModelError, create_model
+    from cnnbench.models import ModelInfo, UnknownModelError, create_model
 
     kwargs = dict(model_args or {})
     if ":" not in spec:
@@ -119,13 +122,15 @@ def load_model(spec: str, model_args: dict[str, Any] | None = None) -> tuple[str
             raise UsageError(f"{spec}: bad model arguments ({exc})") from None
     prefix, attr = spec.rsplit(":", 1)
     if prefix in ("timm", "torchvision"):
-        return attr, _from_library(prefix, attr, spec, kwargs)
-    if prefix.endswith(".py") or "/" in prefix:
-        obj = _from_file(prefix, attr, spec)
+        model = _from_library(prefix, attr, spec, kwargs)
+    elif prefix.endswith(".py") or "/" in prefix:
+        model = _call(_from_file(prefix, attr, spec), spec, kwargs)
     else:
         try:
             module = importlib.import_module(prefix)
         except ImportError as exc:
             raise UsageError(f"{spec}: cannot import {prefix!r} ({exc})") from None
-        obj = _attr(module, attr, spec)
-    return attr, _call(obj, spec, kwargs)
+        model = _call(_attr(module, attr, spec), spec, kwargs)
+    if getattr(model, "model_info", None) is None:
+        model.model_info = ModelInfo(name=attr, family="custom", paper="")
+    return attr, model

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
+
 SCHEMA_VERSION = 1
 
 __all__ = [
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-class SchemaError(ValueError):
+class SchemaError(UsageError):
     """A saved run that cannot be read: the message names the file and the problem."""
 
 

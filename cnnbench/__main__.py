@@ -1,0 +1,5 @@
+"""``python -m cnnbench``."""
+
+from cnnbench.cli import main
+
+main()
