@@ -1,3 +1,20 @@
-"""cnnbench: what a convolutional network costs, measured and explained."""
+"""cnnbench: what a convolutional network costs, measured and explained.
+
+``cnnbench.to_dataframe(results)`` turns result records into a pandas DataFrame (pandas is
+imported on first use only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "to_dataframe"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "to_dataframe":
+        from .reporting import to_dataframe
+
+        return to_dataframe
+    raise AttributeError(f"module 'cnnbench' has no attribute {name!r}")

@@ -184,7 +184,7 @@ def _measure_and_report(
         reporting.render_table(run, out, baseline=baseline)
     files = [f for f in formats if f != "table"]
     if files:
-        paths = reporting.write_reports(run, out_dir, files, name)
+        paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
         if not quiet:
             err.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
@@ -371,7 +371,7 @@ def report(
         reporting.render_table(run, out, baseline=baseline)
     files = [f for f in formats if f != "table"]
     if files:
-        paths = reporting.write_reports(run, out_dir, files, run_file.stem)
+        paths = reporting.write_reports(run, out_dir, files, run_file.stem, baseline=baseline)
         err.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

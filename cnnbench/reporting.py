@@ -1,0 +1,649 @@
+"""Reports of a saved or fresh run: terminal tables, CSV, Markdown, JSON and one HTML file.
+
+Reporters never measure: each renderer is a pure function of a :class:`~cnnbench.results.Run`
+(or a list of :class:`~cnnbench.results.Result`). CSV and Markdown go through
+:func:`to_dataframe`, whose columns are exactly :meth:`Result.flat_columns` in schema order.
+
+Units in reports: params in millions (M), MACs in billions per image (GMACs), latency in
+milliseconds per batch (median with the larger distance to a CI bound as ``±``), throughput
+in images per second, memory in MiB (2**20 bytes). Relative columns (``*_x``) divide a row's
+value by the baseline model's value in the same configuration.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich import box
+from rich.console import Console
+from rich.markup import escape as rich_escape
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from .charts import CHARTS, CONFIG_FIELDS, all_charts, config_label, stage_results, varying_config
+from .errors import UsageError
+from .results import Result, Run, atomic_write_text
+
+__all__ = [
+    "CONVENTIONS",
+    "FORMATS",
+    "RELATIVE_COLUMNS",
+    "relative_to",
+    "render_csv",
+    "render_html",
+    "render_json",
+    "render_markdown",
+    "render_table",
+    "to_dataframe",
+    "write_reports",
+]
+
+#: Printed at the top of every human-readable report.
+CONVENTIONS = (
+    "MACs = multiply-accumulates of conv/linear/matmul, bias excluded; "
+    "FLOPs = 2×MACs + elementwise per cnnbench rules; per image. "
+    "Latency per batch: median ± distance to its confidence bound."
+)
+
+#: Relative column -> the Result field it divides by the baseline's.
+RELATIVE_COLUMNS: dict[str, str] = {
+    "params_x": "params",
+    "macs_x": "macs",
+    "latency_x": "latency_ms_median",
+    "throughput_x": "throughput_ips",
+    "memory_x": "peak_memory_bytes",
+}
+
+#: Output formats of :func:`write_reports` -> file suffix (None: printed, no file).
+FORMATS: dict[str, str | None] = {
+    "table": None,
+    "csv": ".csv",
+    "md": ".md",
+    "json": ".json",
+    "html": ".html",
+}
+
+# Configuration keys that pick the baseline row, most exact first.
+_MATCH_KEYS = (
+    ("batch_size", "precision", "memory_format", "device", "mode", "compiled", "input_size"),
+    ("batch_size", "precision", "memory_format", "device", "mode"),
+)
+_INT_COLUMNS = [
+    f.name
+    for f in fields(Result)
+    if f.name in Result.flat_columns() and str(f.type).split("|")[0].strip() == "int"
+]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _baseline_model(results: Sequence[Result], baseline: str | None) -> str | None:
+    models = list(dict.fromkeys(r.model for r in results))
+    if baseline is None:
+        return models[0] if models else None
+    if baseline not in models:
+        raise UsageError(
+            f"baseline {baseline!r} is not in this run; its models are: {', '.join(models)}"
+        )
+    return baseline
+
+
+def _baseline_row(result: Result, candidates: Sequence[Result]) -> Result:
+    for keys in _MATCH_KEYS:
+        for c in candidates:
+            if all(getattr(c, k) == getattr(result, k) for k in keys):
+                return c
+    return candidates[0]
+
+
+def relative_to(results: Sequence[Result], baseline: str | None = None) -> list[dict[str, Any]]:
+    """For each result, ``{params_x, macs_x, latency_x, throughput_x, memory_x}``: its value
+    divided by the baseline model's value in the same configuration (batch size, precision,
+    memory format, device, mode; resolution and compile too when the baseline has a row
+    that matches them; else the baseline's first row). None where
+    either value is missing or the baseline's is 0. ``baseline`` defaults to the first model;
+    an unknown name raises UsageError."""
+    name = _baseline_model(results, baseline)
+    base_rows = [r for r in results if r.model == name]
+    out = []
+    for r in results:
+        b = _baseline_row(r, base_rows)
+        row: dict[str, Any] = {}
+        for col, attr in RELATIVE_COLUMNS.items():
+            v, bv = getattr(r, attr), getattr(b, attr)
+            row[col] = None if v is None or bv is None or bv == 0 else v / bv
+        out.append(row)
+    return out
+
+
+def to_dataframe(
+    results: Sequence[Result], *, relative: bool = False, baseline: str | None = None
+) -> pd.DataFrame:
+    """One flat row per result; columns exactly :meth:`Result.flat_columns` in schema order
+    (``input_size`` as ``"3x224x224"``; integer fields as nullable ``Int64``). With
+    ``relative``, the :data:`RELATIVE_COLUMNS` are appended (see :func:`relative_to`)."""
+    columns = Result.flat_columns()
+    df = pd.DataFrame([r.flat() for r in results], columns=columns)
+    for col in _INT_COLUMNS:
+        df[col] = df[col].astype("Int64")
+    if relative:
+        rel = relative_to(results, baseline)
+        for col in RELATIVE_COLUMNS:
+            df[col] = pd.Series([row[col] for row in rel], index=df.index, dtype="float64")
+    return df
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _val(v: Any) -> Any:
+    """None for None/NaN/NA (pandas missing values), else ``v``."""
+    if v is None:
+        return None
+    try:
+        return None if pd.isna(v) else v
+    except (TypeError, ValueError):
+        return v
+
+
+def _sig(v: float) -> str:
+    """2-3 significant decimals for a human: 1234 -> '1,234', 12.3 -> '12.3', 0.123 -> '0.123'."""
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 0.1 or a == 0:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def _params(v: Any) -> str:
+    return "—" if _val(v) is None else f"{v / 1e6:.2f} M"
+
+
+def _count(v: Any) -> str:
+    """A parameter count in M, in K below a million, plain below a thousand."""
+    if _val(v) is None:
+        return "—"
+    if abs(v) < 1000:
+        return f"{v:.0f}"
+    return f"{v / 1e6:.2f} M" if abs(v) >= 1e6 else f"{_sig(v / 1e3)} K"
+
+
+def _gmacs(v: Any) -> str:
+    return "—" if _val(v) is None else f"{_sig(v / 1e9)} GMACs"
+
+
+def _macs_short(v: Any) -> str:
+    """MACs in GMACs, or in MMACs below a billion (stage tables)."""
+    if _val(v) is None:
+        return "—"
+    return f"{_sig(v / 1e9)} GMACs" if abs(v) >= 1e9 else f"{_sig(v / 1e6)} MMACs"
+
+
+def _mib(v: Any) -> str:
+    return "—" if _val(v) is None else f"{_sig(v / 2**20)} MiB"
+
+
+def _latency(median: Any, low: Any, high: Any) -> str:
+    if _val(median) is None:
+        return "—"
+    text = f"{_sig(median)} ms"
+    if _val(low) is not None and _val(high) is not None:
+        text += f" ±{_sig(max(median - low, high - median))}"
+    return text
+
+
+def _ips(v: Any) -> str:
+    return "—" if _val(v) is None else f"{_sig(v)} img/s"
+
+
+def _ratio(v: Any) -> str:
+    return "—" if _val(v) is None else f"{v:.2f}×"
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}%"
+
+
+class _Table:
+    """A display table shared by the rich, Markdown and HTML renderers."""
+
+    def __init__(self, headers: list[str], numeric: list[bool]) -> None:
+        self.headers, self.numeric = headers, numeric
+        self.rows: list[list[str]] = []
+        self.marked: list[bool] = []
+
+    def add(self, cells: list[str], *, marked: bool = False) -> None:
+        self.rows.append(cells)
+        self.marked.append(marked)
+
+    def select(self, columns: Sequence[int]) -> _Table:
+        """A copy with only the given columns."""
+        out = _Table([self.headers[i] for i in columns], [self.numeric[i] for i in columns])
+        for cells, marked in zip(self.rows, self.marked, strict=True):
+            out.add([cells[i] for i in columns], marked=marked)
+        return out
+
+
+def _results_table(run: Run, baseline: str | None) -> tuple[_Table, str | None]:
+    """The main table (one row per result) through :func:`to_dataframe`, and the baseline."""
+    results = run.results
+    base = _baseline_model(results, baseline)
+    vary = varying_config(results)
+    failed = any(r.status != "ok" for r in results)
+    headers = (
+        ["Model"]
+        + (["Config"] if vary else [])
+        + [
+            "Params",
+            "MACs",
+            "Latency (median ±CI)",
+            "Throughput",
+            "Memory",
+            "Params ×",
+            "MACs ×",
+            "Latency ×",
+            "Throughput ×",
+            "Memory ×",
+        ]
+        + (["Status"] if failed else [])
+    )
+    numeric = [False] + ([False] if vary else []) + [True] * 10 + ([False] if failed else [])
+    table = _Table(headers, numeric)
+    df = to_dataframe(results, relative=True, baseline=baseline)
+    for r, row in zip(results, df.to_dict("records"), strict=True):
+        is_base = r.model == base
+        cells = [r.model + (" (baseline)" if is_base else "")]
+        if vary:
+            cells.append(config_label(r, vary))
+        cells += [
+            _params(row["params"]),
+            _gmacs(row["macs"]),
+            _latency(row["latency_ms_median"], row["latency_ms_ci_low"], row["latency_ms_ci_high"]),
+            _ips(row["throughput_ips"]),
+            _mib(row["peak_memory_bytes"]),
+            *(_ratio(row[c]) for c in RELATIVE_COLUMNS),
+        ]
+        if failed:
+            cells.append(r.status)
+        table.add(cells, marked=is_base)
+    return table, base
+
+
+def _stage_table(r: Result) -> _Table:
+    """Per-stage params, MACs, shares of MACs and time, and SE params of one result."""
+    timed = any(s.time_ms is not None for s in r.stages)
+    has_se = any(s.se_params for s in r.stages)
+    headers = ["Stage", "Blocks", "Params", "MACs", "MACs %"]
+    headers += ["Time", "Time %"] if timed else []
+    headers += ["SE params", "SE % of stage"] if has_se else []
+    table = _Table(headers, [False] + [True] * (len(headers) - 1))
+    total_macs = sum(s.macs for s in r.stages)
+    total_time = math.fsum(s.time_ms or 0.0 for s in r.stages)
+    for s in r.stages:
+        cells = [
+            s.name,
+            str(s.blocks),
+            _count(s.params),
+            _macs_short(s.macs),
+            _pct(100 * s.macs / total_macs if total_macs else None),
+        ]
+        if timed:
+            cells += [
+                "—" if s.time_ms is None else f"{_sig(s.time_ms)} ms",
+                _pct(
+                    100 * s.time_ms / total_time if s.time_ms is not None and total_time else None
+                ),
+            ]
+        if has_se:
+            cells += [
+                _count(s.se_params),
+                _pct(100 * s.se_params / s.params if s.params else None),
+            ]
+        table.add(cells)
+    return table
+
+
+def _stage_title(r: Result, vary: Sequence[str]) -> str:
+    return f"{r.model} stages" + (f" ({config_label(r, vary)})" if vary else "")
+
+
+def _common_config(results: Sequence[Result]) -> str:
+    """The configuration shared by every row, e.g. ``cpu · bs1 · 224x224 · fp32 · NCHW``."""
+    if not results:
+        return ""
+    vary = set(varying_config(results))
+    return config_label(results[0], [f for f in CONFIG_FIELDS if f not in vary], sep=" · ")
+
+
+def _environment_line(run: Run) -> str:
+    env = run.environment
+    parts = [
+        str(env.get("device_name") or env.get("device") or ""),
+        f"torch {env['torch']}" if env.get("torch") else "",
+        f"{env['threads']} threads" if env.get("threads") else "",
+        f"commit {env['commit']}" if env.get("commit") else "",
+        run.created[:19].replace("T", " ") if run.created else "",
+    ]
+    return " · ".join(p for p in parts if p)
+
+
+def _title(run: Run) -> str:
+    models = list(dict.fromkeys(r.model for r in run.results))
+    return "cnnbench: " + (" vs ".join(models) if models else "empty run")
+
+
+def _failures(run: Run) -> list[str]:
+    return [
+        f"{r.model} ({config_label(r, varying_config(run.results)) or r.device}): "
+        f"{r.status}" + (f": {r.error}" if r.error else "")
+        for r in run.results
+        if r.status != "ok"
+    ]
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def render_table(run: Run, console: Console, baseline: str | None = None) -> None:
+    """Print the run as rich tables: conventions, one row per result with units and relative
+    columns (the baseline row marked), and per-stage share tables when stages were timed."""
+    console.print(
+        f"[bold]{rich_escape(_title(run))}[/]  [dim]{rich_escape(_environment_line(run))}[/]"
+    )
+    console.print(f"[dim]{rich_escape(CONVENTIONS)}[/]")
+    if not run.complete:
+        console.print("[bold red]Incomplete run:[/] interrupted; the rows below were measured.")
+    if not run.results:
+        console.print("No results.")
+        return
+    data, base = _results_table(run, baseline)
+    caption = f"× columns: value / {base}'s in the same configuration"
+    title = f"Configuration: {_common_config(run.results)}"
+    table = _rich_table(data, title, caption=caption)
+    natural = console.measure(table, options=console.options.update_width(10**4)).maximum
+    if natural > console.width:
+        # too wide for the terminal: absolute values, then the relative columns
+        n_rel = len(RELATIVE_COLUMNS)
+        first = data.headers.index("Params ×")
+        keys = [i for i, h in enumerate(data.headers) if h in ("Model", "Config")]
+        absolute = [i for i in range(len(data.headers)) if not first <= i < first + n_rel]
+        relative = keys + list(range(first, first + n_rel))
+        console.print(_rich_table(data.select(absolute), title))
+        table = _rich_table(data.select(relative), f"Relative to {base}", caption=caption)
+    console.print(table)
+    for line in _failures(run):
+        console.print(f"[red]{rich_escape(line)}[/]")
+    vary = varying_config(run.results)
+    for r in stage_results(run.results):
+        if any(s.time_ms is not None for s in r.stages):
+            console.print(_rich_table(_stage_table(r), _stage_title(r, vary)))
+
+
+def _rich_table(data: _Table, title: str, caption: str | None = None) -> Table:
+    """A rich Table of ``data``: numbers right-aligned, the marked (baseline) row bold."""
+    table = Table(
+        title=rich_escape(title),
+        caption=rich_escape(caption) if caption else None,
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        caption_justify="left",
+        pad_edge=False,
+    )
+    for header, num in zip(data.headers, data.numeric, strict=True):
+        table.add_column(header, justify="right" if num else "left", no_wrap=True)
+    for cells, marked in zip(data.rows, data.marked, strict=True):
+        table.add_row(*map(Text, cells), style="bold cyan" if marked else None)
+    return table
+
+
+def render_csv(run: Run) -> str:
+    """One row per result, header = :meth:`Result.flat_columns` (fixed, schema order)."""
+    return to_dataframe(run.results).to_csv(index=False, lineterminator="\n")
+
+
+def render_json(run: Run) -> str:
+    """The full run (envelope, environment, config, results with raw samples) as JSON."""
+    return run.to_json()
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(t: _Table) -> list[str]:
+    lines = [
+        "| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
+        "|" + "|".join("---:" if n else ":---" for n in t.numeric) + "|",
+    ]
+    for cells, marked in zip(t.rows, t.marked, strict=True):
+        cells = [f"**{_md_cell(c)}**" if marked and c != "—" else _md_cell(c) for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(
+    run: Run, chart_paths: Mapping[str, str] | None = None, baseline: str | None = None
+) -> str:
+    """Markdown tables ready for a README or PR; ``chart_paths`` (chart name -> path relative
+    to the Markdown file, e.g. ``{"latency-macs": "run-latency-macs.svg"}``) are referenced
+    as images."""
+    out = [f"# {_title(run)}", "", f"_{CONVENTIONS}_", ""]
+    env = _environment_line(run)
+    if env:
+        out += [f"Environment: {env}", ""]
+    if not run.complete:
+        out += ["> **Incomplete run**: interrupted; the rows below were measured.", ""]
+    if not run.results:
+        return "\n".join(out + ["No results.", ""])
+    data, base = _results_table(run, baseline)
+    out += [f"## Results ({_common_config(run.results)})", ""]
+    out += _md_table(data)
+    out += ["", f"× columns: value / **{_md_cell(base or '')}**'s in the same configuration.", ""]
+    out += [f"- {_md_cell(line)}" for line in _failures(run)]
+    if chart_paths:
+        out += ["## Charts", ""]
+        for name, path in chart_paths.items():
+            spec = CHARTS.get(name)
+            out += [f"![{spec.title if spec else name}]({path})", ""]
+            out += [spec.description, ""] if spec else []
+    chosen = stage_results(run.results)
+    if chosen:
+        out += ["## Stages", ""]
+        vary = varying_config(run.results)
+        for r in chosen:
+            out += [f"### {_md_cell(_stage_title(r, vary))}", ""] + _md_table(_stage_table(r))
+            out.append("")
+    return "\n".join(out)
+
+
+_CSS = """
+:root{--ink:#1f2328;--muted:#6b7280;--line:#e5e7eb;--base:#fff7dc}
+*{box-sizing:border-box}
+body{margin:0;background:#f4f5f7;color:var(--ink);
+font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1240px;margin:0 auto;padding:24px 24px 48px}
+h1{font-size:24px;margin:0 0 4px}
+h2{font-size:18px;margin:28px 0 10px}
+h3{font-size:14px;margin:0 0 8px}
+.meta,.conv,.note{color:var(--muted);margin:2px 0}
+.conv{font-size:13px}
+.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:14px 16px;
+overflow-x:auto}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:13px}
+th,td{padding:5px 9px;border-bottom:1px solid var(--line);white-space:nowrap;text-align:left}
+th{font-size:12px;color:var(--muted);font-weight:600;border-bottom:2px solid var(--line);
+white-space:normal;vertical-align:bottom}
+.num{text-align:right}
+tr.baseline td{background:var(--base);font-weight:600}
+.tag{display:inline-block;margin-left:6px;padding:0 7px;border-radius:9px;background:#fcd34d;
+color:#5b4300;font-size:11px;font-weight:600}
+.banner{background:#fef2f2;border:1px solid #fecaca;color:#991b1b;padding:8px 12px;
+border-radius:6px;margin:12px 0}
+.fail{color:#b91c1c}
+.charts{display:flex;flex-direction:column;gap:16px}
+figure{margin:0}
+figure svg{display:block;max-width:100%;height:auto;margin:0 auto}
+figcaption{color:var(--muted);font-size:13px;max-width:90ch;margin:6px auto 0}
+.grid{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+.grid>.card{flex:0 1 auto}
+details summary{cursor:pointer;color:var(--muted)}
+footer{color:var(--muted);font-size:12px;margin-top:32px}
+"""
+
+
+def _html_table(t: _Table, css_class: str = "") -> str:
+    head = "".join(
+        f'<th class="num">{escape(h)}</th>' if n else f"<th>{escape(h)}</th>"
+        for h, n in zip(t.headers, t.numeric, strict=True)
+    )
+    body = []
+    for cells, marked in zip(t.rows, t.marked, strict=True):
+        tds = []
+        for i, (c, n) in enumerate(zip(cells, t.numeric, strict=True)):
+            text = escape(c)
+            if i == 0 and marked and c.endswith(" (baseline)"):
+                text = escape(c.removesuffix(" (baseline)")) + '<span class="tag">baseline</span>'
+            tds.append(f'<td class="num">{text}</td>' if n else f"<td>{text}</td>")
+        body.append(
+            f'<tr class="baseline">{"".join(tds)}</tr>' if marked else f"<tr>{''.join(tds)}</tr>"
+        )
+    return (
+        f'<table class="{css_class}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _kv_table(items: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in items.items()
+    )
+    return f'<table class="kv"><tbody>{rows}</tbody></table>'
+
+
+def render_html(
+    run: Run, baseline: str | None = None, charts: Mapping[str, str] | None = None
+) -> str:
+    """One self-contained HTML page (inline CSS, tables, inline SVG charts; no scripts and no
+    external resources). ``charts`` (name -> SVG) defaults to :func:`all_charts`."""
+    charts = all_charts(run.results) if charts is None else charts
+    title = _title(run)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<header><h1>{escape(title)}</h1>",
+        f'<p class="meta">{escape(_environment_line(run))}</p>',
+        f'<p class="conv">{escape(CONVENTIONS)}</p></header>',
+    ]
+    if not run.complete:
+        parts.append(
+            '<p class="banner"><b>Incomplete run</b>: interrupted; the rows below '
+            "were measured.</p>"
+        )
+    if run.results:
+        data, base = _results_table(run, baseline)
+        parts += [
+            f"<section><h2>Results</h2>"
+            f'<p class="note">Configuration: {escape(_common_config(run.results))}</p>',
+            f'<div class="card">{_html_table(data, "results")}</div>',
+            f'<p class="note">× columns: value / <b>{escape(base or "")}</b>\'s in the same '
+            "configuration.</p>",
+        ]
+        parts += [f'<p class="fail">{escape(line)}</p>' for line in _failures(run)]
+        parts.append("</section>")
+    else:
+        parts.append("<p>No results.</p>")
+    if charts:
+        parts.append('<section><h2>Charts</h2><div class="charts">')
+        for name, svg in charts.items():
+            spec = CHARTS.get(name)
+            caption = spec.description if spec else name
+            parts.append(
+                f'<figure class="card" id="chart-{escape(name)}">{svg}'
+                f"<figcaption>{escape(caption)}</figcaption></figure>"
+            )
+        parts.append("</div></section>")
+    chosen = stage_results(run.results)
+    if chosen:
+        vary = varying_config(run.results)
+        parts.append('<section><h2>Stages</h2><div class="grid">')
+        for r in chosen:
+            parts.append(
+                f'<div class="card"><h3>{escape(_stage_title(r, vary))}</h3>'
+                f"{_html_table(_stage_table(r), 'stages')}</div>"
+            )
+        parts.append("</div></section>")
+    parts.append('<section><h2>Environment</h2><div class="card">')
+    parts.append(_kv_table(run.environment) if run.environment else "<p>Not recorded.</p>")
+    if run.config:
+        parts.append(
+            f"<details><summary>Run configuration</summary>{_kv_table(run.config)}</details>"
+        )
+    parts.append("</div></section>")
+    parts.append(
+        f"<footer>cnnbench {escape(__version__)} · schema v{run.schema_version} · "
+        f"created {escape(run.created)}</footer></main></body></html>\n"
+    )
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_reports(
+    run: Run,
+    out_dir: str | os.PathLike[str],
+    formats: Sequence[str],
+    name: str,
+    *,
+    baseline: str | None = None,
+    console: Console | None = None,
+) -> dict[str, Path]:
+    """Write ``<name>.csv/.md/.json/.html`` (those in ``formats``) and, with md or html, the
+    charts as ``<name>-<chart>.svg`` under ``out_dir``; ``table`` prints to ``console``.
+
+    Everything is rendered before anything is written, and each file is written atomically,
+    so a failure leaves earlier reports of the same name intact. Returns format (or
+    ``chart:<name>``) -> path. Unknown formats or a name with a path separator: UsageError.
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise UsageError(
+            f"unknown format {', '.join(map(repr, unknown))}; choose from {', '.join(FORMATS)}"
+        )
+    if not name or "/" in name or os.sep in name:
+        raise UsageError(f"report name {name!r} must be a plain file name")
+    out = Path(out_dir)
+    charts = all_charts(run.results) if {"md", "html"} & set(formats) else {}
+    chart_files = {key: f"{name}-{key}.svg" for key in charts}
+    renderers = {
+        "csv": lambda: render_csv(run),
+        "md": lambda: render_markdown(run, chart_paths=chart_files, baseline=baseline),
+        "json": lambda: render_json(run),
+        "html": lambda: render_html(run, baseline=baseline, charts=charts),
+    }
+    texts: dict[str, tuple[Path, str]] = {}
+    for fmt in dict.fromkeys(formats):
+        suffix = FORMATS[fmt]
+        if suffix is not None:
+            texts[fmt] = (out / f"{name}{suffix}", renderers[fmt]())
+    for key, svg in charts.items():
+        texts[f"chart:{key}"] = (out / chart_files[key], svg)
+    paths = {key: atomic_write_text(path, text) for key, (path, text) in texts.items()}
+    if "table" in formats:
+        render_table(run, console or Console(), baseline=baseline)
+    return paths

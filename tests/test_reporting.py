@@ -1,0 +1,415 @@
+"""Reports are pure functions of a hand-built Run: tables, CSV, Markdown, JSON, HTML, charts."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from cnnbench import charts, reporting
+from cnnbench.errors import UsageError
+from cnnbench.results import Result, Run, SchemaError, StageCost, atomic_write_text, load_run
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def _stages(times: list[float] | None, se: list[int] | None = None) -> list[StageCost]:
+    """Four stages: MACs 1, 2, 3, 4 G; params 1, 2, 3, 4 M; optional times and SE params."""
+    return [
+        StageCost(
+            name=f"stage{i + 1}",
+            blocks=i + 1,
+            out_channels=64 * 2**i,
+            params=(i + 1) * 1_000_000,
+            macs=(i + 1) * 1_000_000_000,
+            flops=(i + 1) * 2_000_000_000,
+            output_shape=[64 * 2**i, 56 >> i, 56 >> i],
+            output_bytes=4 * 64 * 56 * 56,
+            se_params=se[i] if se else 0,
+            time_ms=times[i] if times else None,
+        )
+        for i in range(4)
+    ]
+
+
+def _result(model: str, **kw: object) -> Result:
+    defaults: dict[str, object] = dict(
+        family="test",
+        input_size=[3, 224, 224],
+        params=1_000_000,
+        macs=2_000_000_000,
+        flops=4_100_000_000,
+        latency_ms_median=10.0,
+        throughput_ips=100.0,
+        peak_memory_bytes=100 * 2**20,
+        effective_batch_size=kw.get("batch_size", 1),
+        samples_ms=[9.9, 10.0, 10.1],
+    )
+    defaults.update(kw)
+    return Result(model=model, **defaults)  # type: ignore[arg-type]
+
+
+def _run() -> Run:
+    """Model a is the baseline; b has 2x params, 1.5x MACs, 2x latency, half the throughput,
+    3x memory and SE blocks; c is cheap and fast; a and b also ran at batch 8."""
+    return Run(
+        results=[
+            _result(
+                "a",
+                latency_ms_ci_low=9.6,
+                latency_ms_ci_high=10.5,
+                stages=_stages([1.0, 2.0, 3.0, 4.0]),
+            ),
+            _result(
+                "b",
+                params=2_000_000,
+                macs=3_000_000_000,
+                latency_ms_median=20.0,
+                latency_ms_ci_low=19.0,
+                latency_ms_ci_high=21.0,
+                throughput_ips=50.0,
+                peak_memory_bytes=300 * 2**20,
+                stages=_stages([2.0, 2.0, 2.0, 4.0], se=[10_000, 20_000, 40_000, 80_000]),
+            ),
+            _result(
+                "c",
+                params=500_000,
+                macs=200_000_000,
+                latency_ms_median=4.0,
+                throughput_ips=250.0,
+                peak_memory_bytes=None,
+            ),
+            _result("a", batch_size=8, latency_ms_median=40.0, throughput_ips=200.0),
+            _result(
+                "b",
+                batch_size=8,
+                params=2_000_000,
+                macs=3_000_000_000,
+                latency_ms_median=100.0,
+                throughput_ips=80.0,
+            ),
+        ],
+        environment={"device": "cpu", "device_name": "Test CPU", "torch": "2.13.0", "threads": 2},
+        config={"batches": [1, 8]},
+    )
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_dataframe_has_fixed_columns_and_values() -> None:
+    run = _run()
+    df = reporting.to_dataframe(run.results)
+    assert list(df.columns) == Result.flat_columns()
+    assert len(df) == 5
+    assert df.loc[1, "model"] == "b"
+    assert df.loc[1, "params"] == 2_000_000
+    assert df.loc[0, "input_size"] == "3x224x224"
+    assert df.loc[3, "batch_size"] == 8
+    assert pd.isna(df.loc[2, "peak_memory_bytes"])
+    # columns never depend on the rows: an empty list has the same header
+    assert list(reporting.to_dataframe([]).columns) == Result.flat_columns()
+    rel = reporting.to_dataframe(run.results, relative=True)
+    assert list(rel.columns) == Result.flat_columns() + list(reporting.RELATIVE_COLUMNS)
+
+
+def test_relative_columns_hand_computed() -> None:
+    results = _run().results
+    rel = reporting.relative_to(results)
+    assert rel[0] == dict.fromkeys(reporting.RELATIVE_COLUMNS, 1.0)
+    assert rel[1] == {
+        "params_x": 2.0,
+        "macs_x": 1.5,
+        "latency_x": 2.0,
+        "throughput_x": 0.5,
+        "memory_x": 3.0,
+    }
+    assert rel[2]["params_x"] == 0.5
+    assert rel[2]["memory_x"] is None  # c has no memory measurement
+    # b at batch 8 is compared with a at batch 8, not a at batch 1
+    assert rel[4]["latency_x"] == pytest.approx(100.0 / 40.0)
+    assert rel[4]["throughput_x"] == pytest.approx(80.0 / 200.0)
+    # another baseline
+    rel_b = reporting.relative_to(results, baseline="b")
+    assert rel_b[0]["params_x"] == 0.5
+    assert rel_b[3]["latency_x"] == pytest.approx(40.0 / 100.0)
+
+
+def test_relative_falls_back_to_baselines_first_row() -> None:
+    results = [
+        _result("a", latency_ms_median=10.0),
+        _result("a", batch_size=4, latency_ms_median=30.0),
+        _result("b", precision="fp16", latency_ms_median=5.0),
+    ]
+    assert reporting.relative_to(results)[2]["latency_x"] == pytest.approx(0.5)
+
+
+def test_unknown_baseline_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="'zzz' is not in this run.*a, b, c"):
+        reporting.relative_to(_run().results, baseline="zzz")
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def test_csv_parses_back_with_the_fixed_header() -> None:
+    text = reporting.render_csv(_run())
+    assert text.splitlines()[0] == ",".join(Result.flat_columns())
+    df = pd.read_csv(io.StringIO(text))
+    assert list(df.columns) == Result.flat_columns()
+    assert df["params"].tolist() == [1_000_000, 2_000_000, 500_000, 1_000_000, 2_000_000]
+    assert df["latency_ms_median"].tolist() == [10.0, 20.0, 4.0, 40.0, 100.0]
+
+
+def test_markdown_has_table_header_and_chart_references() -> None:
+    md = reporting.render_markdown(_run(), chart_paths={"latency-macs": "r-latency-macs.svg"})
+    assert "| Model | Config | Params | MACs | Latency (median ±CI) |" in md
+    assert "|:---|:---|---:|" in md
+    assert "![Latency vs MACs with the Pareto front](r-latency-macs.svg)" in md
+    assert "| **a (baseline)** | **bs1** | **1.00 M** | **2.00 GMACs** |" in md
+    assert "| b | bs1 | 2.00 M | 3.00 GMACs | 20.0 ms ±1.00 |" in md
+    assert "bias excluded" in md
+    assert "### b stages" in md
+
+
+def test_json_round_trips_through_load_run(tmp_path: Path) -> None:
+    run = _run()
+    path = tmp_path / "run.json"
+    path.write_text(reporting.render_json(run), encoding="utf-8")
+    back = load_run(path)
+    assert back == run
+
+
+def test_html_is_self_contained_with_tables_and_charts() -> None:
+    html = reporting.render_html(_run())
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<table" in html and "<svg" in html
+    for text in ("2.00 M", "3.00 GMACs", "20.0 ms ±1.00", "50.0 img/s", "300 MiB", "2.00×"):
+        assert text in html
+    assert 'class="baseline"' in html
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)
+
+
+def test_rich_table_marks_baseline_and_shows_units() -> None:
+    buf = io.StringIO()
+    reporting.render_table(_run(), Console(file=buf, width=120))
+    out = buf.getvalue()
+    assert "a (baseline)" in out
+    for unit in ("M", "GMACs", "ms ±", "img/s", "MiB", "×"):
+        assert unit in out
+    assert "bias excluded" in out
+    assert "a stages" in out and "Time %" in out  # stage share table (stages were timed)
+    assert max(len(line) for line in out.splitlines()) <= 120
+
+
+def test_rich_table_other_baseline_and_incomplete_run() -> None:
+    run = _run()
+    run.complete = False
+    buf = io.StringIO()
+    reporting.render_table(run, Console(file=buf, width=120), baseline="c")
+    out = buf.getvalue()
+    assert "c (baseline)" in out and "a (baseline)" not in out
+    assert "Incomplete run" in out
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def test_pareto_front_picks_exactly_the_non_dominated_points() -> None:
+    pts = [(1.0, 10.0), (2.0, 5.0), (3.0, 6.0), (4.0, 1.0), (2.5, 5.0), (5.0, 1.0), (1.0, 12.0)]
+    # (3,6) by (2,5); (2.5,5) by (2,5); (5,1) by (4,1); (1,12) by (1,10)
+    assert charts.pareto_front(pts) == [0, 1, 3]
+    assert charts.pareto_front([(1.0, 1.0), (1.0, 1.0)]) == [0, 1]  # ties do not dominate
+    assert charts.pareto_front([]) == []
+
+
+def test_charts_are_valid_svg_and_skip_when_they_do_not_apply() -> None:
+    run = _run()
+    made = charts.all_charts(run.results)
+    assert list(made) == ["latency-macs", "stages", "se"]
+    for svg in made.values():
+        root = ET.fromstring(svg)
+        assert root.tag == f"{SVG_NS}svg"
+        assert root.find(f"{SVG_NS}title") is not None
+    assert "Pareto front" in made["latency-macs"]
+    assert "GMACs per image" in made["latency-macs"] and "(ms)" in made["latency-macs"]
+    static = [_result("a", latency_ms_median=None, throughput_ips=None)]
+    assert charts.latency_vs_macs_svg(static) is None
+    assert charts.stage_bars_svg(static) is None
+    assert charts.se_overhead_svg([_result("a", stages=_stages(None))]) is None
+    # stages without times: MACs share only
+    assert "share of time" not in (
+        charts.stage_bars_svg([_result("a", stages=_stages(None))]) or ""
+    )
+
+
+def test_scatter_has_one_point_per_ok_row() -> None:
+    results = _run().results + [_result("d", status="oom", latency_ms_median=None)]
+    root = ET.fromstring(charts.latency_vs_macs_svg(results) or "")
+    points = [c for c in root.iter(f"{SVG_NS}circle") if "point" in c.get("class", "")]
+    assert len(points) == 5
+    # per image: c (0.2 GMACs, 4 ms) beats every other row on both axes
+    front = [c for c in points if "pareto" in c.get("class", "")]
+    assert [c.findtext(f"{SVG_NS}title", "").split(":")[0] for c in front] == ["c (bs1)"]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _temp_files(directory: Path) -> list[Path]:
+    return [p for p in directory.iterdir() if p.name.startswith(".")]
+
+
+def test_write_reports_writes_every_format(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    paths = reporting.write_reports(
+        _run(), tmp_path, ["table", "csv", "md", "json", "html"], "demo",
+        console=Console(file=buf, width=120),
+    )  # fmt: skip
+    names = sorted(p.name for p in paths.values())
+    assert names == [
+        "demo-latency-macs.svg", "demo-se.svg", "demo-stages.svg",
+        "demo.csv", "demo.html", "demo.json", "demo.md",
+    ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    md = (tmp_path / "demo.md").read_text(encoding="utf-8")
+    assert "](demo-latency-macs.svg)" in md and "](demo-se.svg)" in md
+    assert load_run(paths["json"]).results == _run().results
+    assert "a (baseline)" in buf.getvalue()
+    with pytest.raises(UsageError, match="unknown format 'pdf'"):
+        reporting.write_reports(_run(), tmp_path, ["pdf"], "demo")
+
+
+def test_failed_render_does_not_clobber_old_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reporting.write_reports(_run(), tmp_path, ["csv", "html"], "r")
+    old_csv = (tmp_path / "r.csv").read_text(encoding="utf-8")
+    old_html = (tmp_path / "r.html").read_text(encoding="utf-8")
+
+    def boom(*_a: object, **_k: object) -> str:
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(reporting, "render_html", boom)
+    run = _run()
+    run.results = run.results[:1]
+    with pytest.raises(RuntimeError, match="render failed"):
+        reporting.write_reports(run, tmp_path, ["csv", "html"], "r")
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8") == old_csv  # not half-updated
+    assert (tmp_path / "r.html").read_text(encoding="utf-8") == old_html
+    assert _temp_files(tmp_path) == []
+
+
+def test_atomic_write_keeps_old_file_when_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "r.json"
+    atomic_write_text(target, "old")
+
+    def fail_replace(*_a: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new")
+    assert target.read_text(encoding="utf-8") == "old"
+    assert _temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "not a readable JSON file"),
+        ('{"results": []}', "not a cnnbench run"),
+        ('{"schema_version": 99, "results": []}', "schema version 99"),
+        ('{"schema_version": 1, "results": [{"model": "a", "bogus": 1}]}', "unknown result"),
+    ],
+)
+def test_load_run_bad_file_names_the_file(tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(SchemaError, match=re.escape(str(path))) as info:
+        load_run(path)
+    assert problem in str(info.value)
+
+
+# --------------------------------------------------------------------------- browser
+
+
+_CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-logging=stderr", "--v=0",
+]  # fmt: skip
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / "chromium-profile"
+    return subprocess.run(
+        ["chromium", *_CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+
+
+def _console_messages(stderr: str) -> list[str]:
+    """Page console lines in Chromium's log. The report has no scripts, so any console
+    message (console.error prints as ``INFO:CONSOLE``) or uncaught error is a failure."""
+    return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
+def test_html_report_loads_in_headless_chromium(tmp_path: Path) -> None:
+    # the detector sees a console error on a page that makes one
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!DOCTYPE html><script>console.error('boom'); nope();</script>")
+    assert len(_console_messages(_chromium(tmp_path, "--dump-dom", bad.as_uri()).stderr)) == 2
+
+    paths = reporting.write_reports(_run(), tmp_path / "out", ["html"], "report")
+    url = paths["html"].resolve().as_uri()
+    dom = _chromium(tmp_path, "--dump-dom", url)
+    assert 'class="results"' in dom.stdout and 'class="stages"' in dom.stdout
+    assert dom.stdout.count("<svg") == 3
+    assert "baseline</span>" in dom.stdout and "3.00 GMACs" in dom.stdout
+    shot = tmp_path / "shot.png"
+    shown = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", url)
+    assert shot.stat().st_size > 10_000
+    assert _console_messages(dom.stderr) == []
+    assert _console_messages(shown.stderr) == []
+
+
+def test_renderers_cope_with_static_only_failed_and_odd_rows(tmp_path: Path) -> None:
+    weird = "my<net>&[bold]|x"
+    run = Run(
+        results=[
+            _result(weird, latency_ms_median=None, throughput_ips=None, peak_memory_bytes=None),
+            _result("b", status="oom", error="CUDA out of memory", latency_ms_median=None),
+            _result("c", params=None, macs=None, stages=_stages(None, se=[0, 0, 5, 0])),
+        ],
+        complete=False,
+    )
+    paths = reporting.write_reports(run, tmp_path, ["csv", "md", "json", "html"], "odd")
+    assert "chart:latency-macs" not in paths  # no ok row with a latency: no scatter
+    for key, path in paths.items():
+        if key.startswith("chart:"):
+            ET.parse(path)
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "my&lt;net&gt;&amp;[bold]|x" in html and "Incomplete run" in html
+    assert "CUDA out of memory" in html
+    assert "my<net>&[bold]\\|x" in paths["md"].read_text(encoding="utf-8")
+    buf = io.StringIO()
+    reporting.render_table(run, Console(file=buf, width=120))
+    assert weird in buf.getvalue() and "oom" in buf.getvalue()
+    empty = Run(results=[])
+    assert "No results" in reporting.render_html(empty)
+    assert reporting.render_csv(empty).strip() == ",".join(Result.flat_columns())
+    assert reporting.relative_to(run.results)[2]["params_x"] is None
