@@ -156,6 +156,7 @@ def _fvcore(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
     logger = logging.getLogger("fvcore")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    hooks_before = {m: _hook_ids(m) for m in model.modules()}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -163,6 +164,10 @@ def _fvcore(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
             unsupported = analysis.unsupported_ops()
     finally:
         logger.setLevel(level)
+        # fvcore's tracer registers scope hooks on every module and removes them only when
+        # the forward succeeds: drop whatever it left behind.
+        for module, (pre, post) in hooks_before.items():
+            _drop_hooks(module, pre, post)
     by_cat: dict[str, int] = defaultdict(int)
     for op, n in by_operator.items():
         by_cat[_FVCORE_CATEGORY.get(op, "other")] += int(n)
@@ -170,6 +175,21 @@ def _fvcore(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
     core = sum(v for k, v in by_cat.items() if k in CORE_CATEGORIES)
     uncounted = [Uncounted(op.removeprefix("aten::"), n) for op, n in unsupported.items()]
     return CounterReport("fvcore", "MACs", total, core, dict(by_cat), uncounted)
+
+
+def _hook_ids(module: nn.Module) -> tuple[set[int], set[int]]:
+    return set(module._forward_pre_hooks), set(module._forward_hooks)
+
+
+def _drop_hooks(module: nn.Module, pre: set[int], post: set[int]) -> None:
+    """Remove the forward (pre-)hooks registered on ``module`` since ``_hook_ids``."""
+    for key in set(module._forward_pre_hooks) - pre:
+        del module._forward_pre_hooks[key]
+        module._forward_pre_hooks_with_kwargs.pop(key, None)
+    for key in set(module._forward_hooks) - post:
+        del module._forward_hooks[key]
+        module._forward_hooks_with_kwargs.pop(key, None)
+        module._forward_hooks_always_called.pop(key, None)
 
 
 def _thop(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:

@@ -8,6 +8,7 @@ and how to compare. The verdict is computed from what is measured, so changing t
 
 from __future__ import annotations
 
+import inspect
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,16 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
             )
         if claim.kind not in _KINDS:
             raise UsageError(f"{path}: claim {claim.id!r}: kind must be one of {', '.join(_KINDS)}")
+        numbers = {"expected": claim.expected, "tolerance": claim.tolerance}
+        for key, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"{path}: claim {claim.id!r}: {key} must be a number")
+        try:  # wrong or missing arguments fail here, naming the file, not at check time
+            inspect.signature(MEASURES[claim.measure]).bind(**claim.args)
+        except TypeError as exc:
+            raise UsageError(
+                f"{path}: claim {claim.id!r}: bad args for measure {claim.measure!r} ({exc})"
+            ) from None
         claims.append(claim)
     if not claims:
         raise UsageError(f"{path}: no [[claim]] entries")

@@ -125,6 +125,13 @@ def _batch_norm(args: Sequence[Any], out: Any) -> tuple[int, int]:
     return 0, 2 * _numel(_first_tensor(out))
 
 
+def _norm_with_stats(args: Sequence[Any], out: Any) -> tuple[int, int]:
+    """LayerNorm / GroupNorm compute their statistics at run time (fvcore's rule): 4 FLOPs per
+    element (mean, subtract, square-accumulate, scale), 5 with the affine weight and bias."""
+    affine = isinstance(args[2], Tensor) if len(args) > 2 else False
+    return 0, (5 if affine else 4) * _numel(args[0])
+
+
 _ELEMENTWISE = _per_output(1)
 
 #: The rule table: ATen op name (without overload) -> Rule. One test per rule pins it.
@@ -140,6 +147,12 @@ RULES: dict[str, Rule] = {
         "batchnorm", _batch_norm, "2 FLOPs per element (folded scale and shift)"
     ),
     "native_batch_norm": Rule("batchnorm", _batch_norm, "2 FLOPs per element"),
+    "native_layer_norm": Rule(
+        "norm", _norm_with_stats, "4 FLOPs per element (statistics + normalise), 5 with affine"
+    ),
+    "native_group_norm": Rule(
+        "norm", _norm_with_stats, "4 FLOPs per element (statistics + normalise), 5 with affine"
+    ),
     "relu": Rule("activation", _ELEMENTWISE, "1 FLOP per element (max)"),
     "relu_": Rule("activation", _ELEMENTWISE, "1 FLOP per element (max)"),
     "hardtanh": Rule("activation", _ELEMENTWISE, "1 FLOP per element (clamp): ReLU6"),
@@ -163,6 +176,7 @@ RULES: dict[str, Rule] = {
     "mul": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
     "mul_": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
     "div": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
+    "div_": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element (dropout in train mode)"),
     "max_pool2d": Rule("pooling", _window, "kh*kw FLOPs (comparisons) per output element"),
     "max_pool2d_with_indices": Rule(
         "pooling", _window, "kh*kw FLOPs (comparisons) per output element"
@@ -172,6 +186,10 @@ RULES: dict[str, Rule] = {
     "mean": Rule("pooling", _per_input(1), "1 FLOP per input element (sum; global pooling)"),
     "sum": Rule("elementwise", _per_input(1), "1 FLOP per input element"),
 }
+
+_BATCH_NORM_OPS = frozenset(
+    {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training"}
+)
 
 #: Operations that only move, view, allocate or copy data: deliberately counted as zero.
 FREE_OPS: frozenset[str] = frozenset(
@@ -248,6 +266,10 @@ class _CountingMode(TorchDispatchMode):
         out = func(*args, **kwargs)
         name = op_name(func)
         tensors = [t for t in tree_flatten(out)[0] if isinstance(t, Tensor)]
+        if name in _BATCH_NORM_OPS:
+            # Only the normalised output: save_mean/save_invstd are empty on CPU in eval but
+            # (C,) on the meta device, so counting them would make meta and real disagree.
+            tensors = tensors[:1]
         elements = sum(t.numel() for t in tensors)
         rule = RULES.get(name)
         res = self.result

@@ -14,6 +14,7 @@ Activation memory, per image:
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -22,7 +23,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.stateless import _reparametrize_module
 
 from .backends import CounterReport, report_from_dispatch, run_backend
 from .counting import DispatchCount, count_dispatch
@@ -83,18 +83,55 @@ def build_model(name: str, *, device: str = "meta", **kwargs: Any) -> nn.Module:
 
 @contextmanager
 def on_meta(model: nn.Module) -> Iterator[nn.Module]:
-    """Temporarily swap a real model's parameters and buffers for meta tensors."""
+    """Temporarily swap a real model's parameters and buffers for meta tensors.
+
+    Parameters stay ``nn.Parameter`` with their ``requires_grad`` (so the train-memory pass
+    still builds an autograd graph), a shared module is swapped once and tied tensors stay
+    tied; every original tensor object is put back on exit, even when the forward fails.
+    """
     if all(t.is_meta for t in _tensors(model)):
         yield model
         return
-    state = {n: torch.empty_like(t, device="meta") for n, t in _named_tensors(model)}
-    with _reparametrize_module(model, state, tie_weights=True):
+    swapped: list[tuple[dict[str, Any], str, Tensor]] = []
+    metas: dict[int, Tensor] = {}
+
+    def to_meta(t: Tensor) -> Tensor:
+        if id(t) not in metas:
+            empty = torch.empty_like(t, device="meta")
+            metas[id(t)] = (
+                nn.Parameter(empty, requires_grad=t.requires_grad)
+                if isinstance(t, nn.Parameter)
+                else empty
+            )
+        return metas[id(t)]
+
+    try:
+        for module in model.modules():  # each module once, even when shared
+            for slots in (module._parameters, module._buffers):
+                for key, t in list(slots.items()):
+                    if t is not None:
+                        swapped.append((slots, key, t))
+                        slots[key] = to_meta(t)
         yield model
+    finally:
+        for slots, key, t in reversed(swapped):
+            slots[key] = t
 
 
-def _named_tensors(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
-    yield from model.named_parameters(remove_duplicate=False)
-    yield from model.named_buffers(remove_duplicate=False)
+@contextmanager
+def _state_kept(model: nn.Module) -> Iterator[None]:
+    """Put back every module's train/eval flag and every real buffer's values on exit: the
+    profile runs in eval mode, and its train-memory pass updates BatchNorm statistics."""
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b.clone()) for b in model.buffers() if not b.is_meta]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
+        for m, training in modes:
+            m.training = training
 
 
 def _tensors(model: nn.Module) -> Iterator[Tensor]:
@@ -224,7 +261,6 @@ def profile_static(
     shape = (1, c, h, w)
     if counter == "fvcore":
         meta = False
-    model.eval()
 
     device = "meta" if meta else "cpu"
     notes: list[str] = []
@@ -237,11 +273,13 @@ def profile_static(
     params, trainable, buffers, by_dtype, by_type = _param_summary(model)
     ctx = on_meta(model) if meta else nullcontext(model)
     stage_meta = stage_list(model)
-    with ctx:
-        outputs: dict[str, Tensor] = {}
+    with _state_kept(model), ctx:
+        model.eval()
+        # Shapes only: holding the stage outputs would keep them alive and inflate the peak.
+        outputs: dict[str, tuple[tuple[int, ...], int] | None] = {}
         hooks = [
             getattr(model, s).register_forward_hook(
-                lambda _m, _i, out, s=s: outputs.__setitem__(s, out)
+                lambda _m, _i, out, s=s: outputs.__setitem__(s, _shape_of(out))
             )
             for s, _, _ in stage_meta
         ]
@@ -275,8 +313,7 @@ def profile_static(
                 model.eval()
     stages = []
     for stage_name, blocks, declared in stage_meta:
-        out = outputs.get(stage_name)
-        out_t = out[0] if isinstance(out, (tuple, list)) else out
+        out_shape, itemsize = outputs.get(stage_name) or ((), 0)
         scope = dispatch.by_scope.get(stage_name, [0, 0])
         module = getattr(model, stage_name)
         se_blocks = [m for m in module.modules() if isinstance(m, se_module_types())]
@@ -286,14 +323,13 @@ def profile_static(
                 name=stage_name,
                 blocks=blocks,
                 out_channels=declared if declared is not None else (
-                    out_t.shape[1] if isinstance(out_t, Tensor) and out_t.dim() > 1 else 0
+                    out_shape[1] if len(out_shape) > 1 else 0
                 ),
                 params=sum(p.numel() for p in module.parameters()),
                 macs=scope[0],
                 flops=scope[1],
-                output_shape=list(out_t.shape[1:]) if isinstance(out_t, Tensor) else [],
-                output_bytes=(out_t.numel() * out_t.element_size())
-                if isinstance(out_t, Tensor) else 0,
+                output_shape=list(out_shape[1:]),
+                output_bytes=math.prod(out_shape) * itemsize,
                 se_params=sum(p.numel() for b in se_blocks for p in b.parameters()),
                 se_flops=sum(v[1] for v in se_counts.values()),
             )
@@ -322,6 +358,12 @@ def profile_static(
         train_activation_bytes=train_bytes,
         notes=notes,
     )
+
+
+def _shape_of(out: Any) -> tuple[tuple[int, ...], int] | None:
+    """(shape, bytes per element) of a stage's (first) output tensor, None if not a tensor."""
+    out = out[0] if isinstance(out, (tuple, list)) and out else out
+    return (tuple(out.shape), out.element_size()) if isinstance(out, Tensor) else None
 
 
 def _report_macs(report: CounterReport) -> int:
