@@ -389,3 +389,7 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
 
+
+from .gate_cli import gate_app  # noqa: E402
+
+app.add_typer(gate_app, name="gate", help="CI performance regression gate: save, check, ab.")
