@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cnnbench-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench bench-gate clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,9 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_static.py
 	$(PY) benchmarks/bench_runtime.py
+
+bench-gate: setup
+	$(PY) benchmarks/bench_gate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks *.egg-info

@@ -57,30 +57,41 @@ def run_models(
         name, model = load_model(spec, model_args)
         builder = spec if ":" not in spec and not model_args else None
         profiles: dict[int | None, StaticProfile] = {}
-
-        def static_for(resolution: int | None, name: str = name, model: Any = model) -> StaticProfile:
-            if resolution not in profiles:
-                notify(f"{name}: counting (static profile)")
-                profiles[resolution] = profile_static(
-                    model, name=name, resolution=resolution, counter=counter,
-                    meta=counter != "fvcore",
-                )
-            return profiles[resolution]
-
         if static_only:
             resolutions = {c.resolution for c in configs} or {None}
             for res in sorted(resolutions, key=lambda r: r or 0):
-                yield static_for(res).to_result()
+                yield _cached_static(profiles, model, name, res, counter, notify).to_result()
             continue
         for config in configs:
-            static = static_for(config.resolution)
+            static = _cached_static(profiles, model, name, config.resolution, counter, notify)
             notify(f"{name}: {describe(config)}")
             flops = static.flops * (TRAIN_FLOPS_FACTOR if config.mode == "train" else 1)
             measured = measure_model(
-                model, config, name=name, flops_per_image=flops,
-                stages=static.stages if stage_times else None, builder=builder,
+                model,
+                config,
+                name=name,
+                flops_per_image=flops,
+                stages=static.stages if stage_times else None,
+                builder=builder,
             )
             yield _merge(static, measured)
+
+
+def _cached_static(
+    cache: dict[int | None, StaticProfile],
+    model: Any,
+    name: str,
+    resolution: int | None,
+    counter: str,
+    notify: Callable[[str], None],
+) -> StaticProfile:
+    """The static profile of ``model`` at ``resolution``, counted once per resolution."""
+    if resolution not in cache:
+        notify(f"{name}: counting (static profile)")
+        cache[resolution] = profile_static(
+            model, name=name, resolution=resolution, counter=counter, meta=counter != "fvcore"
+        )
+    return cache[resolution]
 
 
 def describe(config: RuntimeConfig) -> str:

@@ -148,11 +148,15 @@ def _packet_name(op: object) -> str:
 
 def _fvcore(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
     if any(t.is_meta for t in inputs) or any(p.is_meta for p in model.parameters()):
-        raise UsageError("the fvcore backend traces with torch.jit and needs real tensors, not meta")
+        raise UsageError(
+            "the fvcore backend traces with torch.jit and needs real tensors, not meta"
+        )
     from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(model, tuple(inputs))
-    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings(
+        "none"
+    )
     logger = logging.getLogger("fvcore")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -252,9 +256,7 @@ def run_backend(name: str, model: nn.Module, inputs: Sequence[Tensor]) -> Counte
     try:
         fn = BACKENDS[name]
     except KeyError:
-        raise UsageError(
-            f"unknown counter {name!r}; choose one of {', '.join(BACKENDS)}"
-        ) from None
+        raise UsageError(f"unknown counter {name!r}; choose one of {', '.join(BACKENDS)}") from None
     return fn(model, inputs)
 
 
@@ -290,11 +292,7 @@ def compare_counters(
             continue
         gap = rep.macs / ref.macs - 1
         if abs(gap) > tolerance:
-            culprits = [
-                c
-                for c in CORE_CATEGORIES
-                if _macs_in(rep, c) != _macs_in(ref, c)
-            ]
+            culprits = [c for c in CORE_CATEGORIES if _macs_in(rep, c) != _macs_in(ref, c)]
             comparison.warnings.append(
                 f"{name} MACs differ from {ref.backend} by {gap:+.2%} "
                 f"(conv+matmul {rep.macs:,} vs {ref.macs:,}); responsible: "

@@ -21,7 +21,15 @@ from torch import nn
 
 from .errors import UsageError
 
-__all__ = ["Claim", "Verdict", "MEASURES", "DEFAULT_CLAIMS", "load_claims", "check_claim", "check_claims"]
+__all__ = [
+    "Claim",
+    "Verdict",
+    "MEASURES",
+    "DEFAULT_CLAIMS",
+    "load_claims",
+    "check_claim",
+    "check_claims",
+]
 
 DEFAULT_CLAIMS = Path(__file__).with_name("claims.toml")
 _KINDS = ("relative", "absolute", "at_least")

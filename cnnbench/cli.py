@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -31,13 +31,13 @@ app = typer.Typer(
 )
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
 
 
-class Counter(str, Enum):
+class Counter(StrEnum):
     cnnbench = "cnnbench"
     torch = "torch"
     fvcore = "fvcore"
@@ -55,17 +55,24 @@ ResolutionOpt = Annotated[
     int | None, typer.Option("--resolution", "-r", help="Input H = W in pixels (default: native).")
 ]
 PrecisionOpt = Annotated[
-    list[Precision] | None, typer.Option("--precision", "-p", help="fp32, or AMP fp16/bf16 (repeatable).")
+    list[Precision] | None,
+    typer.Option("--precision", "-p", help="fp32, or AMP fp16/bf16 (repeatable)."),
 ]
 ChannelsLastOpt = Annotated[
-    bool, typer.Option("--channels-last/--no-channels-last", help="Model and input in channels_last.")
+    bool,
+    typer.Option("--channels-last/--no-channels-last", help="Model and input in channels_last."),
 ]
 MemoryFormatOpt = Annotated[
-    str | None, typer.Option("--memory-format", help="'both' measures contiguous and channels_last.")
+    str | None,
+    typer.Option("--memory-format", help="'both' measures contiguous and channels_last."),
 ]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="Measure the torch.compile'd model.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: torch's).")]
-TrainOpt = Annotated[bool, typer.Option("--train", help="Time a training step instead of inference.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads (default: torch's).")
+]
+TrainOpt = Annotated[
+    bool, typer.Option("--train", help="Time a training step instead of inference.")
+]
 BudgetOpt = Annotated[
     float, typer.Option("--budget", help="Seconds of timing per configuration (warm-up included).")
 ]
@@ -111,9 +118,16 @@ def _formats(value: str, json_stdout: bool) -> list[str]:
 
 
 def _configs(
-    device: str, batch: list[str] | None, resolution: int | None,
-    precision: list[Precision] | None, channels_last: bool, memory_format: str | None,
-    compile_: bool, threads: int | None, train: bool, budget: float,
+    device: str,
+    batch: list[str] | None,
+    resolution: int | None,
+    precision: list[Precision] | None,
+    channels_last: bool,
+    memory_format: str | None,
+    compile_: bool,
+    threads: int | None,
+    train: bool,
+    budget: float,
 ) -> list:
     from .runtime import RuntimeConfig
 
@@ -122,14 +136,21 @@ def _configs(
             f"--memory-format {memory_format!r}: use both, contiguous or channels_last"
         )
     formats = (
-        ["contiguous", "channels_last"] if memory_format == "both"
-        else [memory_format] if memory_format
+        ["contiguous", "channels_last"]
+        if memory_format == "both"
+        else [memory_format]
+        if memory_format
         else ["channels_last" if channels_last else "contiguous"]
     )
     return RuntimeConfig.grid(
-        device=device, precision=[p.value for p in precision or [Precision.fp32]],
-        memory_format=formats, batch_size=_batches(batch), resolution=resolution,
-        threads=threads, compile=compile_, mode="train" if train else "inference",
+        device=device,
+        precision=[p.value for p in precision or [Precision.fp32]],
+        memory_format=formats,
+        batch_size=_batches(batch),
+        resolution=resolution,
+        threads=threads,
+        compile=compile_,
+        mode="train" if train else "inference",
         budget_s=budget,
     )
 
@@ -140,9 +161,18 @@ def _run_name(command: str, models: list[str]) -> str:
 
 
 def _measure_and_report(
-    command: str, specs: list[str], configs: list, *, counter: Counter, static_only: bool,
-    model_args: list[str] | None, out_dir: Path, formats: list[str], json_stdout: bool,
-    quiet: bool, baseline: str | None,
+    command: str,
+    specs: list[str],
+    configs: list,
+    *,
+    counter: Counter,
+    static_only: bool,
+    model_args: list[str] | None,
+    out_dir: Path,
+    formats: list[str],
+    json_stdout: bool,
+    quiet: bool,
+    baseline: str | None,
 ) -> None:
     from . import reporting
     from .api import run_models
@@ -151,23 +181,34 @@ def _measure_and_report(
     from .results import Run
 
     config = {
-        "command": command, "models": specs, "counter": counter.value,
-        "static_only": static_only, "configs": [vars(c) for c in configs],
+        "command": command,
+        "models": specs,
+        "counter": counter.value,
+        "static_only": static_only,
+        "configs": [vars(c) for c in configs],
         "model_args": model_args or [],
     }
     from .runtime import resolve_device
 
-    run = Run(results=[], environment=fingerprint(resolve_device(configs[0].device)),
-              config=config)
+    run = Run(results=[], environment=fingerprint(resolve_device(configs[0].device)), config=config)
     name = _run_name(command, specs)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=err, transient=True, disable=quiet)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet,
+    )
     total = len(specs) * (1 if static_only else len(configs))
     try:
         with progress:
             task = progress.add_task("starting", total=total)
             for result in run_models(
-                specs, configs, counter=counter.value, static_only=static_only,
+                specs,
+                configs,
+                counter=counter.value,
+                static_only=static_only,
                 model_args=parse_model_args(model_args),
                 on_progress=lambda msg: progress.update(task, description=msg),
             ):
@@ -239,13 +280,23 @@ def info(
 @app.command()
 def profile(
     model: Annotated[str, typer.Argument(help="Zoo name or module:factory spec.")],
-    device: DeviceOpt = "auto", batch: BatchOpt = None, resolution: ResolutionOpt = None,
-    precision: PrecisionOpt = None, channels_last: ChannelsLastOpt = False,
-    memory_format: MemoryFormatOpt = None, compile_: CompileOpt = False,
-    threads: ThreadsOpt = None, train: TrainOpt = False, budget: BudgetOpt = 5.0,
-    static_only: StaticOnlyOpt = False, counter: CounterOpt = Counter.cnnbench,
-    out_dir: OutOpt = Path("reports"), format_: FormatOpt = "table", json_: JsonOpt = False,
-    quiet: QuietOpt = False, model_arg: ModelArgOpt = None,
+    device: DeviceOpt = "auto",
+    batch: BatchOpt = None,
+    resolution: ResolutionOpt = None,
+    precision: PrecisionOpt = None,
+    channels_last: ChannelsLastOpt = False,
+    memory_format: MemoryFormatOpt = None,
+    compile_: CompileOpt = False,
+    threads: ThreadsOpt = None,
+    train: TrainOpt = False,
+    budget: BudgetOpt = 5.0,
+    static_only: StaticOnlyOpt = False,
+    counter: CounterOpt = Counter.cnnbench,
+    out_dir: OutOpt = Path("reports"),
+    format_: FormatOpt = "table",
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    model_arg: ModelArgOpt = None,
 ) -> None:
     """The full static + runtime profile of one model."""
     from .backends import compare_counters
@@ -275,14 +326,35 @@ def profile(
             from .tables import se_table
 
             if ":" not in model:
-                out.print(se_table(se_overhead(model, resolution=resolution,
-                                               **parse_model_args(model_arg))))
-    configs = _configs(device, batch, resolution, precision, channels_last, memory_format,
-                       compile_, threads, train, budget)
+                out.print(
+                    se_table(
+                        se_overhead(model, resolution=resolution, **parse_model_args(model_arg))
+                    )
+                )
+    configs = _configs(
+        device,
+        batch,
+        resolution,
+        precision,
+        channels_last,
+        memory_format,
+        compile_,
+        threads,
+        train,
+        budget,
+    )
     _measure_and_report(
-        "profile", [model], configs, counter=counter, static_only=static_only,
-        model_args=model_arg, out_dir=out_dir, formats=formats, json_stdout=json_,
-        quiet=quiet, baseline=None,
+        "profile",
+        [model],
+        configs,
+        counter=counter,
+        static_only=static_only,
+        model_args=model_arg,
+        out_dir=out_dir,
+        formats=formats,
+        json_stdout=json_,
+        quiet=quiet,
+        baseline=None,
     )
 
 
@@ -292,31 +364,60 @@ def compare(
     baseline: Annotated[
         str | None, typer.Option("--baseline", help="Model the x-columns are relative to.")
     ] = None,
-    device: DeviceOpt = "auto", batch: BatchOpt = None, resolution: ResolutionOpt = None,
-    precision: PrecisionOpt = None, channels_last: ChannelsLastOpt = False,
-    memory_format: MemoryFormatOpt = None, compile_: CompileOpt = False,
-    threads: ThreadsOpt = None, train: TrainOpt = False, budget: BudgetOpt = 3.0,
-    static_only: StaticOnlyOpt = False, counter: CounterOpt = Counter.cnnbench,
-    out_dir: OutOpt = Path("reports"), format_: FormatOpt = "table", json_: JsonOpt = False,
-    quiet: QuietOpt = False, model_arg: ModelArgOpt = None,
+    device: DeviceOpt = "auto",
+    batch: BatchOpt = None,
+    resolution: ResolutionOpt = None,
+    precision: PrecisionOpt = None,
+    channels_last: ChannelsLastOpt = False,
+    memory_format: MemoryFormatOpt = None,
+    compile_: CompileOpt = False,
+    threads: ThreadsOpt = None,
+    train: TrainOpt = False,
+    budget: BudgetOpt = 3.0,
+    static_only: StaticOnlyOpt = False,
+    counter: CounterOpt = Counter.cnnbench,
+    out_dir: OutOpt = Path("reports"),
+    format_: FormatOpt = "table",
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    model_arg: ModelArgOpt = None,
 ) -> None:
     """One row per model and configuration, relative to the baseline (first model by default)."""
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
     formats = _formats(format_, json_)
-    configs = _configs(device, batch, resolution, precision, channels_last, memory_format,
-                       compile_, threads, train, budget)
+    configs = _configs(
+        device,
+        batch,
+        resolution,
+        precision,
+        channels_last,
+        memory_format,
+        compile_,
+        threads,
+        train,
+        budget,
+    )
     _measure_and_report(
-        "compare", models, configs, counter=counter, static_only=static_only,
-        model_args=model_arg, out_dir=out_dir, formats=formats, json_stdout=json_,
-        quiet=quiet, baseline=baseline,
+        "compare",
+        models,
+        configs,
+        counter=counter,
+        static_only=static_only,
+        model_args=model_arg,
+        out_dir=out_dir,
+        formats=formats,
+        json_stdout=json_,
+        quiet=quiet,
+        baseline=baseline,
     )
 
 
 @app.command("se")
 def se_cmd(
     model: Annotated[str, typer.Argument(help="A zoo model with SE blocks.")],
-    resolution: ResolutionOpt = None, model_arg: ModelArgOpt = None,
+    resolution: ResolutionOpt = None,
+    model_arg: ModelArgOpt = None,
 ) -> None:
     """The per-stage SE overhead table and the claims that concern the model."""
     from .claims import check_claim, load_claims
@@ -330,8 +431,15 @@ def se_cmd(
     if related:
         if kwargs:  # the claims follow the model the user built
             related = [
-                type(c)(**{**vars(c), "args": {**c.args, "model_kwargs": {
-                    **c.args.get("model_kwargs", {}), **kwargs}}})
+                type(c)(
+                    **{
+                        **vars(c),
+                        "args": {
+                            **c.args,
+                            "model_kwargs": {**c.args.get("model_kwargs", {}), **kwargs},
+                        },
+                    }
+                )
                 for c in related
             ]
         out.print(claims_table([check_claim(c) for c in related]))
@@ -356,7 +464,8 @@ def claims(
 @app.command()
 def report(
     run_file: Annotated[Path, typer.Argument(help="A saved run (JSON).")],
-    out_dir: OutOpt = Path("reports"), format_: FormatOpt = "table",
+    out_dir: OutOpt = Path("reports"),
+    format_: FormatOpt = "table",
     baseline: Annotated[str | None, typer.Option("--baseline")] = None,
 ) -> None:
     """Re-render a saved run in any format without re-measuring."""

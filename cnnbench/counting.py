@@ -136,7 +136,9 @@ _ELEMENTWISE = _per_output(1)
 
 #: The rule table: ATen op name (without overload) -> Rule. One test per rule pins it.
 RULES: dict[str, Rule] = {
-    "convolution": Rule("conv", _conv, "MACs = out * C_in/groups * kh*kw; FLOPs = 2 MACs + bias adds"),
+    "convolution": Rule(
+        "conv", _conv, "MACs = out * C_in/groups * kh*kw; FLOPs = 2 MACs + bias adds"
+    ),
     "mm": Rule("matmul", _mm, "MACs = M*N*K; FLOPs = 2 MACs"),
     "addmm": Rule("matmul", _addmm, "MACs = M*N*K; FLOPs = 2 MACs + bias adds (linear layer)"),
     "bmm": Rule("matmul", _bmm, "MACs = B*M*N*K; FLOPs = 2 MACs"),
@@ -307,8 +309,6 @@ class _CountingMode(TorchDispatchMode):
                 weakref.finalize(t, self._free, nbytes)
             res.peak_live_bytes = max(res.peak_live_bytes, self.live)
         return out
-
-
 
 
 @contextmanager

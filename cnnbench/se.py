@@ -85,9 +85,7 @@ class SEOverhead:
         return next((r.share for r in self.rows if r.stage == stage), 0.0)
 
 
-def se_overhead(
-    name: str, *, resolution: int | None = None, **model_kwargs: Any
-) -> SEOverhead:
+def se_overhead(name: str, *, resolution: int | None = None, **model_kwargs: Any) -> SEOverhead:
     """Measure the SE overhead of zoo model ``name`` (built with ``model_kwargs``).
 
     The baseline is ``create_model(name, **model_kwargs, se_stages=())``.

@@ -240,8 +240,9 @@ def profile_static(
     """
     if isinstance(model, str):
         name = name or model
-        model = build_model(model, device="meta" if meta and counter != "fvcore" else "cpu",
-                            **model_kwargs)
+        model = build_model(
+            model, device="meta" if meta and counter != "fvcore" else "cpu", **model_kwargs
+        )
     if not isinstance(model, nn.Module):
         raise UsageError(
             f"{name or type(model).__name__}: not a torch.nn.Module ({type(model).__name__}); "
@@ -285,7 +286,9 @@ def profile_static(
         ]
         try:
             dispatch = _run_checked(
-                model, name, shape,
+                model,
+                name,
+                shape,
                 lambda: count_dispatch(model, [x()], se_types=se_module_types()),
             )
         finally:
@@ -301,11 +304,18 @@ def profile_static(
             model.train()
             try:
                 saved = _run_checked(
-                    model, name, (2, c, h, w),
+                    model,
+                    name,
+                    (2, c, h, w),
                     lambda: count_dispatch(
-                        model, [torch.empty(2, c, h, w, device=device) if meta
-                                else torch.randn(2, c, h, w)],
-                        track_memory=False, track_saved=True,
+                        model,
+                        [
+                            torch.empty(2, c, h, w, device=device)
+                            if meta
+                            else torch.randn(2, c, h, w)
+                        ],
+                        track_memory=False,
+                        track_saved=True,
                     ),
                 )
                 train_bytes = saved.saved_bytes // 2
@@ -322,9 +332,9 @@ def profile_static(
             StageCost(
                 name=stage_name,
                 blocks=blocks,
-                out_channels=declared if declared is not None else (
-                    out_shape[1] if len(out_shape) > 1 else 0
-                ),
+                out_channels=declared
+                if declared is not None
+                else (out_shape[1] if len(out_shape) > 1 else 0),
                 params=sum(p.numel() for p in module.parameters()),
                 macs=scope[0],
                 flops=scope[1],

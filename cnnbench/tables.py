@@ -45,13 +45,27 @@ def _table(title: str, *columns: str, caption: str | None = None) -> Table:
 
 def zoo_table(rows: Sequence[tuple[str, str, int, int | None, tuple[int, int, int], str]]) -> Table:
     """rows: (name, family, params, MACs at native size or None, input size, paper)."""
-    table = _table("cnnbench model zoo", "model", "family", "params", "GMACs", "input", "paper",
-                   caption="GMACs per image at the native input size")
+    table = _table(
+        "cnnbench model zoo",
+        "model",
+        "family",
+        "params",
+        "GMACs",
+        "input",
+        "paper",
+        caption="GMACs per image at the native input size",
+    )
     table.columns[1].justify = "left"
     table.columns[5].justify = "left"
     for name, family, params, macs, size, paper in rows:
-        table.add_row(name, family, human(params, "M", 1e6), human(macs, "", 1e9, 3),
-                      "x".join(map(str, size)), paper)
+        table.add_row(
+            name,
+            family,
+            human(params, "M", 1e6),
+            human(macs, "", 1e9, 3),
+            "x".join(map(str, size)),
+            paper,
+        )
     return table
 
 
@@ -59,20 +73,41 @@ def stages_table(profile: StaticProfile) -> Table:
     """Per-stage blocks, channels, output shape, params, MACs, FLOPs and output size."""
     c, h, w = profile.input_size
     table = _table(
-        f"{profile.model}: stages at {c}x{h}x{w}", "stage", "blocks", "out ch", "output",
-        "params", "MACs", "share", "FLOPs", "output MiB", caption=CONVENTIONS,
+        f"{profile.model}: stages at {c}x{h}x{w}",
+        "stage",
+        "blocks",
+        "out ch",
+        "output",
+        "params",
+        "MACs",
+        "share",
+        "FLOPs",
+        "output MiB",
+        caption=CONVENTIONS,
     )
     for s in profile.stages:
         table.add_row(
-            s.name, str(s.blocks), str(s.out_channels), "x".join(map(str, s.output_shape)),
-            human(s.params, "M", 1e6), human(s.macs, "G", 1e9, 3),
+            s.name,
+            str(s.blocks),
+            str(s.out_channels),
+            "x".join(map(str, s.output_shape)),
+            human(s.params, "M", 1e6),
+            human(s.macs, "G", 1e9, 3),
             f"{100 * s.macs / profile.macs:.1f}%" if profile.macs else "-",
-            human(s.flops, "G", 1e9, 3), human(s.output_bytes, "", 2**20, 2),
+            human(s.flops, "G", 1e9, 3),
+            human(s.output_bytes, "", 2**20, 2),
         )
     table.add_row(
-        "total", str(sum(s.blocks for s in profile.stages[1:-1])), "", "",
-        human(profile.params, "M", 1e6), human(profile.macs, "G", 1e9, 3), "100%",
-        human(profile.flops, "G", 1e9, 3), "", style="bold",
+        "total",
+        str(sum(s.blocks for s in profile.stages[1:-1])),
+        "",
+        "",
+        human(profile.params, "M", 1e6),
+        human(profile.macs, "G", 1e9, 3),
+        "100%",
+        human(profile.flops, "G", 1e9, 3),
+        "",
+        style="bold",
     )
     return table
 
@@ -81,13 +116,15 @@ def counters_table(comparison: CounterComparison, model: str) -> Table:
     """Each backend's count per operation category, in its own unit, and the MAC agreement."""
     reports = comparison.reports
     table = _table(
-        f"{model}: counters side by side (per image)", "category",
+        f"{model}: counters side by side (per image)",
+        "category",
         *(f"{name} [{r.unit}]" for name, r in reports.items()),
         caption="conv + matmul MACs must agree; the other rows are what each counter adds",
     )
     for category in comparison.categories():
-        table.add_row(category, *(human(r.by_category.get(category), "", 1, 0)
-                                  for r in reports.values()))
+        table.add_row(
+            category, *(human(r.by_category.get(category), "", 1, 0) for r in reports.values())
+        )
     table.add_row("total", *(human(r.total, "", 1, 0) for r in reports.values()), style="bold")
     table.add_row("conv+matmul as MACs", *(human(r.macs, "", 1, 0) for r in reports.values()))
     cnn = reports.get("cnnbench")
@@ -98,15 +135,17 @@ def counters_table(comparison: CounterComparison, model: str) -> Table:
 
 def uncounted_table(comparison: CounterComparison, model: str) -> Table:
     """What each backend did not count: operator, calls, elements."""
-    table = _table(f"{model}: not counted by each backend", "backend", "operator", "calls",
-                   "elements")
+    table = _table(
+        f"{model}: not counted by each backend", "backend", "operator", "calls", "elements"
+    )
     table.columns[1].justify = "left"
     for name, report in comparison.reports.items():
         if not report.uncounted:
             table.add_row(name, "(nothing)", "", "")
         for u in report.uncounted:
-            table.add_row(name, u.name, str(u.calls) if u.calls else "-",
-                          human(u.elements, "", 1, 0))
+            table.add_row(
+                name, u.name, str(u.calls) if u.calls else "-", human(u.elements, "", 1, 0)
+            )
     return table
 
 
@@ -119,22 +158,47 @@ def se_table(overhead: SEOverhead) -> Table:
         f"FLOPs +{100 * o.flops_increase:.3f}%. Formula = (2/r) N_s C_s^2, biases neglected."
     )
     table = _table(
-        f"{o.model}: SE overhead per stage", "stage", "N_s", "C_s", "r", "formula",
-        "weights", "+biases", "share", "FC1 MACs", "FC2 MACs", "pool+gate+scale FLOPs",
+        f"{o.model}: SE overhead per stage",
+        "stage",
+        "N_s",
+        "C_s",
+        "r",
+        "formula",
+        "weights",
+        "+biases",
+        "share",
+        "FC1 MACs",
+        "FC2 MACs",
+        "pool+gate+scale FLOPs",
         caption=caption,
     )
     for r in o.rows:
         table.add_row(
-            r.stage, str(r.se_blocks), str(r.channels), f"{r.reduction:g}",
-            f"{r.formula_params:,}", f"{r.weight_params:,}", f"{r.params:,}",
-            f"{100 * r.share:.1f}%", f"{r.fc1_macs:,}", f"{r.fc2_macs:,}", f"{r.gate_flops:,}",
+            r.stage,
+            str(r.se_blocks),
+            str(r.channels),
+            f"{r.reduction:g}",
+            f"{r.formula_params:,}",
+            f"{r.weight_params:,}",
+            f"{r.params:,}",
+            f"{100 * r.share:.1f}%",
+            f"{r.fc1_macs:,}",
+            f"{r.fc2_macs:,}",
+            f"{r.gate_flops:,}",
         )
     table.add_row(
-        "total", str(sum(r.se_blocks for r in o.rows)), "", "",
+        "total",
+        str(sum(r.se_blocks for r in o.rows)),
+        "",
+        "",
         f"{sum(r.formula_params for r in o.rows):,}",
-        f"{sum(r.weight_params for r in o.rows):,}", f"{o.se_params:,}", "100%",
-        f"{sum(r.fc1_macs for r in o.rows):,}", f"{sum(r.fc2_macs for r in o.rows):,}",
-        f"{sum(r.gate_flops for r in o.rows):,}", style="bold",
+        f"{sum(r.weight_params for r in o.rows):,}",
+        f"{o.se_params:,}",
+        "100%",
+        f"{sum(r.fc1_macs for r in o.rows):,}",
+        f"{sum(r.fc2_macs for r in o.rows):,}",
+        f"{sum(r.gate_flops for r in o.rows):,}",
+        style="bold",
     )
     return table
 
@@ -149,16 +213,30 @@ def _fmt(value: float, unit: str) -> str:
 
 def claims_table(verdicts: Sequence[Verdict]) -> Table:
     """Every claim with its expected and measured value and the verdict."""
-    table = _table("claims checked against measurement", "claim", "source", "expected",
-                   "measured", "tolerance", "verdict")
+    table = _table(
+        "claims checked against measurement",
+        "claim",
+        "source",
+        "expected",
+        "measured",
+        "tolerance",
+        "verdict",
+    )
     table.columns[0].justify = "left"
     table.columns[1].justify = "left"
     for v in verdicts:
         c = v.claim
-        tol = {"relative": f"±{100 * c.tolerance:g}%", "absolute": f"±{_fmt(c.tolerance, c.unit)}",
-               "at_least": ">="}[c.kind]
+        tol = {
+            "relative": f"±{100 * c.tolerance:g}%",
+            "absolute": f"±{_fmt(c.tolerance, c.unit)}",
+            "at_least": ">=",
+        }[c.kind]
         table.add_row(
-            c.text, c.source, _fmt(c.expected, c.unit), _fmt(v.measured, c.unit), tol,
+            c.text,
+            c.source,
+            _fmt(c.expected, c.unit),
+            _fmt(v.measured, c.unit),
+            tol,
             "[green]holds[/]" if v.holds else "[red]does not hold[/]",
         )
     return table

@@ -55,7 +55,7 @@ class StagedNet(nn.Module):
     def stages(self) -> list[Stage]:
         """The named stages with block counts and output channels."""
         out = []
-        for name, ch in zip(self.stage_names(), self.stage_channels):
+        for name, ch in zip(self.stage_names(), self.stage_channels, strict=True):
             module = getattr(self, name)
             is_stage = name.startswith("stage") and isinstance(module, nn.Sequential)
             blocks = len(module) if is_stage else 1
@@ -153,4 +153,3 @@ def init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0, 0.01)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-

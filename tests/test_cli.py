@@ -19,7 +19,10 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     """Run ``python -m cnnbench`` as a user would (errors are handled in main())."""
     return subprocess.run(
         [sys.executable, "-m", "cnnbench", *args],
-        capture_output=True, text=True, timeout=300, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
     )
 
 
@@ -94,8 +97,18 @@ def test_user_model_from_file(tmp_path: Path) -> None:
     )
     result = runner.invoke(
         app,
-        ["compare", f"{tmp_path / 'net.py'}:make", "--static-only", "--json",
-         "--model-arg", "width=4", "--resolution", "16", "--out", str(tmp_path)],
+        [
+            "compare",
+            f"{tmp_path / 'net.py'}:make",
+            "--static-only",
+            "--json",
+            "--model-arg",
+            "width=4",
+            "--resolution",
+            "16",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["results"][0]

@@ -34,7 +34,9 @@ def test_every_registered_model_is_in_the_reference_table() -> None:
     )
 
 
-@pytest.mark.parametrize(("name", "kwargs", "expected"), CASES, ids=[f"{c[0]}{c[1] or ''}" for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "expected"), CASES, ids=[f"{c[0]}{c[1] or ''}" for c in CASES]
+)
 def test_exact_parameter_count(name: str, kwargs: dict, expected: int) -> None:
     assert _param_count(name, **kwargs) == expected
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from cnnbench.models import SqueezeExcite, create_model, get_model_info
 from cnnbench.models.densenet import DenseLayer, DenseStage, Transition
 from cnnbench.models.ghostnet import GhostBottleneck, GhostModule
 from cnnbench.models.sknet import SKConv
-from torch import nn
 
 
 def _params(module: nn.Module) -> int:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from cnnbench.models import SqueezeExcite, create_model
 from cnnbench.models.efficientnet import MBConv, StochasticDepth
 from cnnbench.models.mobilenet import InvertedResidual
 from cnnbench.models.shufflenet import ShuffleUnit, channel_shuffle
-from torch import nn
 
 
 def _meta(name: str, **kwargs: object) -> nn.Module:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from cnnbench.models import SqueezeExcite, create_model, list_models
 from cnnbench.models.resnet import Bottleneck, PreActSEBlock
-from torch import nn
 
 RESNET50_STAGES = [(256, 3), (512, 4), (1024, 6), (2048, 3)]  # (block output channels C, blocks)
 FAMILY = sorted({*list_models("resnet*"), *list_models("resnext*"), *list_models("se*")})
