@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from .errors import UsageError
 from .memory import cpu_peak_memory, cuda_peak_memory
 from .peak import Peak, machine_peak
 from .results import Result, StageCost
+from .static import fits_on_meta, meta_forward, smallest_resolution
 from .timing import TimingStats, measure
 
 __all__ = [
@@ -235,23 +235,6 @@ def _model_input_size(model: nn.Module, input_size: Sequence[int] | None, name: 
     return tuple(int(v) for v in size)
 
 
-def _meta_forward(model: nn.Module, shape: Sequence[int]) -> None:
-    """Run ``model`` on the meta device (shapes only, no compute, no memory)."""
-    state = {
-        k: torch.empty_like(v, device="meta")
-        for k, v in itertools.chain(model.named_parameters(), model.named_buffers())
-    }
-    functional_call(model, state, (torch.empty(*shape, device="meta"),))
-
-
-def _fits(model: nn.Module, shape: Sequence[int]) -> bool:
-    try:
-        _meta_forward(model, shape)
-    except (RuntimeError, ValueError, IndexError):
-        return False
-    return True
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -268,24 +251,18 @@ def check_input_size(
     model.eval()
     try:
         try:
-            _meta_forward(model, shape)
+            meta_forward(model, shape)
             return
         except (RuntimeError, ValueError, IndexError) as exc:
             reason = _first_line(exc)
-        if resolution == default_resolution or not _fits(
+        if resolution == default_resolution or not fits_on_meta(
             model, (1, channels, default_resolution, default_resolution)
         ):
             return  # not a resolution problem (or not decidable on meta): let the run show it
         hint = f"its default is {default_resolution}"
         if resolution < default_resolution:
-            lo, hi = resolution, default_resolution  # lo fails, hi works
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if _fits(model, (1, channels, mid, mid)):
-                    hi = mid
-                else:
-                    lo = mid
-            hint = f"use a resolution of at least {hi} ({hint})"
+            smallest = smallest_resolution(model, channels, resolution, default_resolution)
+            hint = f"use a resolution of at least {smallest} ({hint})"
         else:
             hint = f"use the default {default_resolution}"
         raise UsageError(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,16 @@ from .errors import UsageError
 from .results import Result, StageCost
 from .se import se_module_types
 
-__all__ = ["StaticProfile", "profile_static", "build_model", "on_meta", "stage_list"]
+__all__ = [
+    "StaticProfile",
+    "profile_static",
+    "build_model",
+    "on_meta",
+    "meta_forward",
+    "fits_on_meta",
+    "smallest_resolution",
+    "stage_list",
+]
 
 
 @dataclass
@@ -165,10 +174,6 @@ def _param_summary(model: nn.Module) -> tuple[int, int, int, dict[str, int], dic
     return total, trainable, buffers, dict(by_dtype), ordered
 
 
-def _describe(model: nn.Module, name: str) -> str:
-    return name or type(model).__name__
-
-
 def _run_checked(model: nn.Module, name: str, shape: tuple[int, ...], fn: Any) -> Any:
     """Run ``fn()``; turn a failing forward into one line naming model, shape and a fix."""
     try:
@@ -190,34 +195,40 @@ def _what_would_work(model: nn.Module, shape: tuple[int, ...]) -> str:
     if info is None:
         return "check the model's expected input shape (--resolution, channels)"
     c, h, _ = info.input_size
-    smallest = _smallest_resolution(model, c, h)
     native = "x".join(map(str, info.input_size))
-    if smallest is None:
+    if not fits_on_meta(model, (1, c, h, h)):
         return f"the native input is {native}"
+    smallest = smallest_resolution(model, c, 0, h)
     return f"the native input is {native}; the smallest that works is {c}x{smallest}x{smallest}"
 
 
-def _smallest_resolution(model: nn.Module, channels: int, native: int) -> int | None:
-    """Bisect the smallest square input that runs, on the meta device (milliseconds)."""
+def meta_forward(model: nn.Module, shape: Sequence[int]) -> None:
+    """Run ``model`` on a meta input of ``shape`` (shapes only, nothing computed); raises
+    whatever the forward raises."""
+    with on_meta(model), torch.no_grad():
+        model(torch.empty(*shape, device="meta"))
 
-    def works(size: int) -> bool:
-        try:
-            with on_meta(model), torch.no_grad():
-                model(torch.empty(1, channels, size, size, device="meta"))
-            return True
-        except Exception:  # noqa: BLE001 - probing
-            return False
 
-    if not works(native):
-        return None
-    lo, hi = 1, native
-    while lo < hi:
+def fits_on_meta(model: nn.Module, shape: Sequence[int]) -> bool:
+    """Whether ``model`` accepts an input of ``shape`` (checked on the meta device)."""
+    try:
+        meta_forward(model, shape)
+    except Exception:  # noqa: BLE001 - probing
+        return False
+    return True
+
+
+def smallest_resolution(model: nn.Module, channels: int, fails_at: int, fits_at: int) -> int:
+    """Bisect the smallest square size in ``(fails_at, fits_at]`` that the model accepts,
+    given that ``fails_at`` does not fit and ``fits_at`` does (meta device: milliseconds)."""
+    lo, hi = fails_at, fits_at
+    while hi - lo > 1:
         mid = (lo + hi) // 2
-        if works(mid):
+        if fits_on_meta(model, (1, channels, mid, mid)):
             hi = mid
         else:
-            lo = mid + 1
-    return lo
+            lo = mid
+    return hi
 
 
 def profile_static(
@@ -248,7 +259,7 @@ def profile_static(
             f"{name or type(model).__name__}: not a torch.nn.Module ({type(model).__name__}); "
             "pass a zoo name or an nn.Module instance"
         )
-    name = _describe(model, name)
+    name = name or type(model).__name__
     info = getattr(model, "model_info", None)
     if input_size is None:
         if info is None:
