@@ -10,7 +10,6 @@ import json
 import math
 import random
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -66,6 +65,11 @@ calibration_s = 0.1
 max_remeasure = 1
 memory = false
 n_boot = 300
+rounds = 4
+# These CLI tests check the plumbing. A tiny model timed for 0.3 s on a shared machine can drift
+# by more than 5%, so a latency failure here would say nothing about the gate; the decision
+# rules are tested on synthetic samples below, their error rates in benchmarks/bench_gate.py.
+min_effect = 0.5
 """
 
 
@@ -241,7 +245,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_cli_save_check_pass_then_extra_conv_fails_in_seconds(
+def test_cli_save_check_pass_then_extra_conv_fails(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = runner.invoke(app, ["gate", "save", "-o", "base.json", "-q"])
@@ -260,11 +264,9 @@ def test_cli_save_check_pass_then_extra_conv_fails_in_seconds(
     assert "| Tiny |" in summary.read_text() and "✅ **pass**" in summary.read_text()
 
     (project / "net.py").write_text(NET.format(extra=EXTRA_CONV))
-    started = time.perf_counter()
     bad = runner.invoke(app, ["gate", "check", "--baseline", "base.json", "--junit", "bad.xml"])
-    elapsed = time.perf_counter() - started
     assert bad.exit_code == 1, bad.output
-    assert "params" in bad.output and "regression" in bad.output and elapsed < 10
+    assert "params" in bad.output and "regression" in bad.output
     suite = ET.parse(project / "bad.xml").getroot().find("testsuite")
     assert suite is not None
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
@@ -454,6 +456,7 @@ def test_ab_interleaved_catches_slowdown_and_passes_a_a() -> None:
         memory=False,
         n_boot=300,
         max_remeasure=1,
+        min_effect=0.25,  # plumbing, not error rates (those are in benchmarks/bench_gate.py)
         metrics=("latency_ms", "throughput_ips"),
     )
     same = gate.ab(("net", _Net()), ("net", _Net()), cfg)
@@ -468,9 +471,9 @@ def test_ab_extra_conv_is_a_deterministic_regression_without_timing() -> None:
     cfg = GateConfig(
         configs=(RuntimeConfig(device="cpu", resolution=32),), budget_s=5.0, memory=False
     )
-    started = time.perf_counter()
     report = gate.ab(("net", _Net()), ("net", _Net(extra_conv=True)), cfg)
-    assert time.perf_counter() - started < 3.0  # static counts only; the 5 s budget is unused
     failed = {v.metric for v in report.regressions}
     assert {"params", "macs", "flops"} <= failed
-    assert {v.decision for v in report.verdicts if v.metric == "latency_ms"} == {"skipped"}
+    timing = [v for v in report.verdicts if v.metric == "latency_ms"]
+    assert [v.decision for v in timing] == ["skipped"] and "not timed" in timing[0].reason
+    assert timing[0].n_baseline is None  # no sample was taken

@@ -1,0 +1,286 @@
+"""Timing for the gate: the calibration workload, calibrated blocks (save/check) and
+interleaved rounds (ab)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..api import describe
+from ..errors import UsageError
+from ..loading import load_model
+from ..results import Result
+from ..runtime import Prepared, RuntimeConfig, prepare, resolve_device
+from ..timing import measure, summarize
+from .config import _GATE_TARGET_CI, GateConfig
+from .stats import LatencySamples
+
+_CAL_BATCH = {"cpu": 1, "cuda": 32}
+_MAX_WARMUP_S = 1.0
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    old = torch.get_num_threads()
+    try:
+        if n is not None:
+            torch.set_num_threads(n)
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def calibration_workload(device: str | torch.device = "cpu") -> Callable[[], Any]:
+    """A fixed CNN workload timed next to the models, so that runs on machines of different
+    speed, or on one machine whose speed drifts, can be compared.
+
+    Self-contained (no zoo code, which a change under test could slow down too): the
+    convolution shapes of ResNet-18 (the 7x7 stem, max-pool, sixteen 3x3 and three strided 1x1
+    convolutions with ReLU), global pooling and a 512 -> 1000 linear layer, with fixed seeded
+    fp32 weights (11.7 M, 47 MB) and input; about 1.8 GMAC per image. A whole network rather
+    than a few layers, because it must slow down the way CNNs do: with a neighbour process
+    competing for memory bandwidth, cache or compute, resnet18, mobilenet_v2 and resnet50
+    divided by this stack stayed within 4.1% of their quiet values, divided by three small
+    convolutions within 6.3% (benchmarks/results/calibration.md). Batch 1 on CPU, 32 on
+    CUDA; runs once per call (synchronising on CUDA)."""
+    dev = torch.device(device)
+    batch = _CAL_BATCH.get(dev.type, 1)
+    gen = torch.Generator().manual_seed(1234)
+
+    def conv(c_in: int, c_out: int, k: int, stride: int) -> tuple[torch.Tensor, int, int]:
+        w = torch.randn(c_out, c_in, k, k, generator=gen) * (2.0 / (c_in * k * k)) ** 0.5
+        return w.to(dev), stride, k // 2
+
+    stem = conv(3, 64, 7, 2)
+    blocks = []  # (conv1, conv2, projection or None) per basic block
+    c_in = 64
+    for c_out, first_stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for i in range(2):
+            stride = first_stride if i == 0 else 1
+            proj = conv(c_in, c_out, 1, stride) if stride != 1 or c_in != c_out else None
+            blocks.append((conv(c_in, c_out, 3, stride), conv(c_out, c_out, 3, 1), proj))
+            c_in = c_out
+    fc = (torch.randn(1000, c_in, generator=gen) * 0.01).to(dev)
+    x0 = torch.randn(batch, 3, 224, 224, generator=gen).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    F = torch.nn.functional
+
+    def apply(x: torch.Tensor, c: tuple[torch.Tensor, int, int]) -> torch.Tensor:
+        return F.conv2d(x, c[0], stride=c[1], padding=c[2])
+
+    def run() -> Any:
+        with torch.inference_mode():
+            x = F.max_pool2d(torch.relu(apply(x0, stem)), 3, 2, 1)
+            for c1, c2, proj in blocks:
+                shortcut = apply(x, proj) if proj is not None else x
+                x = torch.relu(apply(torch.relu(apply(x, c1)), c2) + shortcut)
+            logits = x.mean((2, 3)) @ fc.T
+        sync()
+        return logits
+
+    return run
+
+
+def _build_spec(spec: str, model_args: Mapping[str, Any]) -> nn.Module:
+    """Top-level (picklable) builder for the CPU memory child process."""
+    return load_model(spec, dict(model_args))[1]
+
+
+@dataclass
+class _Model:
+    """A model under test: its display name, module and (when built from a spec) the spec."""
+
+    name: str
+    module: nn.Module
+    spec: str | None = None
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    statics: dict[int | None, Result] = field(default_factory=dict)
+
+    def builder(self) -> Callable[[], nn.Module] | None:
+        if self.spec is None:
+            return None
+        return functools.partial(_build_spec, self.spec, dict(self.model_args))
+
+    def static(self, config: RuntimeConfig) -> Result:
+        """Static counts (per image) at the config's resolution, as a Result skeleton."""
+        from ..static import profile_static
+
+        if config.resolution not in self.statics:
+            prof = profile_static(
+                self.module, name=self.name, resolution=config.resolution, train_memory=False
+            )
+            self.statics[config.resolution] = prof.to_result()
+        s = self.statics[config.resolution]
+        return dataclasses.replace(
+            s,
+            stages=[],
+            batch_size=config.batch_size,
+            precision=config.precision,
+            memory_format=config.memory_format,
+            mode=config.mode,
+            device=str(resolve_device(config.device)),
+        )
+
+
+def _as_model(
+    obj: str | nn.Module | tuple[str, nn.Module], model_args: Mapping[str, Any]
+) -> _Model:
+    """A spec is loaded with :func:`cnnbench.loading.load_model`; a module without
+    ``model_info`` gets the same default as a loaded one (family custom, input 3x224x224)."""
+    if isinstance(obj, str):
+        name, module = load_model(obj, dict(model_args))
+        return _Model(name, module, obj, model_args)
+    name, module = obj if isinstance(obj, tuple) else (type(obj).__name__, obj)
+    if getattr(module, "model_info", None) is None:
+        from cnnbench.models import ModelInfo
+
+        module.model_info = ModelInfo(name=name, family="custom", paper="")
+    return _Model(name, module)
+
+
+def _time_block(step: Callable[[], Any], device: torch.device, budget_s: float) -> list[float]:
+    """One short timed block: 1 untimed call to re-warm caches after other work ran, then
+    timed calls for ``budget_s`` seconds (at least 3)."""
+    stats = measure(
+        step,
+        device=device,
+        target_ci=_GATE_TARGET_CI,
+        budget_s=budget_s,
+        min_iters=3,
+        min_warmup=1,
+        max_warmup=1,
+    )
+    return list(stats.samples_ms)
+
+
+def _measure_calibrated(
+    model: _Model,
+    config: RuntimeConfig,
+    cfg: GateConfig,
+    *,
+    memory: bool,
+    calibrate: bool,
+) -> tuple[Result, list[float]]:
+    """Time ``model`` under ``config`` in ``cfg.rounds`` rounds, each a block of the
+    calibration workload (``calibration_s / rounds`` seconds, outside autocast) then a block of
+    the model (``budget_s / rounds`` seconds), after a short warm-up of both. Returns the
+    Result (static fields, latency statistics of the pooled samples, raw samples, peak memory
+    when ``memory``) and the calibration samples (empty without ``calibrate``)."""
+
+    static = model.static(config)
+    try:
+        prepared = prepare(model.module, config, name=model.name)
+        device = prepared.device
+        samples: list[float] = []
+        cal: list[float] = []
+        with _threads(config.threads):
+            threads = torch.get_num_threads()
+            warm = min(_MAX_WARMUP_S, cfg.budget_s / 10)
+            with prepared.context():
+                warmup_iters = measure(prepared.step, device=device, budget_s=warm).warmup_iters
+            if calibrate:
+                measure(
+                    calibration_workload(device),
+                    device=device,
+                    budget_s=min(warm, cfg.calibration_s / 4),
+                )
+            for _ in range(cfg.rounds):
+                if calibrate:
+                    # Fresh tensors each round: the speed of one allocation's placement is
+                    # averaged out instead of biasing the whole run.
+                    cal_fn = calibration_workload(device)
+                    cal += _time_block(cal_fn, device, cfg.calibration_s / cfg.rounds)
+                with prepared.context():
+                    samples += _time_block(prepared.step, device, cfg.budget_s / cfg.rounds)
+    except (RuntimeError, MemoryError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{model.name} ({describe(config)}): could not be run: {first}") from None
+    stats = summarize(samples, warmup_iters=warmup_iters, stop_reason="budget")
+    result = dataclasses.replace(
+        static,
+        input_size=list(prepared.input_size),
+        threads=threads,
+        autocast_dtype=(
+            str(prepared.autocast_dtype).removeprefix("torch.") if prepared.autocast_dtype else None
+        ),
+        effective_batch_size=prepared.batch_size,
+        latency_ms_median=stats.median_ms,
+        latency_ms_mean=stats.mean_ms,
+        latency_ms_std=stats.std_ms,
+        latency_ms_min=stats.min_ms,
+        latency_ms_p90=stats.p90_ms,
+        latency_ms_p99=stats.p99_ms,
+        latency_ms_iqr=stats.iqr_ms,
+        latency_ms_ci_low=stats.ci_low_ms,
+        latency_ms_ci_high=stats.ci_high_ms,
+        throughput_ips=prepared.batch_size * 1000.0 / stats.median_ms,
+        warmup_iters=warmup_iters,
+        timed_iters=stats.timed_iters,
+        samples_ms=samples,
+        peak_memory_bytes=_peak_memory(model, prepared) if memory else None,
+    )
+    return result, cal
+
+
+def _peak_memory(model: _Model, prepared: Prepared) -> int | None:
+    """Peak memory of a prepared model: CUDA max allocated over 3 steps; on CPU the peak RSS
+    of a child process that rebuilds the model from its spec (None without a spec)."""
+    from ..memory import cpu_peak_memory, cuda_peak_memory
+
+    if prepared.device.type == "cuda":
+        with prepared.context(), cuda_peak_memory(prepared.device) as peak:
+            for _ in range(3):
+                prepared.step()
+        return peak.allocated_bytes
+    builder = model.builder()
+    if builder is None:
+        return None
+    result = cpu_peak_memory(builder, dataclasses.replace(prepared.config, compile=False))
+    return result.above_start_bytes if result.error is None else None
+
+
+@dataclass
+class _Interleaved:
+    """Two prepared models timed in alternating blocks (round i: A B when i is even, B A when
+    odd), one LatencySamples round per block pair."""
+
+    a: Prepared
+    b: Prepared
+    block_s: float
+    rounds: int
+    label: str
+    on_progress: Progress = _quiet
+
+    @contextlib.contextmanager
+    def _settings(self) -> Iterator[None]:
+        with _threads(self.a.config.threads), self.a.context():
+            yield
+
+    def warm_up(self, budget_s: float) -> None:
+        with self._settings():
+            for p in (self.a, self.b):
+                measure(p.step, device=p.device, budget_s=budget_s, min_iters=1)
+
+    def measure(self, samples: LatencySamples) -> None:
+        """Append ``rounds`` more rounds to ``samples``."""
+        with self._settings():
+            for _ in range(self.rounds):
+                i = len(samples.baseline)
+                self.on_progress(f"{self.label}: round {i + 1}")
+                order = (self.a, self.b) if i % 2 == 0 else (self.b, self.a)
+                blocks = {id(p): _time_block(p.step, p.device, self.block_s) for p in order}
+                samples.baseline.append(blocks[id(self.a)])
+                samples.candidate.append(blocks[id(self.b)])
