@@ -35,7 +35,9 @@ bench: setup
 	$(PY) benchmarks/bench_runtime.py
 
 bench-gate: setup
-	$(PY) benchmarks/bench_gate.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_calibration.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_gate.py --only aa,slow10,slow5,det
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_gate.py --only check --out benchmarks/results/gate-check.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks *.egg-info

@@ -56,13 +56,13 @@ _MATMUL_N = 192  # size of one unit of injected work (a 192 x 192 fp32 matmul, ~
 NOTES = (
     "Notes:",
     "",
-    "- With `min_effect = 0.05` a true 5% slowdown sits on the effect threshold, so its "
-    "detection rate swings with the slowdown actually realised (the injected work is "
-    "calibrated to 5% by interleaved timing, +-1%). Lower `min_effect` to catch 5% reliably.",
-    "- `check` mode compares measurements taken minutes apart, with fresh model instances; on "
-    "this shared machine their speed drifts by a few percent. The calibration workload tracks "
-    "that drift only in part, so `check` does not reach the A/A target here: use `ab` on "
-    "shared runners, and a larger `min_effect` with `check`.",
+    "- With `min_effect = 0.05` a slowdown near 5% sits on the effect threshold, so its "
+    "detection rate swings with the slowdown actually realised (the injected work is calibrated "
+    "by interleaved timing to within a percent or two; the median ratio of each part shows what "
+    "was realised). Lower `min_effect` to catch 5% reliably.",
+    "- check mode: the baseline and each check are separate processes, minutes apart. The "
+    "calibration column is how much slower (> 1) or faster the calibration workload ran at "
+    "check time than at save time; the candidate's latency is divided by it.",
     '- Deterministic checks ("seconds per check") include building both models and the '
     "static counts; no timing is done once the structure regressed.",
 )
@@ -280,8 +280,9 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
         f"{args.check_budget:g} s of model timing in {args.rounds} rounds, each round a "
         "calibration block then a model block; up to "
         f"{args.max_remeasure} re-measurements when ambiguous. The candidate's latency is divided "
-        "by (its calibration median / the baseline's). Decision as in ab mode, on the "
-        "normalised samples."
+        "by (its calibration median / the baseline's). Decision on the normalised samples: "
+        f"Mann-Whitney U one-sided p < {args.alpha:g} AND median ratio >= "
+        f"{1 + args.min_effect:g}; 99% bootstrap CI (model and calibration samples resampled)."
     )
     say()
     bench_dir = str(Path(__file__).resolve().parent)
