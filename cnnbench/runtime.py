@@ -47,6 +47,7 @@ __all__ = [
     "prepare",
     "check_input_size",
     "measure_model",
+    "stats_into",
     "stage_times",
     "with_stage_times",
     "time_vs_macs",
@@ -318,6 +319,11 @@ class Prepared:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    @property
+    def autocast_name(self) -> str | None:
+        """The autocast dtype as results record it (e.g. ``bfloat16``); None without AMP."""
+        return str(self.autocast_dtype).removeprefix("torch.") if self.autocast_dtype else None
 
     def context(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
@@ -597,9 +603,7 @@ def _measure_into(
     prepared = prepare(model, config, name=name, input_size=input_size, batch_size=batch)
     device = prepared.device
     result.input_size = list(prepared.input_size)
-    result.autocast_dtype = (
-        str(prepared.autocast_dtype).removeprefix("torch.") if prepared.autocast_dtype else None
-    )
+    result.autocast_dtype = prepared.autocast_name
     result.effective_batch_size = batch
     with prepared.context():
         output = prepared.step()  # first call: compilation, lazy init, autotuning; checked
@@ -618,7 +622,7 @@ def _measure_into(
     if peak_mem is not None:
         result.peak_memory_bytes = peak_mem.allocated_bytes
         result.peak_reserved_bytes = peak_mem.reserved_bytes
-    _stats_into(result, stats, batch)
+    stats_into(result, stats, batch)
     if not finite:
         result.status = "nonfinite"
         result.error = "model output contains NaN or inf"
@@ -627,7 +631,8 @@ def _measure_into(
         result.stages = with_stage_times(stages, times)
 
 
-def _stats_into(result: Result, stats: TimingStats, batch: int) -> None:
+def stats_into(result: Result, stats: TimingStats, batch: int) -> None:
+    """Copy timing statistics (ms per batch of ``batch`` images) into ``result``."""
     result.latency_ms_median = stats.median_ms
     result.latency_ms_mean = stats.mean_ms
     result.latency_ms_std = stats.std_ms

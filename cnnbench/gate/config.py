@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import UsageError
 from ..runtime import RuntimeConfig
 
+#: Model name prefix of the calibration rows of a saved run (``__calibration__/<model>``).
 CALIBRATION_MODEL = "__calibration__"
 DETERMINISTIC_METRICS = ("params", "macs", "flops", "activation_bytes")
 #: metric -> (kind, unit). Kinds: deterministic, latency, throughput, memory.

@@ -17,7 +17,7 @@ from ..api import describe
 from ..errors import UsageError
 from ..loading import load_model
 from ..results import Result
-from ..runtime import Prepared, RuntimeConfig, prepare, resolve_device
+from ..runtime import Prepared, RuntimeConfig, prepare, resolve_device, stats_into
 from ..timing import measure, summarize
 from .config import _GATE_TARGET_CI, GateConfig
 from .stats import LatencySamples
@@ -208,30 +208,16 @@ def _measure_calibrated(
     except (RuntimeError, MemoryError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{model.name} ({describe(config)}): could not be run: {first}") from None
-    stats = summarize(samples, warmup_iters=warmup_iters, stop_reason="budget")
     result = dataclasses.replace(
         static,
         input_size=list(prepared.input_size),
         threads=threads,
-        autocast_dtype=(
-            str(prepared.autocast_dtype).removeprefix("torch.") if prepared.autocast_dtype else None
-        ),
+        autocast_dtype=prepared.autocast_name,
         effective_batch_size=prepared.batch_size,
-        latency_ms_median=stats.median_ms,
-        latency_ms_mean=stats.mean_ms,
-        latency_ms_std=stats.std_ms,
-        latency_ms_min=stats.min_ms,
-        latency_ms_p90=stats.p90_ms,
-        latency_ms_p99=stats.p99_ms,
-        latency_ms_iqr=stats.iqr_ms,
-        latency_ms_ci_low=stats.ci_low_ms,
-        latency_ms_ci_high=stats.ci_high_ms,
-        throughput_ips=prepared.batch_size * 1000.0 / stats.median_ms,
-        warmup_iters=warmup_iters,
-        timed_iters=stats.timed_iters,
-        samples_ms=samples,
         peak_memory_bytes=_peak_memory(model, prepared) if memory else None,
     )
+    stats = summarize(samples, warmup_iters=warmup_iters, stop_reason="budget")
+    stats_into(result, stats, prepared.batch_size)
     return result, cal
 
 
