@@ -109,7 +109,7 @@ def _batches(values: list[str] | None) -> list[int]:
     return out_
 
 
-def _formats(value: str, json_stdout: bool) -> list[str]:
+def _formats(value: str) -> list[str]:
     formats = [f.strip() for f in value.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -304,7 +304,7 @@ def profile(
     from .static import profile_static
     from .tables import counters_table, stages_table, uncounted_table
 
-    formats = _formats(format_, json_)
+    formats = _formats(format_)
     name, module = load_model(model, parse_model_args(model_arg))
     if not quiet and not json_:
         prof = profile_static(module, name=name, resolution=resolution)
@@ -385,7 +385,7 @@ def compare(
     """One row per model and configuration, relative to the baseline (first model by default)."""
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
-    formats = _formats(format_, json_)
+    formats = _formats(format_)
     configs = _configs(
         device,
         batch,
@@ -473,7 +473,7 @@ def report(
     from .results import load_run
 
     run = load_run(run_file)
-    formats = _formats(format_, False)
+    formats = _formats(format_)
     if not run.complete:
         err.print(f"note: {run_file} is an incomplete run ({len(run.results)} results)")
     if "table" in formats:

@@ -156,29 +156,21 @@ RULES: dict[str, Rule] = {
         "norm", _norm_with_stats, "4 FLOPs per element (statistics + normalise), 5 with affine"
     ),
     "relu": Rule("activation", _ELEMENTWISE, "1 FLOP per element (max)"),
-    "relu_": Rule("activation", _ELEMENTWISE, "1 FLOP per element (max)"),
     "hardtanh": Rule("activation", _ELEMENTWISE, "1 FLOP per element (clamp): ReLU6"),
-    "hardtanh_": Rule("activation", _ELEMENTWISE, "1 FLOP per element (clamp): ReLU6"),
     "leaky_relu": Rule("activation", _per_output(2), "2 FLOPs per element"),
-    "leaky_relu_": Rule("activation", _per_output(2), "2 FLOPs per element"),
     "sigmoid": Rule("activation", _per_output(4), "4 FLOPs per element (neg, exp, add, div)"),
-    "sigmoid_": Rule("activation", _per_output(4), "4 FLOPs per element (neg, exp, add, div)"),
     "silu": Rule("activation", _per_output(5), "5 FLOPs per element (sigmoid + mul)"),
-    "silu_": Rule("activation", _per_output(5), "5 FLOPs per element (sigmoid + mul)"),
     "hardsigmoid": Rule("activation", _per_output(3), "3 FLOPs per element (add, clamp, div)"),
-    "hardsigmoid_": Rule("activation", _per_output(3), "3 FLOPs per element (add, clamp, div)"),
     "hardswish": Rule("activation", _per_output(4), "4 FLOPs per element (hardsigmoid + mul)"),
-    "hardswish_": Rule("activation", _per_output(4), "4 FLOPs per element (hardsigmoid + mul)"),
     "tanh": Rule("activation", _per_output(5), "5 FLOPs per element"),
     "gelu": Rule("activation", _per_output(8), "8 FLOPs per element (tanh approximation)"),
     "_softmax": Rule("activation", _per_output(5), "5 FLOPs per element (max, sub, exp, sum, div)"),
     "add": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
-    "add_": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
     "sub": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
     "mul": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
-    "mul_": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
-    "div": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element"),
-    "div_": Rule("elementwise", _ELEMENTWISE, "1 FLOP per output element (dropout in train mode)"),
+    "div": Rule(
+        "elementwise", _ELEMENTWISE, "1 FLOP per output element (also dropout in train mode)"
+    ),
     "max_pool2d": Rule("pooling", _window, "kh*kw FLOPs (comparisons) per output element"),
     "max_pool2d_with_indices": Rule(
         "pooling", _window, "kh*kw FLOPs (comparisons) per output element"
@@ -188,6 +180,9 @@ RULES: dict[str, Rule] = {
     "mean": Rule("pooling", _per_input(1), "1 FLOP per input element (sum; global pooling)"),
     "sum": Rule("elementwise", _per_input(1), "1 FLOP per input element"),
 }
+#: In-place variants (``relu_``, ``add_``, ...) cost what their out-of-place op costs.
+_INPLACE = ("relu", "hardtanh", "leaky_relu", "sigmoid", "silu", "hardsigmoid", "hardswish")
+RULES.update({f"{op}_": RULES[op] for op in (*_INPLACE, "add", "mul", "div")})
 
 _BATCH_NORM_OPS = frozenset(
     {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training"}
