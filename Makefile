@@ -27,8 +27,8 @@ test-all: setup
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check cnnbench models tests benchmarks
-	$(VENV)/bin/ruff format --check cnnbench models tests benchmarks
+	$(VENV)/bin/ruff check cnnbench tests benchmarks
+	$(VENV)/bin/ruff format --check cnnbench tests benchmarks
 
 bench: setup
 	$(PY) benchmarks/bench_static.py

@@ -47,7 +47,7 @@ from cnnbench.environment import fingerprint
 from cnnbench.models import create_model
 from cnnbench.results import atomic_write_text
 from cnnbench.runtime import RuntimeConfig, prepare
-from cnnbench.timing import measure
+from cnnbench.runtime.timing import measure
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "gate.md"
 _MATMUL_N = 192  # size of one unit of injected work (a 192 x 192 fp32 matmul, ~7 MMAC)

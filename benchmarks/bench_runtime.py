@@ -34,10 +34,10 @@ import torch
 
 from cnnbench.environment import fingerprint
 from cnnbench.models import create_model
-from cnnbench.peak import machine_peak
 from cnnbench.results import Result, atomic_write_text
 from cnnbench.runtime import RuntimeConfig, measure_model, prepare, time_vs_macs
-from cnnbench.timing import measure, median_ci
+from cnnbench.runtime.peak import machine_peak
+from cnnbench.runtime.timing import measure, median_ci
 
 COMPARE_MODELS = ("resnet50", "se_resnet50", "ghostnet")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "runtime.md"

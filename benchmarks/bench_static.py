@@ -28,11 +28,11 @@ from typing import Any
 
 import torch
 
-from cnnbench.backends import run_backend
 from cnnbench.environment import fingerprint
 from cnnbench.models import list_models
 from cnnbench.results import atomic_write_text
 from cnnbench.static import build_model, profile_static
+from cnnbench.static.backends import run_backend
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "static.md"
 ZOO_TARGET_S = 30.0

@@ -14,7 +14,7 @@ __all__ = ["__version__", "to_dataframe"]
 
 def __getattr__(name: str) -> Any:
     if name == "to_dataframe":
-        from .reporting import to_dataframe
+        from cnnbench.report import to_dataframe
 
         return to_dataframe
     raise AttributeError(f"module 'cnnbench' has no attribute {name!r}")

@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .loading import load_model
-from .results import Result
-from .runtime import RuntimeConfig, measure_model
-from .static import StaticProfile, profile_static
+from cnnbench.results import Result
+from cnnbench.runtime import RuntimeConfig, measure_model
+from cnnbench.spec import load_model
+from cnnbench.static import StaticProfile, profile_static
 
 __all__ = ["run_models", "TRAIN_FLOPS_FACTOR"]
 

@@ -1,8 +1,8 @@
 """pytest plugin: model latency tests measured by cnnbench's harness, recorded by pytest-benchmark.
 
 The ``cnnbench_latency`` fixture times a model (or any callable) with
-:func:`cnnbench.timing.measure` (settled warm-up, stops when the median's 95% CI is within
-``target_ci`` or the budget runs out) and returns the :class:`~cnnbench.timing.TimingStats`.
+:func:`cnnbench.runtime.timing.measure` (settled warm-up, stops when the median's 95% CI is within
+``target_ci`` or the budget runs out) and returns the :class:`~cnnbench.runtime.timing.TimingStats`.
 When pytest-benchmark is active, the same raw samples are fed into its ``benchmark`` fixture,
 so its table, ``--benchmark-json``, ``--benchmark-autosave`` and ``--benchmark-compare`` show
 cnnbench's measurement, and ``extra_info["cnnbench"]`` carries the model name and
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from cnnbench.timing import TimingStats
+    from cnnbench.runtime.timing import TimingStats
 
 __all__ = ["LatencyFixture", "cnnbench_latency", "record_into_benchmark"]
 
@@ -47,7 +47,7 @@ class _ReplayClock:
     :meth:`target` advances the clock by the next sample (seconds), so pytest-benchmark's
     ``end - start`` around the call is exactly that sample."""
 
-    __name__ = "cnnbench.timing.measure"
+    __name__ = "cnnbench.runtime.timing.measure"
 
     def __init__(self, samples_s: list[float]) -> None:
         self._samples = samples_s
@@ -121,7 +121,7 @@ class LatencyFixture:
     ) -> TimingStats:
         import torch
 
-        from cnnbench.timing import measure, summarize
+        from cnnbench.runtime.timing import measure, summarize
 
         if budget_s is None:
             budget_s = self._request.config.getoption("cnnbench_budget") or _DEFAULT_BUDGET_S
@@ -148,7 +148,7 @@ class LatencyFixture:
                 "ci_ms": [stats.ci_low_ms, stats.ci_high_ms],
                 "warmup_iters": stats.warmup_iters,
                 "stop_reason": stats.stop_reason,
-                "harness": "cnnbench.timing.measure",
+                "harness": "cnnbench.runtime.timing.measure",
             }
             from cnnbench.environment import cpu_model
 

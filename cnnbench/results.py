@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from cnnbench.errors import UsageError
 
 SCHEMA_VERSION = 1
 

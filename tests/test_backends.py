@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from cnnbench import backends
-from cnnbench.backends import (
+from cnnbench.static import backends
+from cnnbench.errors import UsageError
+from cnnbench.static import build_model
+from cnnbench.static.backends import (
     BACKENDS,
     CORE_CATEGORIES,
     CounterReport,
     compare_counters,
     run_backend,
 )
-from cnnbench.errors import UsageError
-from cnnbench.static import build_model
 
 ALL = ("cnnbench", "torch", "fvcore", "thop")
 MODELS = ["resnet18", "resnet50", "se_resnet50", "ghostnet", "efficientnet_b0",

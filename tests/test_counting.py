@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnnbench.backends import run_backend
-from cnnbench.counting import FREE_OPS, RULES, DispatchCount, count_dispatch
 from cnnbench.models import SqueezeExcite
-from cnnbench.se import se_module_types
 from cnnbench.static import build_model
+from cnnbench.static.backends import run_backend
+from cnnbench.static.counting import FREE_OPS, RULES, DispatchCount, count_dispatch, se_module_types
 
 aten = torch.ops.aten
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from cnnbench import charts, reporting
+from cnnbench.report import charts
+from cnnbench.report import files as reporting
 from cnnbench.errors import UsageError
 from cnnbench.results import Result, Run, SchemaError, StageCost, atomic_write_text, load_run
 

@@ -14,9 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
-from cnnbench.memory import child_peak_rss, cpu_peak_memory
 from cnnbench.models import StagedNet, create_model
-from cnnbench.peak import Peak, machine_peak
 from cnnbench.results import Result, StageCost
 from cnnbench.runtime import (
     RuntimeConfig,
@@ -27,7 +25,9 @@ from cnnbench.runtime import (
     time_vs_macs,
     with_stage_times,
 )
-from cnnbench.timing import _median_ci_ranks, measure, median_ci, summarize
+from cnnbench.runtime.memory import child_peak_rss, cpu_peak_memory
+from cnnbench.runtime.peak import Peak, machine_peak
+from cnnbench.runtime.timing import _median_ci_ranks, measure, median_ci, summarize
 
 FAST = {"device": "cpu", "budget_s": 0.2}
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -21,7 +21,7 @@ from cnnbench.claims import (
     load_claims,
 )
 from cnnbench.errors import UsageError
-from cnnbench.se import se_overhead
+from cnnbench.static.se import se_overhead
 
 STAGES = [("stage1", 3, 256), ("stage2", 4, 512), ("stage3", 6, 1024), ("stage4", 3, 2048)]
 

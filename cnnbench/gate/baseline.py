@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..results import Result, Run, SchemaError, load_run
+from cnnbench.errors import UsageError
+from cnnbench.results import Result, Run, SchemaError, load_run
+
 from .config import CALIBRATION_MODEL
 
 _ENV_KEYS = {"torch": "torch", "device_name": "device", "cpu": "CPU", "threads": "threads"}

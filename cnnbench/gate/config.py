@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..runtime import RuntimeConfig
+from cnnbench.errors import UsageError
+from cnnbench.runtime import RuntimeConfig
 
 #: Model name prefix of the calibration rows of a saved run (``__calibration__/<model>``).
 CALIBRATION_MODEL = "__calibration__"

@@ -13,12 +13,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..api import describe
-from ..errors import UsageError
-from ..loading import load_model
-from ..results import Result
-from ..runtime import Prepared, RuntimeConfig, prepare, resolve_device, stats_into
-from ..timing import measure, summarize
+from cnnbench.api import describe
+from cnnbench.errors import UsageError
+from cnnbench.results import Result
+from cnnbench.runtime import Prepared, RuntimeConfig, prepare, resolve_device, stats_into
+from cnnbench.runtime.timing import measure, summarize
+from cnnbench.spec import load_model
+
 from .config import _GATE_TARGET_CI, GateConfig
 from .stats import LatencySamples
 
@@ -116,7 +117,7 @@ class _Model:
 
     def static(self, config: RuntimeConfig) -> Result:
         """Static counts (per image) at the config's resolution, as a Result skeleton."""
-        from ..static import profile_static
+        from cnnbench.static import profile_static
 
         if config.resolution not in self.statics:
             prof = profile_static(
@@ -224,7 +225,7 @@ def _measure_calibrated(
 def _peak_memory(model: _Model, prepared: Prepared) -> int | None:
     """Peak memory of a prepared model: CUDA max allocated over 3 steps; on CPU the peak RSS
     of a child process that rebuilds the model from its spec (None without a spec)."""
-    from ..memory import cpu_peak_memory, cuda_peak_memory
+    from cnnbench.runtime.memory import cpu_peak_memory, cuda_peak_memory
 
     if prepared.device.type == "cuda":
         with prepared.context(), cuda_peak_memory(prepared.device) as peak:

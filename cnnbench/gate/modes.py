@@ -12,11 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..api import describe
-from ..environment import fingerprint
-from ..errors import UsageError
-from ..results import Result, Run
-from ..runtime import RuntimeConfig, prepare, resolve_device
+from cnnbench.api import describe
+from cnnbench.environment import fingerprint
+from cnnbench.errors import UsageError
+from cnnbench.results import Result, Run
+from cnnbench.runtime import RuntimeConfig, prepare, resolve_device
+
 from .baseline import (
     _calibration,
     _calibration_name,

@@ -27,10 +27,17 @@ from rich.markup import escape as rich_escape
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-from .charts import CHARTS, CONFIG_FIELDS, all_charts, config_label, stage_results, varying_config
-from .errors import UsageError
-from .results import Result, Run, atomic_write_text
+from cnnbench import __version__
+from cnnbench.errors import UsageError
+from cnnbench.report.charts import (
+    CHARTS,
+    CONFIG_FIELDS,
+    all_charts,
+    config_label,
+    stage_results,
+    varying_config,
+)
+from cnnbench.results import Result, Run, atomic_write_text
 
 __all__ = [
     "CONVENTIONS",

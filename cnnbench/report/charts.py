@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import NamedTuple
 
-from .results import Result
+from cnnbench.results import Result
 
 __all__ = [
     "CHARTS",

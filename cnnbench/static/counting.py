@@ -42,6 +42,7 @@ __all__ = [
     "DispatchCount",
     "count_dispatch",
     "op_name",
+    "se_module_types",
 ]
 
 
@@ -379,3 +380,10 @@ def count_dispatch(
 
 def _storage_key(t: Tensor) -> int:
     return t.untyped_storage()._cdata
+
+
+def se_module_types() -> tuple[type[nn.Module], ...]:
+    """Module classes recognised as SE blocks (the zoo's one SqueezeExcite)."""
+    from cnnbench.models import SqueezeExcite
+
+    return (SqueezeExcite,)

@@ -39,7 +39,7 @@ import torch
 if TYPE_CHECKING:
     from torch import nn
 
-    from .runtime import RuntimeConfig
+    from cnnbench.runtime.config import RuntimeConfig
 
 __all__ = [
     "cuda_peak_memory",
@@ -172,7 +172,7 @@ _CHILD_CODE = (
     "import pickle, sys\n"
     "data = pickle.load(sys.stdin.buffer)\n"
     "sys.path[:0] = [p for p in data['sys_path'] if p not in sys.path]\n"
-    "from cnnbench.memory import _child_main\n"
+    "from cnnbench.runtime.memory import _child_main\n"
     "_child_main(data['fn'])\n"
 )
 
@@ -242,7 +242,7 @@ class _ModelRun:
     input_size: tuple[int, ...] | None
 
     def __call__(self) -> None:
-        from .runtime import prepare
+        from cnnbench.runtime.prepare import prepare
 
         if self.config.threads is not None:
             torch.set_num_threads(self.config.threads)

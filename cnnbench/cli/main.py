@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .errors import CnnbenchError, UsageError
+from cnnbench.errors import CnnbenchError, UsageError
 
 # Piped output gets a wide console so tables are not squeezed to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -129,7 +129,7 @@ def _configs(
     train: bool,
     budget: float,
 ) -> list:
-    from .runtime import RuntimeConfig
+    from cnnbench.runtime import RuntimeConfig
 
     if memory_format not in (None, "both", "contiguous", "channels_last"):
         raise UsageError(
@@ -174,11 +174,11 @@ def _measure_and_report(
     quiet: bool,
     baseline: str | None,
 ) -> None:
-    from . import reporting
-    from .api import run_models
-    from .environment import fingerprint
-    from .loading import parse_model_args
-    from .results import Run
+    from cnnbench import report as reporting
+    from cnnbench.api import run_models
+    from cnnbench.environment import fingerprint
+    from cnnbench.results import Run
+    from cnnbench.spec import parse_model_args
 
     config = {
         "command": command,
@@ -188,7 +188,7 @@ def _measure_and_report(
         "configs": [vars(c) for c in configs],
         "model_args": model_args or [],
     }
-    from .runtime import resolve_device
+    from cnnbench.runtime import resolve_device
 
     run = Run(results=[], environment=fingerprint(resolve_device(configs[0].device)), config=config)
     name = _run_name(command, specs)
@@ -237,8 +237,8 @@ def list_cmd(
     macs: Annotated[bool, typer.Option("--macs/--no-macs", help="Count GMACs (slower).")] = True,
 ) -> None:
     """The zoo as a table: name, family, params, GMACs at native size, input, paper."""
-    from .models import get_model_info, list_models
-    from .static import build_model, profile_static
+    from cnnbench.models import get_model_info, list_models
+    from cnnbench.static import build_model, profile_static
 
     names = list_models(pattern)
     if not names:
@@ -257,7 +257,7 @@ def list_cmd(
                 gmacs = None
             rows.append((name, info.family, params, gmacs, info.input_size, info.paper))
             progress.advance(task)
-    from .tables import zoo_table
+    from cnnbench.report.tables import zoo_table
 
     out.print(zoo_table(rows))
 
@@ -269,9 +269,9 @@ def info(
     model_arg: ModelArgOpt = None,
 ) -> None:
     """Stages with blocks, channels, params and MACs per stage."""
-    from .loading import load_model, parse_model_args
-    from .static import profile_static
-    from .tables import stages_table
+    from cnnbench.report.tables import stages_table
+    from cnnbench.spec import load_model, parse_model_args
+    from cnnbench.static import profile_static
 
     name, module = load_model(model, parse_model_args(model_arg))
     out.print(stages_table(profile_static(module, name=name, resolution=resolution)))
@@ -299,10 +299,10 @@ def profile(
     model_arg: ModelArgOpt = None,
 ) -> None:
     """The full static + runtime profile of one model."""
-    from .backends import compare_counters
-    from .loading import load_model, parse_model_args
-    from .static import profile_static
-    from .tables import counters_table, stages_table, uncounted_table
+    from cnnbench.report.tables import counters_table, stages_table, uncounted_table
+    from cnnbench.spec import load_model, parse_model_args
+    from cnnbench.static import profile_static
+    from cnnbench.static.backends import compare_counters
 
     formats = _formats(format_)
     name, module = load_model(model, parse_model_args(model_arg))
@@ -322,8 +322,8 @@ def profile(
         for line in comparison.warnings:
             err.print(f"[yellow]warning:[/] {line}")
         if getattr(module, "model_info", None) is not None and module.model_info.has_se:
-            from .se import se_overhead
-            from .tables import se_table
+            from cnnbench.report.tables import se_table
+            from cnnbench.static.se import se_overhead
 
             if ":" not in model:
                 out.print(
@@ -420,10 +420,10 @@ def se_cmd(
     model_arg: ModelArgOpt = None,
 ) -> None:
     """The per-stage SE overhead table and the claims that concern the model."""
-    from .claims import check_claim, load_claims
-    from .loading import parse_model_args
-    from .se import se_overhead
-    from .tables import claims_table, se_table
+    from cnnbench.claims import check_claim, load_claims
+    from cnnbench.report.tables import claims_table, se_table
+    from cnnbench.spec import parse_model_args
+    from cnnbench.static.se import se_overhead
 
     kwargs = parse_model_args(model_arg)
     out.print(se_table(se_overhead(model, resolution=resolution, **kwargs)))
@@ -455,8 +455,8 @@ def claims(
     ] = None,
 ) -> None:
     """Every claim with its verdict and measured value."""
-    from .claims import check_claims, load_claims
-    from .tables import claims_table
+    from cnnbench.claims import check_claims, load_claims
+    from cnnbench.report.tables import claims_table
 
     out.print(claims_table(check_claims(load_claims(file))))
 
@@ -469,8 +469,8 @@ def report(
     baseline: Annotated[str | None, typer.Option("--baseline")] = None,
 ) -> None:
     """Re-render a saved run in any format without re-measuring."""
-    from . import reporting
-    from .results import load_run
+    from cnnbench import report as reporting
+    from cnnbench.results import load_run
 
     run = load_run(run_file)
     formats = _formats(format_)
@@ -499,6 +499,6 @@ def main() -> None:
         sys.exit(130)
 
 
-from .gate_cli import gate_app  # noqa: E402
+from cnnbench.cli.gate import gate_app  # noqa: E402
 
 app.add_typer(gate_app, name="gate", help="CI performance regression gate: save, check, ab.")

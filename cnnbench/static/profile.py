@@ -24,11 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .backends import CounterReport, report_from_dispatch, run_backend
-from .counting import DispatchCount, count_dispatch
-from .errors import UsageError
-from .results import Result, StageCost
-from .se import se_module_types
+from cnnbench.errors import UsageError
+from cnnbench.results import Result, StageCost
+from cnnbench.static.backends import CounterReport, report_from_dispatch, run_backend
+from cnnbench.static.counting import DispatchCount, count_dispatch, se_module_types
 
 __all__ = [
     "StaticProfile",

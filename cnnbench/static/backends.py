@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .counting import RULES, DispatchCount, count_dispatch, op_name
-from .errors import UsageError
+from cnnbench.errors import UsageError
+from cnnbench.static.counting import RULES, DispatchCount, count_dispatch, op_name
 
 __all__ = [
     "Uncounted",
@@ -95,7 +95,7 @@ def _thop_category(module: nn.Module) -> str:
 
 
 def _cnnbench(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
-    from .se import se_module_types
+    from cnnbench.static.counting import se_module_types
 
     return report_from_dispatch(
         count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UsageError
+from cnnbench.errors import UsageError
 
 __all__ = [
     "Claim",
@@ -66,7 +66,7 @@ def _freeze(kwargs: dict[str, Any]) -> tuple:
 
 @lru_cache(maxsize=32)
 def _overhead(model: str, frozen: tuple) -> Any:
-    from .se import se_overhead
+    from cnnbench.static.se import se_overhead
 
     return se_overhead(model, **dict(frozen))
 
@@ -79,13 +79,13 @@ def _se(fn: Callable[[Any], float]) -> Callable[..., float]:
 
 
 def _gmacs(model: str, model_kwargs: dict[str, Any] | None = None) -> float:
-    from .static import profile_static
+    from cnnbench.static import profile_static
 
     return profile_static(model, train_memory=False, **(model_kwargs or {})).macs / 1e9
 
 
 def _count(module: nn.Module, resolution: int, in_channels: int, metric: str) -> int:
-    from .counting import count_dispatch
+    from cnnbench.static.counting import count_dispatch
 
     if metric == "params":
         return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))

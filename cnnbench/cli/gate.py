@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import UsageError
+from cnnbench.errors import UsageError
 
 __all__ = ["gate_app", "verdict_table"]
 
@@ -86,7 +86,7 @@ _STYLES = {"pass": "green", "regression": "bold red", "improvement": "cyan", "sk
 
 def verdict_table(report: object) -> Table:
     """The verdict table of a GateReport (one row per model/config/metric)."""
-    from .gate import GateReport, format_change, format_ci, format_p, format_value
+    from cnnbench.gate import GateReport, format_change, format_ci, format_p, format_value
 
     assert isinstance(report, GateReport)
     table = Table(
@@ -138,7 +138,7 @@ def _config(
     fallback: dict | None = None,
 ):  # -> GateConfig
     """The configuration file (or the baseline's stored set, or defaults) with CLI overrides."""
-    from .gate import GateConfig, config_from_dict, load_config
+    from cnnbench.gate import GateConfig, config_from_dict, load_config
 
     cfg = load_config(config)
     if cfg is None:
@@ -183,8 +183,8 @@ def _finish(
     report: object, *, junit: Path | None, markdown: Path | None, json_out: Path | None, quiet: bool
 ) -> None:
     """Render and write every output, then exit 1 on a regression."""
-    from .gate import GateReport, to_junit_xml, to_markdown, write_step_summary
-    from .results import atomic_write_text
+    from cnnbench.gate import GateReport, to_junit_xml, to_markdown, write_step_summary
+    from cnnbench.results import atomic_write_text
 
     assert isinstance(report, GateReport)
     if not quiet:
@@ -233,7 +233,7 @@ def save_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Measure the configured models and write a baseline: raw samples, environment, calibration."""
-    from . import gate
+    from cnnbench import gate
 
     cfg = _config(
         config,
@@ -277,7 +277,7 @@ def check_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Measure the configured set now (or read --candidate) and decide each metric vs the baseline."""
-    from . import gate
+    from cnnbench import gate
 
     base_run = gate.load_baseline(baseline)  # exit 2 early on a missing or corrupt file
     cfg = _config(
@@ -333,7 +333,7 @@ def ab_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Time two models interleaved in one process (A B, B A, ...): the most robust mode."""
-    from . import gate
+    from cnnbench import gate
 
     is_file = [s.endswith(".json") for s in (baseline, candidate)]
     if any(is_file) and not all(is_file):

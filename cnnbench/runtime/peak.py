@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .timing import measure
+from cnnbench.runtime.timing import measure
 
 __all__ = ["Peak", "machine_peak", "clear_cache", "DTYPES"]
 

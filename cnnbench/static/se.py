@@ -13,18 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from cnnbench.errors import UsageError
 
-from .errors import UsageError
-
-__all__ = ["se_module_types", "SEStageRow", "SEOverhead", "se_overhead"]
-
-
-def se_module_types() -> tuple[type[nn.Module], ...]:
-    """Module classes recognised as SE blocks (the zoo's one SqueezeExcite)."""
-    from cnnbench.models import SqueezeExcite
-
-    return (SqueezeExcite,)
+__all__ = ["SEStageRow", "SEOverhead", "se_overhead"]
 
 
 @dataclass
@@ -91,8 +82,7 @@ def se_overhead(name: str, *, resolution: int | None = None, **model_kwargs: Any
     The baseline is ``create_model(name, **model_kwargs, se_stages=())``.
     """
     from cnnbench.models import SqueezeExcite, get_model_info
-
-    from .static import build_model, profile_static
+    from cnnbench.static import build_model, profile_static
 
     info = get_model_info(name)
     if not info.has_se and not model_kwargs.get("se_reduction"):

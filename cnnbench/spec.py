@@ -27,7 +27,7 @@ from typing import Any
 
 from torch import nn
 
-from .errors import UsageError
+from cnnbench.errors import UsageError
 
 __all__ = ["load_model", "parse_model_args", "spec_name"]
 

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from .backends import CounterComparison
-from .claims import Verdict
-from .se import SEOverhead
-from .static import StaticProfile
+from cnnbench.claims import Verdict
+from cnnbench.static import StaticProfile
+from cnnbench.static.backends import CounterComparison
+from cnnbench.static.se import SEOverhead
 
 __all__ = [
     "CONVENTIONS",

@@ -1,0 +1,29 @@
+"""Runtime measurement: configuration, preparation, the timing harness, the measurement of a
+model under one configuration, per-stage time, CPU/CUDA peak memory and the machine's peak."""
+
+from cnnbench.runtime.config import MEMORY_FORMATS, MODES, PRECISIONS, RuntimeConfig, resolve_device
+from cnnbench.runtime.measure import (
+    measure_model,
+    stage_times,
+    stats_into,
+    time_vs_macs,
+    with_stage_times,
+)
+from cnnbench.runtime.prepare import Prepared, check_input_size, is_oom, prepare
+
+__all__ = [
+    "PRECISIONS",
+    "MEMORY_FORMATS",
+    "MODES",
+    "RuntimeConfig",
+    "Prepared",
+    "resolve_device",
+    "prepare",
+    "check_input_size",
+    "measure_model",
+    "stats_into",
+    "stage_times",
+    "with_stage_times",
+    "time_vs_macs",
+    "is_oom",
+]

@@ -1,0 +1,147 @@
+"""Runtime configuration: device, AMP precision, memory format, batch, resolution, threads,
+compile and mode, validated on construction."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from cnnbench.errors import UsageError
+
+__all__ = ["PRECISIONS", "MEMORY_FORMATS", "MODES", "RuntimeConfig", "resolve_device"]
+
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+MEMORY_FORMATS: dict[str, torch.memory_format] = {
+    "contiguous": torch.contiguous_format,
+    "channels_last": torch.channels_last,
+}
+MODES = ("inference", "train")
+_DEVICE_HELP = "use cpu, cuda, cuda:N or auto"
+_DEFAULT_BUDGET_S = 5.0
+
+
+def _choices(table: Mapping[str, Any] | Sequence[str]) -> str:
+    return ", ".join(table)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """One runtime configuration. Values are checked on construction (UsageError, one line);
+    whether the device and dtype exist on this machine is checked by :func:`resolve_device`
+    and :func:`prepare`.
+
+    ``resolution`` is H = W in pixels (None: the model's default). ``threads`` is the number of
+    CPU intra-op threads (None: leave torch's setting; the value in effect is recorded).
+    ``budget_s`` is the time budget per configuration in seconds (warm-up included) and
+    ``target_ci`` the relative half-width of the median's 95% CI at which timing stops.
+    ``oom_backoff`` retries an out-of-memory configuration with half the batch, recording the
+    batch that ran as ``effective_batch_size``.
+    """
+
+    device: str = "auto"
+    precision: str = "fp32"
+    memory_format: str = "contiguous"
+    batch_size: int = 1
+    resolution: int | None = None
+    threads: int | None = None
+    compile: bool = False
+    mode: str = "inference"
+    cudnn_benchmark: bool = True
+    target_ci: float = 0.02
+    budget_s: float = _DEFAULT_BUDGET_S
+    oom_backoff: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UsageError(
+                f"unknown precision {self.precision!r}; use one of {_choices(PRECISIONS)}"
+            )
+        if self.memory_format not in MEMORY_FORMATS:
+            raise UsageError(
+                f"unknown memory format {self.memory_format!r}; "
+                f"use one of {_choices(MEMORY_FORMATS)}"
+            )
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}; use one of {_choices(MODES)}")
+        _parse_device(self.device)
+        if not _is_int(self.batch_size) or self.batch_size <= 0:
+            raise UsageError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        if self.resolution is not None and (not _is_int(self.resolution) or self.resolution <= 0):
+            raise UsageError(
+                f"resolution must be a positive integer (pixels, H = W), got {self.resolution!r}"
+            )
+        if self.threads is not None and (not _is_int(self.threads) or self.threads <= 0):
+            raise UsageError(f"threads must be a positive integer, got {self.threads!r}")
+        if not (isinstance(self.target_ci, (int, float)) and 0 < self.target_ci < 1):
+            raise UsageError(
+                f"target CI must be a fraction of the median in (0, 1), e.g. 0.02, "
+                f"got {self.target_ci!r}"
+            )
+        if not (isinstance(self.budget_s, (int, float)) and self.budget_s > 0):
+            raise UsageError(f"time budget must be > 0 seconds, got {self.budget_s!r}")
+
+    @classmethod
+    def grid(cls, **axes: Sequence[Any] | Any) -> list[RuntimeConfig]:
+        """Every combination of the given axes, e.g. ``grid(batch_size=[1, 8],
+        precision=["fp32", "bf16"], device="cpu")``; scalars are fixed values. Order: the
+        last axis varies fastest."""
+        names = list(axes)
+        values = [
+            list(v) if isinstance(v, (list, tuple)) else [v] for v in (axes[n] for n in names)
+        ]
+        return [cls(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*values)]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_device(device: str) -> tuple[str, int | None]:
+    """Split ``cpu``/``cuda``/``cuda:N``/``auto`` into (kind, index); UsageError otherwise."""
+    if not isinstance(device, str):
+        raise UsageError(f"unknown device {device!r}; {_DEVICE_HELP}")
+    text = device.strip().lower()
+    if text in ("cpu", "cuda", "auto"):
+        return text, None
+    kind, sep, index = text.partition(":")
+    if kind == "cuda" and sep and index.isdigit():
+        return "cuda", int(index)
+    raise UsageError(f"unknown device {device!r}; {_DEVICE_HELP}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device for ``device``: ``auto`` is CUDA when present, else CPU; ``cuda`` is
+    the current CUDA device. UsageError when CUDA is asked for and is not there."""
+    kind, index = _parse_device(device)
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UsageError(
+            f"device {device!r} asked but CUDA is not available on this machine "
+            f"(torch {torch.__version__}); use --device cpu or auto"
+        )
+    count = torch.cuda.device_count()
+    if index is None:
+        index = torch.cuda.current_device()
+    if index >= count:
+        raise UsageError(
+            f"device {device!r} does not exist: this machine has {count} CUDA device(s), "
+            f"use cuda:0..cuda:{count - 1}"
+        )
+    return torch.device("cuda", index)
+
+
+def _device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
