@@ -116,14 +116,11 @@ class Result:
         return {k: d[k] for k in self.flat_columns()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Result:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SchemaError(f"unknown result fields: {', '.join(sorted(unknown))}")
-        data = dict(data)
-        data["stages"] = [StageCost(**s) for s in data.get("stages", [])]
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], where: str = "result") -> Result:
+        """A Result from its JSON form, every field checked against its annotation (numbers
+        finite, no strings where numbers belong, stages well-formed). SchemaError names the
+        field: ``results[3].latency_ms_median: expected a finite number, got 'fast'``."""
+        return _record_from_dict(cls, data, where)
 
 
 @dataclass
@@ -166,31 +163,185 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return path
 
 
-def load_run(path: str | os.PathLike[str]) -> Run:
-    """Read a saved run; raises SchemaError naming the file and the problem."""
+#: The largest saved file (run, baseline, pytest-benchmark JSON) cnnbench reads, in bytes.
+MAX_FILE_BYTES = 64 * 2**20
+
+
+def read_text_capped(
+    path: str | os.PathLike[str],
+    *,
+    limit: int = MAX_FILE_BYTES,
+    missing: str = "no such file",
+) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes. A device (``/dev/zero``),
+    directory or pipe is refused before it is opened, a larger file before it is read, and
+    the read itself is capped (a file that grows meanwhile is refused too). SchemaError names
+    the file; ``missing`` is the message for a file that does not exist."""
+    import stat
+
     path = Path(path)
+    mib = f"{limit / 2**20:g} MiB"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SchemaError(f"{path}: not a regular file; give the path of a saved JSON file")
+        if info.st_size > limit:
+            raise SchemaError(
+                f"{path}: {info.st_size:,} bytes, larger than the {mib} a saved file may have"
+            )
+        with path.open("rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise SchemaError(f"{path}: not a regular file; give the path of a saved JSON file")
+            raw = fh.read(limit + 1)
     except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > limit:
+        raise SchemaError(f"{path}: larger than the {mib} a saved file may have")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def read_json_capped(path: str | os.PathLike[str], *, missing: str = "no such file") -> Any:
+    """:func:`read_text_capped` parsed as JSON; SchemaError (naming the file) when it is not
+    JSON. NaN and Infinity literals parse here; the schema checks refuse them by field."""
+    text = read_text_capped(path, missing=missing)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SchemaError(f"{path}: not a readable JSON file (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
         raise SchemaError(f"{path}: not a readable JSON file ({exc})") from None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_field(value: Any, hint: Any, where: str) -> Any:
+    """``value`` checked against the type annotation ``hint`` (int, float, str, bool, None,
+    list[...], dict, a dataclass, unions of these); the value to store, else SchemaError."""
+    import dataclasses
+    import math
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        arms = typing.get_args(hint)
+        if value is None and type(None) in arms:
+            return None
+        errors = []
+        for arm in arms:
+            if arm is type(None):
+                continue
+            try:
+                return _check_field(value, arm, where)
+            except SchemaError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise SchemaError(f"{where}: unexpected value {_describe(value)}")
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise SchemaError(f"{where}: expected true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SchemaError(f"{where}: expected an integer, got {_describe(value)}")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SchemaError(f"{where}: expected a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise SchemaError(f"{where}: {value!r} is not a finite number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise SchemaError(f"{where}: expected a string, got {_describe(value)}")
+        return value
+    if origin is list or hint is list:
+        if not isinstance(value, list):
+            raise SchemaError(f"{where}: expected a list, got {_describe(value)}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_check_field(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise SchemaError(f"{where}: expected an object, got {_describe(value)}")
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _record_from_dict(hint, value, where)
+    return value
+
+
+def _record_from_dict(cls: Any, data: Any, where: str) -> Any:
+    """An instance of the dataclass ``cls`` from a JSON object, each field checked by
+    :func:`_check_field` against its annotation; unknown and missing fields are refused."""
+    import dataclasses
+    import typing
+
+    if not isinstance(data, dict):
+        raise SchemaError(f"{where}: expected an object, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise SchemaError(f"{where}: unknown result field(s) {', '.join(map(str, unknown))}")
+    missing = [
+        name
+        for name, f in known.items()
+        if name not in data
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise SchemaError(f"{where}: missing field(s) {', '.join(missing)}")
+    values = {k: _check_field(v, hints.get(k, Any), f"{where}.{k}") for k, v in data.items()}
+    return cls(**values)
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read a saved run; raises SchemaError naming the file and the problem.
+
+    The file must be a regular file of at most :data:`MAX_FILE_BYTES`; every field is checked
+    against the schema (types, finite numbers, stage records), so a malformed run is refused
+    in one line naming the file and the field, never half-read."""
+    path = Path(path)
+    data = read_json_capped(path)
     if not isinstance(data, dict) or "schema_version" not in data or "results" not in data:
         raise SchemaError(f"{path}: not a cnnbench run (no schema_version/results)")
     version = data["schema_version"]
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise SchemaError(
             f"{path}: schema version {version!r}, this cnnbench reads version {SCHEMA_VERSION}"
         )
+    if not isinstance(data["results"], list):
+        raise SchemaError(f"{path}: results: expected a list of result records")
+    envelope = {"environment": dict, "config": dict, "complete": bool, "created": str}
+    for key, kind in envelope.items():
+        if key in data and not isinstance(data[key], kind):
+            raise SchemaError(
+                f"{path}: {key}: expected {kind.__name__}, got {_describe(data[key])}"
+            )
     try:
-        results = [Result.from_dict(r) for r in data["results"]]
+        results = [Result.from_dict(r, f"results[{i}]") for i, r in enumerate(data["results"])]
         return Run(
             results=results,
             environment=data.get("environment", {}),
             config=data.get("config", {}),
-            complete=bool(data.get("complete", True)),
+            complete=data.get("complete", True),
             created=data.get("created", ""),
             schema_version=version,
         )
-    except (TypeError, SchemaError) as exc:
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a dataclass's own check of a field
         raise SchemaError(f"{path}: malformed result record ({exc})") from None
