@@ -21,7 +21,9 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,15 @@ from torch import nn
 
 from cnnbench.errors import UsageError
 
-__all__ = ["load_model", "parse_model_args", "spec_name"]
+__all__ = [
+    "LoadedModel",
+    "Rebuild",
+    "ensure_info",
+    "load",
+    "load_model",
+    "parse_model_args",
+    "spec_name",
+]
 
 
 def parse_model_args(pairs: list[str] | None) -> dict[str, Any]:
@@ -108,9 +118,60 @@ def _from_library(library: str, name: str, spec: str, kwargs: dict[str, Any]) ->
     return models.get_model(name, weights=None, **kwargs)
 
 
+def ensure_info(model: nn.Module, name: str) -> nn.Module:
+    """Give a module without ``model_info`` the default one (family ``custom``, input
+    3x224x224), so every command treats it like a zoo model; returns the module."""
+    if getattr(model, "model_info", None) is None:
+        from cnnbench.models import ModelInfo
+
+        model.model_info = ModelInfo(name=name, family="custom", paper="")
+    return model
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """A picklable recipe that builds a spec's model again, e.g. in the CPU memory child
+    process: the spec (file paths made absolute) and its builder keyword arguments."""
+
+    spec: str
+    model_args: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self) -> nn.Module:
+        return load_model(self.spec, dict(self.model_args))[1]
+
+
+@dataclass
+class LoadedModel:
+    """A model as every command sees it: the display ``name``, the built ``module`` (on the
+    CPU) and how to ``rebuild`` it elsewhere (None for a module object handed over in Python,
+    which can only travel pickled)."""
+
+    name: str
+    module: nn.Module
+    rebuild: Rebuild | None = field(default=None, repr=False)
+    #: static profiles already counted, by (resolution, counter): each is counted once
+    profiles: dict[tuple[int | None, str], Any] = field(default_factory=dict, repr=False)
+
+
+def _absolute(spec: str) -> str:
+    """The spec with a file path made absolute, so a child process finds the same file."""
+    prefix, sep, attr = spec.rpartition(":")
+    if sep and (prefix.endswith(".py") or "/" in prefix) and prefix not in ("timm", "torchvision"):
+        return f"{os.path.abspath(prefix)}:{attr}"
+    return spec
+
+
+def load(spec: str, model_args: dict[str, Any] | None = None) -> LoadedModel:
+    """Resolve a spec once: its display name, its module and its rebuild recipe. This is the
+    one place a spec becomes a model; the memory child rebuilds through ``rebuild``."""
+    name, module = load_model(spec, model_args)
+    rebuild = Rebuild(_absolute(spec), tuple(sorted((model_args or {}).items())))
+    return LoadedModel(name, module, rebuild)
+
+
 def load_model(spec: str, model_args: dict[str, Any] | None = None) -> tuple[str, nn.Module]:
     """Build the model a spec names, on the CPU. Returns (display name, module)."""
-    from cnnbench.models import ModelInfo, UnknownModelError, create_model
+    from cnnbench.models import UnknownModelError, create_model
 
     kwargs = dict(model_args or {})
     if ":" not in spec:
@@ -131,6 +192,4 @@ def load_model(spec: str, model_args: dict[str, Any] | None = None) -> tuple[str
         except ImportError as exc:
             raise UsageError(f"{spec}: cannot import {prefix!r} ({exc})") from None
         model = _call(_attr(module, attr, spec), spec, kwargs)
-    if getattr(model, "model_info", None) is None:
-        model.model_info = ModelInfo(name=attr, family="custom", paper="")
-    return attr, model
+    return attr, ensure_info(model, attr)

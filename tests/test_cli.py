@@ -10,9 +10,24 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cnnbench.cli import app
+from cnnbench.cli import app, main
 
 runner = CliRunner()
+
+
+def main_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """Run the console entry point in this process (its error handling included) and return
+    (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["cnnbench", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,8 +54,14 @@ def test_list_pattern_shows_params_and_macs() -> None:
     result = runner.invoke(app, ["list", "resnet5*"])
     assert result.exit_code == 0, result.output
     assert "resnet50" in result.output and "resnet50_v1" in result.output
-    assert "25.56M" in result.output  # 25,557,032 params
-    assert "4.089" in result.output and "3.858" in result.output  # GMACs of the two layouts
+    assert "25.6 M" in result.output  # 25,557,032 params, three significant digits
+    assert "4.09 GMACs" in result.output and "3.86 GMACs" in result.output  # the two layouts
+    rows = {
+        r["name"]: r for r in json.loads(runner.invoke(app, ["list", "resnet5*", "--json"]).stdout)
+    }
+    assert rows["resnet50"]["params"] == rows["resnet50_v1"]["params"] == 25_557_032
+    assert rows["resnet50"]["macs"] == 4_089_184_256  # torchvision's 4.09 GFLOPS (v1.5)
+    assert rows["resnet50_v1"]["macs"] < rows["resnet50"]["macs"]
 
 
 def test_info_lists_stages() -> None:
@@ -48,7 +69,13 @@ def test_info_lists_stages() -> None:
     assert result.exit_code == 0, result.output
     for stage in ("stem", "stage1", "stage4", "head"):
         assert stage in result.output
-    assert "14.96M" in result.output  # stage4 params
+    assert "15.0 M" in result.output  # stage4 params
+    data = json.loads(runner.invoke(app, ["info", "resnet50", "--json"]).stdout)
+    stage4 = next(s for s in data["stages"] if s["name"] == "stage4")
+    # layer4: 3 bottlenecks of 512 planes + the 1x1 projection, with BN (hand-derived)
+    first = 1024 * 512 + 9 * 512 * 512 + 512 * 2048 + 1024 * 2048 + 2 * (512 + 512 + 2048 + 2048)
+    rest = 2048 * 512 + 9 * 512 * 512 + 512 * 2048 + 2 * (512 + 512 + 2048)
+    assert stage4["params"] == first + 2 * rest == 14_964_736
 
 
 def test_se_table_and_related_claims() -> None:
@@ -129,21 +156,26 @@ def test_user_model_from_file(tmp_path: Path) -> None:
         (["info", "nosuchfile.py:Net"], "no such file"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
-    proc = _cli(*args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
+def test_bad_input_is_one_line_exit_2(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = main_in_process(monkeypatch, capsys, *args)
+    assert code == 2, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
     assert lines[0].startswith("error:") and message in lines[0]
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in stderr
 
 
-def test_corrupt_run_file_names_file_and_problem(tmp_path: Path) -> None:
+def test_corrupt_run_file_names_file_and_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     bad = tmp_path / "run.json"
     bad.write_text('{"schema_version": 99, "results": []}')
-    proc = _cli("report", str(bad))
-    assert proc.returncode == 2
-    assert "run.json" in proc.stderr and "schema version 99" in proc.stderr
+    code, _, stderr = main_in_process(monkeypatch, capsys, "report", str(bad))
+    assert code == 2
+    assert "run.json" in stderr and "schema version 99" in stderr
 
 
 def test_debug_shows_traceback() -> None:

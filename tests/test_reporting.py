@@ -175,8 +175,8 @@ def test_markdown_has_table_header_and_chart_references() -> None:
     assert "| Model | Config | Params | MACs | Latency (median ±CI) |" in md
     assert "|:---|:---|---:|" in md
     assert "![Latency vs MACs with the Pareto front](r-latency-macs.svg)" in md
-    assert "| **a (baseline)** | **bs1** | **1.00 M** | **2.00 GMACs** |" in md
-    assert "| b | bs1 | 2.00 M | 3.00 GMACs | 20.0 ms ±1.00 |" in md
+    assert "| **a (baseline)** | **b1** | **1.00 M** | **2.00 GMACs** |" in md
+    assert "| b | b1 | 2.00 M | 3.00 GMACs | 20.0 ms ±1.00 |" in md
     assert "bias excluded" in md
     assert "### b stages" in md
 
@@ -260,7 +260,7 @@ def test_scatter_has_one_point_per_ok_row() -> None:
     assert len(points) == 5
     # per image: c (0.2 GMACs, 4 ms) beats every other row on both axes
     front = [c for c in points if "pareto" in c.get("class", "")]
-    assert [c.findtext(f"{SVG_NS}title", "").split(":")[0] for c in front] == ["c (bs1)"]
+    assert [c.findtext(f"{SVG_NS}title", "").split(":")[0] for c in front] == ["c (b1)"]
 
 
 # --------------------------------------------------------------------------- files
@@ -406,7 +406,7 @@ def test_renderers_cope_with_static_only_failed_and_odd_rows(tmp_path: Path) -> 
     html = paths["html"].read_text(encoding="utf-8")
     assert "my&lt;net&gt;&amp;[bold]|x" in html and "Incomplete run" in html
     assert "CUDA out of memory" in html
-    assert "my<net>&[bold]\\|x" in paths["md"].read_text(encoding="utf-8")
+    assert "my&lt;net&gt;&amp;[bold]\\|x" in paths["md"].read_text(encoding="utf-8")
     buf = io.StringIO()
     reporting.render_table(run, Console(file=buf, width=120))
     assert weird in buf.getvalue() and "oom" in buf.getvalue()

@@ -225,7 +225,8 @@ def test_grid_expands_axes() -> None:
 
 
 def test_measure_model_fills_runtime_fields() -> None:
-    r = measure_model(tiny_net(), RuntimeConfig(batch_size=2, resolution=12, **FAST), name="tiny")
+    config = RuntimeConfig(batch_size=2, resolution=12, **FAST)
+    r = measure_model(tiny_net(), config, name="tiny", cpu_memory=False)
     assert isinstance(r, Result) and r.status == "ok" and r.error is None
     assert r.model == "tiny" and r.family == "tiny" and r.device == "cpu"
     assert r.input_size == [3, 12, 12] and r.batch_size == r.effective_batch_size == 2
@@ -235,7 +236,17 @@ def test_measure_model_fills_runtime_fields() -> None:
     assert r.throughput_ips == pytest.approx(2 * 1000 / r.latency_ms_median)
     assert r.autocast_dtype is None and r.precision == "fp32"
     assert r.achieved_gflops is None and r.pct_of_peak is None  # no FLOPs given
-    assert r.peak_memory_bytes is None  # not registered, no builder: no child run
+    assert r.peak_memory_bytes is None  # cpu_memory=False: no child run
+
+
+def test_cpu_memory_is_measured_on_the_users_model_not_a_zoo_namesake() -> None:
+    """A module displayed as ``resnet18`` is measured as itself (sent pickled to the memory
+    child), never as the zoo's resnet18 looked up by name: the zoo model's fp32 weights alone
+    are 11,689,512 x 4 bytes = 46.8 MB, the tiny net's a few KB."""
+    config = RuntimeConfig(batch_size=1, resolution=12, **FAST)
+    r = measure_model(tiny_net(), config, name="resnet18")
+    assert r.peak_memory_bytes is not None, r.error
+    assert r.peak_memory_bytes < 11_689_512 * 4 / 2
 
 
 def test_channels_last_applies_to_model_and_input() -> None:

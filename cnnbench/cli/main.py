@@ -1,21 +1,51 @@
 """The ``cnnbench`` command line. Commands parse options and call the library; data goes to
 stdout, diagnostics and progress to stderr. Exit codes: 0 success, 1 regression (gate),
-2 bad usage or input, 130 interrupted (results so far saved)."""
+2 bad usage or input, 130 interrupted, 143 terminated (results so far saved)."""
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import sys
-from enum import StrEnum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from cnnbench import __version__
+from cnnbench.cli.options import (
+    BatchOpt,
+    BudgetOpt,
+    ChannelsLastOpt,
+    CompileOpt,
+    Counter,
+    CounterOpt,
+    DebugOpt,
+    DeviceOpt,
+    FormatOpt,
+    JsonOpt,
+    MemoryFormatOpt,
+    ModelArgOpt,
+    OutOpt,
+    PrecisionOpt,
+    QuietOpt,
+    ResolutionOpt,
+    StaticOnlyOpt,
+    ThreadsOpt,
+    TrainOpt,
+    parse_formats,
+    runtime_configs,
+)
 from cnnbench.errors import CnnbenchError, UsageError
+
+if TYPE_CHECKING:
+    from cnnbench.report.table import Table
+    from cnnbench.results import Run
 
 # Piped output gets a wide console so tables are not squeezed to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -31,128 +61,35 @@ app = typer.Typer(
 )
 
 
-class Precision(StrEnum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
+class Terminated(BaseException):
+    """SIGTERM arrived: handled like Ctrl-C (results kept), exit code 143."""
 
 
-class Counter(StrEnum):
-    cnnbench = "cnnbench"
-    torch = "torch"
-    fvcore = "fvcore"
-    thop = "thop"
-
-
-FORMATS = ("table", "csv", "md", "json", "html")
-
-# Shared options -------------------------------------------------------------------------------
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
-BatchOpt = Annotated[
-    list[str] | None, typer.Option("--batch", "-b", help="Batch size(s): repeat or comma list.")
-]
-ResolutionOpt = Annotated[
-    int | None, typer.Option("--resolution", "-r", help="Input H = W in pixels (default: native).")
-]
-PrecisionOpt = Annotated[
-    list[Precision] | None,
-    typer.Option("--precision", "-p", help="fp32, or AMP fp16/bf16 (repeatable)."),
-]
-ChannelsLastOpt = Annotated[
-    bool,
-    typer.Option("--channels-last/--no-channels-last", help="Model and input in channels_last."),
-]
-MemoryFormatOpt = Annotated[
-    str | None,
-    typer.Option("--memory-format", help="'both' measures contiguous and channels_last."),
-]
-CompileOpt = Annotated[bool, typer.Option("--compile", help="Measure the torch.compile'd model.")]
-ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads (default: torch's).")
-]
-TrainOpt = Annotated[
-    bool, typer.Option("--train", help="Time a training step instead of inference.")
-]
-BudgetOpt = Annotated[
-    float, typer.Option("--budget", help="Seconds of timing per configuration (warm-up included).")
-]
-StaticOnlyOpt = Annotated[bool, typer.Option("--static-only", help="Count only; do not time.")]
-CounterOpt = Annotated[Counter, typer.Option("--counter", help="MAC counter for the totals.")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for report files.")]
-FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help=f"Comma list of {', '.join(FORMATS)}.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON to stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables.")]
-ModelArgOpt = Annotated[
-    list[str] | None, typer.Option("--model-arg", help="Builder keyword, key=value (repeatable).")
-]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"cnnbench {__version__}\n")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root(debug: DebugOpt = False) -> None:
+def _root(
+    debug: DebugOpt = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     """cnnbench: numbers you can trust about convolutional networks."""
 
 
-# Helpers --------------------------------------------------------------------------------------
-def _batches(values: list[str] | None) -> list[int]:
-    if not values:
-        return [1]
-    out_: list[int] = []
-    for v in values:
-        for part in v.split(","):
-            try:
-                out_.append(int(part))
-            except ValueError:
-                raise UsageError(f"--batch {part!r}: not an integer; e.g. --batch 1,8") from None
-    return out_
+def _print(table: Table) -> None:
+    from cnnbench.report.table import to_rich
+
+    out.print(to_rich(table))
 
 
-def _formats(value: str) -> list[str]:
-    formats = [f.strip() for f in value.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise UsageError(f"--format {', '.join(bad)}: unknown; choose from {', '.join(FORMATS)}")
-    return formats
-
-
-def _configs(
-    device: str,
-    batch: list[str] | None,
-    resolution: int | None,
-    precision: list[Precision] | None,
-    channels_last: bool,
-    memory_format: str | None,
-    compile_: bool,
-    threads: int | None,
-    train: bool,
-    budget: float,
-) -> list:
-    from cnnbench.runtime import RuntimeConfig
-
-    if memory_format not in (None, "both", "contiguous", "channels_last"):
-        raise UsageError(
-            f"--memory-format {memory_format!r}: use both, contiguous or channels_last"
-        )
-    formats = (
-        ["contiguous", "channels_last"]
-        if memory_format == "both"
-        else [memory_format]
-        if memory_format
-        else ["channels_last" if channels_last else "contiguous"]
-    )
-    return RuntimeConfig.grid(
-        device=device,
-        precision=[p.value for p in precision or [Precision.fp32]],
-        memory_format=formats,
-        batch_size=_batches(batch),
-        resolution=resolution,
-        threads=threads,
-        compile=compile_,
-        mode="train" if train else "inference",
-        budget_s=budget,
-    )
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _run_name(command: str, models: list[str]) -> str:
@@ -160,9 +97,61 @@ def _run_name(command: str, models: list[str]) -> str:
     return f"{command}-{slug}"
 
 
+@contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (so results can be saved)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _progress_columns(total: int) -> tuple:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+
+
+def _save_incomplete(run: Run, out_dir: Path, name: str) -> Path:
+    """Save the results measured so far as ``<name>-incomplete.json`` in ``out_dir``, or in
+    the temporary directory when that one is unusable."""
+    import tempfile
+
+    run.complete = False
+    try:
+        return run.save(out_dir / f"{name}-incomplete.json")
+    except OSError:
+        return run.save(Path(tempfile.gettempdir()) / f"{name}-incomplete.json")
+
+
 def _measure_and_report(
     command: str,
-    specs: list[str],
+    models: list[Any],
     configs: list,
     *,
     counter: Counter,
@@ -174,51 +163,63 @@ def _measure_and_report(
     quiet: bool,
     baseline: str | None,
 ) -> None:
+    """Measure every model under every configuration, with progress on stderr, then print
+    and write the reports. Ctrl-C, SIGTERM or an error after the first result keep what was
+    measured (``*-incomplete.json``)."""
+    from rich.progress import Progress
+
     from cnnbench import report as reporting
     from cnnbench.api import run_models
     from cnnbench.environment import fingerprint
     from cnnbench.results import Run
+    from cnnbench.runtime import resolve_device
     from cnnbench.spec import parse_model_args
 
+    labels = [m if isinstance(m, str) else m.name for m in models]
     config = {
         "command": command,
-        "models": specs,
+        "models": labels,
         "counter": counter.value,
         "static_only": static_only,
         "configs": [vars(c) for c in configs],
         "model_args": model_args or [],
     }
-    from cnnbench.runtime import resolve_device
-
     run = Run(results=[], environment=fingerprint(resolve_device(configs[0].device)), config=config)
-    name = _run_name(command, specs)
+    name = _run_name(command, labels)
+    total = len(models) * (1 if static_only else len(configs))
+    tty = err.is_terminal
     progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=quiet,
+        *_progress_columns(total), console=err, transient=True, disable=quiet or not tty
     )
-    total = len(specs) * (1 if static_only else len(configs))
     try:
-        with progress:
+        with progress, _sigterm_as_exception():
             task = progress.add_task("starting", total=total)
             for result in run_models(
-                specs,
+                models,
                 configs,
                 counter=counter.value,
                 static_only=static_only,
                 model_args=parse_model_args(model_args),
-                on_progress=lambda msg: progress.update(task, description=msg),
+                on_progress=lambda msg: progress.update(task, description=escape(msg)),
             ):
                 run.results.append(result)
                 progress.advance(task)
-    except KeyboardInterrupt:
-        run.complete = False
-        path = run.save(out_dir / f"{name}-incomplete.json")
-        err.print(f"interrupted: {len(run.results)} result(s) kept in {path}")
-        raise typer.Exit(130) from None
+                if not tty and not quiet:
+                    err.print(
+                        f"[{len(run.results)}/{total}] {_row_line(result)}",
+                        markup=False,
+                        highlight=False,
+                    )
+    except (KeyboardInterrupt, Terminated) as exc:
+        code, what = (143, "terminated") if isinstance(exc, Terminated) else (130, "interrupted")
+        path = _save_incomplete(run, out_dir, name)
+        err.print(f"{what}: {len(run.results)} result(s) kept in {path}", markup=False)
+        raise typer.Exit(code) from None
+    except CnnbenchError as exc:
+        if run.results:
+            path = _save_incomplete(run, out_dir, name)
+            exc.args = (f"{exc} ({len(run.results)} result(s) measured before kept in {path})",)
+        raise
     if json_stdout:
         sys.stdout.write(run.to_json() + "\n")
     if "table" in formats and not quiet and not json_stdout:
@@ -227,39 +228,56 @@ def _measure_and_report(
     if files:
         paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
         if not quiet:
-            err.print("wrote " + ", ".join(str(p) for p in paths.values()))
+            err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
+
+
+def _row_line(result: Any) -> str:
+    """One plain progress line for a finished row (non-TTY stderr, e.g. a CI log)."""
+    from cnnbench.report import format as fmt
+
+    label = f"{result.model} {fmt.config_label(result)}"
+    if result.status != "ok":
+        return f"{label}: {result.status}" + (f" ({result.error})" if result.error else "")
+    if result.latency_ms_median is None:
+        return f"{label}: {fmt.count(result.params)} params, {fmt.macs(result.macs)}"
+    lat = fmt.latency(result.latency_ms_median, result.latency_ms_ci_low, result.latency_ms_ci_high)
+    return f"{label}: {lat}"
 
 
 # Commands -------------------------------------------------------------------------------------
 @app.command("list")
 def list_cmd(
     pattern: Annotated[str | None, typer.Argument(help="Shell pattern, e.g. 'se_*'.")] = None,
-    macs: Annotated[bool, typer.Option("--macs/--no-macs", help="Count GMACs (slower).")] = True,
+    json_: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
-    """The zoo as a table: name, family, params, GMACs at native size, input, paper."""
+    """The zoo as a table: name, family, params, MACs at native size, input, paper."""
     from cnnbench.models import get_model_info, list_models
-    from cnnbench.static import build_model, profile_static
+    from cnnbench.report.tables import zoo_table
 
     names = list_models(pattern)
     if not names:
         raise UsageError(f"no model matches {pattern!r}; try `cnnbench list` for all names")
-    rows = []
-    with Progress(TextColumn("{task.description}"), console=err, transient=True) as progress:
-        task = progress.add_task("counting", total=len(names))
-        for name in names:
-            progress.update(task, description=f"counting {name}")
-            info = get_model_info(name)
-            if macs:
-                p = profile_static(name, train_memory=False)
-                params, gmacs = p.params, p.macs
-            else:
-                params = sum(t.numel() for t in build_model(name).parameters())
-                gmacs = None
-            rows.append((name, info.family, params, gmacs, info.input_size, info.paper))
-            progress.advance(task)
-    from cnnbench.report.tables import zoo_table
+    infos = [get_model_info(n) for n in names]
+    rows = [
+        (i.name, i.family, _stored(i, "params"), _stored(i, "macs"), i.input_size, i.paper)
+        for i in infos
+    ]
+    if json_:
+        keys = ("name", "family", "params", "macs", "input_size", "paper")
+        _json([dict(zip(keys, row, strict=True)) for row in rows])
+        return
+    _print(zoo_table(rows))
 
-    out.print(zoo_table(rows))
+
+def _stored(info: Any, field: str) -> int | None:
+    """The native-size count the registry stores with a model (measured when absent)."""
+    value = getattr(info, field, None)
+    if value is None:
+        from cnnbench.static import profile_static
+
+        prof = profile_static(info.name, train_memory=False)
+        value = prof.params if field == "params" else prof.macs
+    return value
 
 
 @app.command()
@@ -267,14 +285,18 @@ def info(
     model: Annotated[str, typer.Argument(help="Zoo name or module:factory spec.")],
     resolution: ResolutionOpt = None,
     model_arg: ModelArgOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
     """Stages with blocks, channels, params and MACs per stage."""
+    from cnnbench.api import static_profile
     from cnnbench.report.tables import stages_table
-    from cnnbench.spec import load_model, parse_model_args
-    from cnnbench.static import profile_static
+    from cnnbench.spec import load, parse_model_args
 
-    name, module = load_model(model, parse_model_args(model_arg))
-    out.print(stages_table(profile_static(module, name=name, resolution=resolution)))
+    prof = static_profile(load(model, parse_model_args(model_arg)), resolution)
+    if json_:
+        _json(prof.to_result().to_dict())
+        return
+    _print(stages_table(prof))
 
 
 @app.command()
@@ -299,63 +321,58 @@ def profile(
     model_arg: ModelArgOpt = None,
 ) -> None:
     """The full static + runtime profile of one model."""
-    from cnnbench.report.tables import counters_table, stages_table, uncounted_table
-    from cnnbench.spec import load_model, parse_model_args
-    from cnnbench.static import profile_static
-    from cnnbench.static.backends import compare_counters
+    from cnnbench.api import static_profile
+    from cnnbench.spec import load, parse_model_args
 
-    formats = _formats(format_)
-    name, module = load_model(model, parse_model_args(model_arg))
+    formats = parse_formats(format_)
+    configs = runtime_configs(
+        device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
+        train, budget,
+    )  # fmt: skip
+    kwargs = parse_model_args(model_arg)
+    loaded = load(model, kwargs)
     if not quiet and not json_:
-        prof = profile_static(module, name=name, resolution=resolution)
-        out.print(stages_table(prof))
-        import torch
-
-        comparison = compare_counters(module, [torch.randn(1, *prof.input_size)])
-        out.print(counters_table(comparison, name))
-        out.print(uncounted_table(comparison, name))
-        out.print(
-            f"activation memory per image: inference peak {prof.activation_bytes / 2**20:.1f} MiB "
-            f"(sum of outputs, upper bound {prof.activation_sum_bytes / 2**20:.1f} MiB); "
-            f"training saved {(prof.train_activation_bytes or 0) / 2**20:.1f} MiB"
-        )
-        for line in comparison.warnings:
-            err.print(f"[yellow]warning:[/] {line}")
-        if getattr(module, "model_info", None) is not None and module.model_info.has_se:
-            from cnnbench.report.tables import se_table
-            from cnnbench.static.se import se_overhead
-
-            if ":" not in model:
-                out.print(
-                    se_table(
-                        se_overhead(model, resolution=resolution, **parse_model_args(model_arg))
-                    )
-                )
-    configs = _configs(
-        device,
-        batch,
-        resolution,
-        precision,
-        channels_last,
-        memory_format,
-        compile_,
-        threads,
-        train,
-        budget,
-    )
+        _print_static(loaded, static_profile(loaded, resolution, counter.value), kwargs, resolution)
     _measure_and_report(
         "profile",
-        [model],
+        [loaded],
         configs,
         counter=counter,
         static_only=static_only,
-        model_args=model_arg,
+        model_args=None,
         out_dir=out_dir,
         formats=formats,
         json_stdout=json_,
         quiet=quiet,
         baseline=None,
     )
+
+
+def _print_static(loaded: Any, prof: Any, kwargs: dict[str, Any], resolution: int | None) -> None:
+    """The static part of ``profile``: stages, the four counters, memory and SE overhead."""
+    import torch
+
+    from cnnbench.report import format as fmt
+    from cnnbench.report.tables import counters_table, se_table, stages_table, uncounted_table
+    from cnnbench.static.backends import compare_counters
+
+    _print(stages_table(prof))
+    comparison = compare_counters(loaded.module, [torch.randn(1, *prof.input_size)])
+    _print(counters_table(comparison, loaded.name))
+    _print(uncounted_table(comparison, loaded.name))
+    out.print(
+        f"activation memory per image: inference peak {fmt.nbytes(prof.activation_bytes)} "
+        f"(sum of outputs, upper bound {fmt.nbytes(prof.activation_sum_bytes)}); "
+        f"training saved {fmt.nbytes(prof.train_activation_bytes)}",
+        markup=False,
+    )
+    for line in comparison.warnings:
+        err.print(f"[yellow]warning:[/] {escape(line)}")
+    info = getattr(loaded.module, "model_info", None)
+    if info is not None and info.has_se and ":" not in loaded.rebuild.spec:
+        from cnnbench.static.se import se_overhead
+
+        _print(se_table(se_overhead(loaded.rebuild.spec, resolution=resolution, **kwargs)))
 
 
 @app.command()
@@ -383,28 +400,24 @@ def compare(
     model_arg: ModelArgOpt = None,
 ) -> None:
     """One row per model and configuration, relative to the baseline (first model by default)."""
+    from cnnbench.spec import load, parse_model_args
+
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
-    formats = _formats(format_)
-    configs = _configs(
-        device,
-        batch,
-        resolution,
-        precision,
-        channels_last,
-        memory_format,
-        compile_,
-        threads,
-        train,
-        budget,
-    )
+    formats = parse_formats(format_)
+    configs = runtime_configs(
+        device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
+        train, budget,
+    )  # fmt: skip
+    kwargs = parse_model_args(model_arg)
+    loaded = [load(spec, kwargs) for spec in models]  # every spec resolved before measuring
     _measure_and_report(
         "compare",
-        models,
+        loaded,
         configs,
         counter=counter,
         static_only=static_only,
-        model_args=model_arg,
+        model_args=None,
         out_dir=out_dir,
         formats=formats,
         json_stdout=json_,
@@ -426,7 +439,7 @@ def se_cmd(
     from cnnbench.static.se import se_overhead
 
     kwargs = parse_model_args(model_arg)
-    out.print(se_table(se_overhead(model, resolution=resolution, **kwargs)))
+    _print(se_table(se_overhead(model, resolution=resolution, **kwargs)))
     related = [c for c in load_claims() if c.args.get("model") == model]
     if related:
         if kwargs:  # the claims follow the model the user built
@@ -442,7 +455,7 @@ def se_cmd(
                 )
                 for c in related
             ]
-        out.print(claims_table([check_claim(c) for c in related]))
+        _print(claims_table([check_claim(c) for c in related]))
 
 
 app.command("se-overhead", hidden=True)(se_cmd)
@@ -458,7 +471,7 @@ def claims(
     from cnnbench.claims import check_claims, load_claims
     from cnnbench.report.tables import claims_table
 
-    out.print(claims_table(check_claims(load_claims(file))))
+    _print(claims_table(check_claims(load_claims(file))))
 
 
 @app.command()
@@ -473,7 +486,7 @@ def report(
     from cnnbench.results import load_run
 
     run = load_run(run_file)
-    formats = _formats(format_)
+    formats = parse_formats(format_)
     if not run.complete:
         err.print(f"note: {run_file} is an incomplete run ({len(run.results)} results)")
     if "table" in formats:
@@ -481,7 +494,7 @@ def report(
     files = [f for f in formats if f != "table"]
     if files:
         paths = reporting.write_reports(run, out_dir, files, run_file.stem, baseline=baseline)
-        err.print("wrote " + ", ".join(str(p) for p in paths.values()))
+        err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
 
 
 def main() -> None:

@@ -19,21 +19,20 @@ from dataclasses import dataclass
 from html import escape
 from typing import NamedTuple
 
+from cnnbench.report import format as fmt
+from cnnbench.report.format import config_label, varying_config
 from cnnbench.results import Result
 
 __all__ = [
     "CHARTS",
-    "CONFIG_FIELDS",
     "ChartSpec",
     "PALETTE",
     "all_charts",
-    "config_label",
     "latency_vs_macs_svg",
     "pareto_front",
     "se_overhead_svg",
     "stage_bars_svg",
     "stage_results",
-    "varying_config",
 ]
 
 #: Okabe-Ito colours (colour-blind safe), one per model in order of appearance.
@@ -41,48 +40,6 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 _INK, _GRID, _MUTED = "#1f2328", "#e5e7eb", "#6b7280"
 _MACS_COLOR, _TIME_COLOR = "#0072B2", "#E69F00"
-
-#: Result fields that make up a configuration, in label order.
-CONFIG_FIELDS = (
-    "device",
-    "batch_size",
-    "input_size",
-    "precision",
-    "memory_format",
-    "compiled",
-    "mode",
-)
-
-
-# --------------------------------------------------------------------------- labels
-
-
-def varying_config(results: Sequence[Result]) -> list[str]:
-    """The configuration fields (of :data:`CONFIG_FIELDS`) whose value differs between rows."""
-    out = []
-    for name in CONFIG_FIELDS:
-        values = {repr(getattr(r, name)) for r in results}
-        if len(values) > 1:
-            out.append(name)
-    return out
-
-
-def config_label(result: Result, fields: Sequence[str] = CONFIG_FIELDS, sep: str = " ") -> str:
-    """A short configuration label such as ``"cpu bs8 fp16 NHWC"`` from the given fields."""
-    parts: list[str] = []
-    for name in fields:
-        value = getattr(result, name)
-        if name == "batch_size":
-            parts.append(f"bs{value}")
-        elif name == "input_size":
-            parts.append("x".join(str(v) for v in value[-2:]) if value else "?")
-        elif name == "memory_format":
-            parts.append("NHWC" if value == "channels_last" else "NCHW")
-        elif name == "compiled":
-            parts.append("compiled" if value else "eager")
-        else:
-            parts.append(str(value))
-    return sep.join(parts)
 
 
 def _model_colors(results: Sequence[Result]) -> dict[str, str]:
@@ -310,7 +267,7 @@ def latency_vs_macs_svg(results: Sequence[Result]) -> str | None:
             f'cx="{px:.1f}" cy="{py:.1f}" r="{7 if on_front else 5}" '
             f'fill="{colors[r.model]}" stroke="{"#D55E00" if on_front else "#ffffff"}" '
             f'stroke-width="{2.5 if on_front else 1}"><title>{escape(label)}: '
-            f"{xs[i]:.3g} GMACs, {ys[i]:.3g} ms/image</title></circle>"
+            f"{fmt.macs(xs[i] * 1e9)}, {fmt.ms(ys[i])}/image</title></circle>"
         )
         w = 7.0 * len(label)
         right = px + 10 + w < xa.p1
@@ -473,8 +430,7 @@ def se_overhead_svg(results: Sequence[Result]) -> str | None:
         scale, unit = (1e6, "M") if max(s.se_params for s in r.stages) >= 1e6 else (1e3, "K")
         values = [s.se_params / scale for s in r.stages]
         labels = [
-            f"{100 * s.se_params / s.params:.1f}%" if s.se_params and s.params else ""
-            for s in r.stages
+            fmt.pct(s.se_params / s.params) if s.se_params and s.params else "" for s in r.stages
         ]
         panels.append(
             _Panel(

@@ -12,32 +12,29 @@ value by the baseline model's value in the same configuration.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from rich import box
 from rich.console import Console
 from rich.markup import escape as rich_escape
-from rich.table import Table
-from rich.text import Text
 
 from cnnbench import __version__
 from cnnbench.errors import UsageError
-from cnnbench.report.charts import (
-    CHARTS,
-    CONFIG_FIELDS,
-    all_charts,
-    config_label,
-    stage_results,
-    varying_config,
-)
+from cnnbench.report import format as fmt
+from cnnbench.report.charts import CHARTS, all_charts, stage_results
+from cnnbench.report.format import CONFIG_FIELDS, CONVENTIONS, config_label, varying_config
+from cnnbench.report.table import Table, md_escape, to_html, to_markdown, to_rich
 from cnnbench.results import Result, Run, atomic_write_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CONVENTIONS",
@@ -52,13 +49,6 @@ __all__ = [
     "to_dataframe",
     "write_reports",
 ]
-
-#: Printed at the top of every human-readable report.
-CONVENTIONS = (
-    "MACs = multiply-accumulates of conv/linear/matmul, bias excluded; "
-    "FLOPs = 2×MACs + elementwise per cnnbench rules; per image. "
-    "Latency per batch: median ± distance to its confidence bound."
-)
 
 #: Relative column -> the Result field it divides by the baseline's.
 RELATIVE_COLUMNS: dict[str, str] = {
@@ -138,6 +128,8 @@ def to_dataframe(
     """One flat row per result; columns exactly :meth:`Result.flat_columns` in schema order
     (``input_size`` as ``"3x224x224"``; integer fields as nullable ``Int64``). With
     ``relative``, the :data:`RELATIVE_COLUMNS` are appended (see :func:`relative_to`)."""
+    import pandas as pd
+
     columns = Result.flat_columns()
     df = pd.DataFrame([r.flat() for r in results], columns=columns)
     for col in _INT_COLUMNS:
@@ -149,102 +141,11 @@ def to_dataframe(
     return df
 
 
-# --------------------------------------------------------------------------- formatting
+# --------------------------------------------------------------------------- tables
 
 
-def _val(v: Any) -> Any:
-    """None for None/NaN/NA (pandas missing values), else ``v``."""
-    if v is None:
-        return None
-    try:
-        return None if pd.isna(v) else v
-    except (TypeError, ValueError):
-        return v
-
-
-def _sig(v: float) -> str:
-    """2-3 significant decimals for a human: 1234 -> '1,234', 12.3 -> '12.3', 0.123 -> '0.123'."""
-    a = abs(v)
-    if a >= 100:
-        return f"{v:,.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    if a >= 0.1 or a == 0:
-        return f"{v:.2f}"
-    return f"{v:.3g}"
-
-
-def _params(v: Any) -> str:
-    return "—" if _val(v) is None else f"{v / 1e6:.2f} M"
-
-
-def _count(v: Any) -> str:
-    """A parameter count in M, in K below a million, plain below a thousand."""
-    if _val(v) is None:
-        return "—"
-    if abs(v) < 1000:
-        return f"{v:.0f}"
-    return f"{v / 1e6:.2f} M" if abs(v) >= 1e6 else f"{_sig(v / 1e3)} K"
-
-
-def _gmacs(v: Any) -> str:
-    return "—" if _val(v) is None else f"{_sig(v / 1e9)} GMACs"
-
-
-def _macs_short(v: Any) -> str:
-    """MACs in GMACs, or in MMACs below a billion (stage tables)."""
-    if _val(v) is None:
-        return "—"
-    return f"{_sig(v / 1e9)} GMACs" if abs(v) >= 1e9 else f"{_sig(v / 1e6)} MMACs"
-
-
-def _mib(v: Any) -> str:
-    return "—" if _val(v) is None else f"{_sig(v / 2**20)} MiB"
-
-
-def _latency(median: Any, low: Any, high: Any) -> str:
-    if _val(median) is None:
-        return "—"
-    text = f"{_sig(median)} ms"
-    if _val(low) is not None and _val(high) is not None:
-        text += f" ±{_sig(max(median - low, high - median))}"
-    return text
-
-
-def _ips(v: Any) -> str:
-    return "—" if _val(v) is None else f"{_sig(v)} img/s"
-
-
-def _ratio(v: Any) -> str:
-    return "—" if _val(v) is None else f"{v:.2f}×"
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}%"
-
-
-class _Table:
-    """A display table shared by the rich, Markdown and HTML renderers."""
-
-    def __init__(self, headers: list[str], numeric: list[bool]) -> None:
-        self.headers, self.numeric = headers, numeric
-        self.rows: list[list[str]] = []
-        self.marked: list[bool] = []
-
-    def add(self, cells: list[str], *, marked: bool = False) -> None:
-        self.rows.append(cells)
-        self.marked.append(marked)
-
-    def select(self, columns: Sequence[int]) -> _Table:
-        """A copy with only the given columns."""
-        out = _Table([self.headers[i] for i in columns], [self.numeric[i] for i in columns])
-        for cells, marked in zip(self.rows, self.marked, strict=True):
-            out.add([cells[i] for i in columns], marked=marked)
-        return out
-
-
-def _results_table(run: Run, baseline: str | None) -> tuple[_Table, str | None]:
-    """The main table (one row per result) through :func:`to_dataframe`, and the baseline."""
+def _results_table(run: Run, baseline: str | None) -> tuple[Table, str | None]:
+    """The main table (one row per result, the baseline's rows marked) and the baseline."""
     results = run.results
     base = _baseline_model(results, baseline)
     vary = varying_config(results)
@@ -252,72 +153,54 @@ def _results_table(run: Run, baseline: str | None) -> tuple[_Table, str | None]:
     headers = (
         ["Model"]
         + (["Config"] if vary else [])
-        + [
-            "Params",
-            "MACs",
-            "Latency (median ±CI)",
-            "Throughput",
-            "Memory",
-            "Params ×",
-            "MACs ×",
-            "Latency ×",
-            "Throughput ×",
-            "Memory ×",
-        ]
+        + ["Params", "MACs", "Latency (median ±CI)", "Throughput", "Memory"]
+        + ["Params ×", "MACs ×", "Latency ×", "Throughput ×", "Memory ×"]
         + (["Status"] if failed else [])
     )
-    numeric = [False] + ([False] if vary else []) + [True] * 10 + ([False] if failed else [])
-    table = _Table(headers, numeric)
-    df = to_dataframe(results, relative=True, baseline=baseline)
-    for r, row in zip(results, df.to_dict("records"), strict=True):
+    text = [0, 1] if vary else [0]
+    table = Table.of("", *headers, text=text + ([len(headers) - 1] if failed else []))
+    for r, rel in zip(results, relative_to(results, baseline), strict=True):
         is_base = r.model == base
         cells = [r.model + (" (baseline)" if is_base else "")]
         if vary:
             cells.append(config_label(r, vary))
         cells += [
-            _params(row["params"]),
-            _gmacs(row["macs"]),
-            _latency(row["latency_ms_median"], row["latency_ms_ci_low"], row["latency_ms_ci_high"]),
-            _ips(row["throughput_ips"]),
-            _mib(row["peak_memory_bytes"]),
-            *(_ratio(row[c]) for c in RELATIVE_COLUMNS),
+            fmt.count(r.params),
+            fmt.macs(r.macs),
+            fmt.latency(r.latency_ms_median, r.latency_ms_ci_low, r.latency_ms_ci_high),
+            fmt.ips(r.throughput_ips),
+            fmt.nbytes(r.peak_memory_bytes),
+            *(fmt.ratio(rel[c]) for c in RELATIVE_COLUMNS),
         ]
         if failed:
             cells.append(r.status)
-        table.add(cells, marked=is_base)
+        table.add(cells, mark="baseline" if is_base else "")
     return table, base
 
 
-def _stage_table(r: Result) -> _Table:
+def _stage_table(r: Result, title: str = "") -> Table:
     """Per-stage params, MACs, shares of MACs and time, and SE params of one result."""
     timed = any(s.time_ms is not None for s in r.stages)
     has_se = any(s.se_params for s in r.stages)
     headers = ["Stage", "Blocks", "Params", "MACs", "MACs %"]
     headers += ["Time", "Time %"] if timed else []
     headers += ["SE params", "SE % of stage"] if has_se else []
-    table = _Table(headers, [False] + [True] * (len(headers) - 1))
+    table = Table.of(title, *headers)
     total_macs = sum(s.macs for s in r.stages)
     total_time = math.fsum(s.time_ms or 0.0 for s in r.stages)
     for s in r.stages:
         cells = [
             s.name,
             str(s.blocks),
-            _count(s.params),
-            _macs_short(s.macs),
-            _pct(100 * s.macs / total_macs if total_macs else None),
+            fmt.count(s.params),
+            fmt.macs(s.macs),
+            fmt.pct(s.macs / total_macs if total_macs else None),
         ]
         if timed:
-            cells += [
-                "—" if s.time_ms is None else f"{_sig(s.time_ms)} ms",
-                _pct(
-                    100 * s.time_ms / total_time if s.time_ms is not None and total_time else None
-                ),
-            ]
+            share = s.time_ms / total_time if s.time_ms is not None and total_time else None
+            cells += [fmt.ms(s.time_ms), fmt.pct(share)]
         if has_se:
-            cells += [
-                _count(s.se_params),
-                _pct(100 * s.se_params / s.params if s.params else None),
-            ]
+            cells += [fmt.count(s.se_params), fmt.pct(s.se_params / s.params if s.params else None)]
         table.add(cells)
     return table
 
@@ -331,7 +214,7 @@ def _common_config(results: Sequence[Result]) -> str:
     if not results:
         return ""
     vary = set(varying_config(results))
-    return config_label(results[0], [f for f in CONFIG_FIELDS if f not in vary], sep=" · ")
+    return config_label(results[0], [f for f in CONFIG_FIELDS if f not in vary])
 
 
 def _environment_line(run: Run) -> str:
@@ -376,9 +259,9 @@ def render_table(run: Run, console: Console, baseline: str | None = None) -> Non
         console.print("No results.")
         return
     data, base = _results_table(run, baseline)
-    caption = f"× columns: value / {base}'s in the same configuration"
-    title = f"Configuration: {_common_config(run.results)}"
-    table = _rich_table(data, title, caption=caption)
+    data.caption = f"× columns: value / {base}'s in the same configuration"
+    data.title = f"Configuration: {_common_config(run.results)}"
+    table = to_rich(data)
     natural = console.measure(table, options=console.options.update_width(10**4)).maximum
     if natural > console.width:
         # too wide for the terminal: absolute values, then the relative columns
@@ -387,57 +270,46 @@ def render_table(run: Run, console: Console, baseline: str | None = None) -> Non
         keys = [i for i, h in enumerate(data.headers) if h in ("Model", "Config")]
         absolute = [i for i in range(len(data.headers)) if not first <= i < first + n_rel]
         relative = keys + list(range(first, first + n_rel))
-        console.print(_rich_table(data.select(absolute), title))
-        table = _rich_table(data.select(relative), f"Relative to {base}", caption=caption)
+        absolute_table = data.select(absolute)
+        absolute_table.caption = ""
+        console.print(to_rich(absolute_table))
+        table = to_rich(data.select(relative, title=f"Relative to {base}"))
     console.print(table)
     for line in _failures(run):
         console.print(f"[red]{rich_escape(line)}[/]")
     vary = varying_config(run.results)
     for r in stage_results(run.results):
         if any(s.time_ms is not None for s in r.stages):
-            console.print(_rich_table(_stage_table(r), _stage_title(r, vary)))
+            console.print(to_rich(_stage_table(r, _stage_title(r, vary))))
 
 
-def _rich_table(data: _Table, title: str, caption: str | None = None) -> Table:
-    """A rich Table of ``data``: numbers right-aligned, the marked (baseline) row bold."""
-    table = Table(
-        title=rich_escape(title),
-        caption=rich_escape(caption) if caption else None,
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        caption_justify="left",
-        pad_edge=False,
-    )
-    for header, num in zip(data.headers, data.numeric, strict=True):
-        table.add_column(header, justify="right" if num else "left", no_wrap=True)
-    for cells, marked in zip(data.rows, data.marked, strict=True):
-        table.add_row(*map(Text, cells), style="bold cyan" if marked else None)
-    return table
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: empty for a missing value; text that a spreadsheet would run as a formula
+    (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return, and not a number) gets a
+    leading apostrophe."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not isinstance(value, int | float):
+        return "'" + text
+    return text
 
 
 def render_csv(run: Run) -> str:
     """One row per result, header = :meth:`Result.flat_columns` (fixed, schema order)."""
-    return to_dataframe(run.results).to_csv(index=False, lineterminator="\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = Result.flat_columns()
+    writer.writerow(columns)
+    for r in run.results:
+        flat = r.flat()
+        writer.writerow([_csv_cell(flat[c]) for c in columns])
+    return buffer.getvalue()
 
 
 def render_json(run: Run) -> str:
     """The full run (envelope, environment, config, results with raw samples) as JSON."""
     return run.to_json()
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(t: _Table) -> list[str]:
-    lines = [
-        "| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
-        "|" + "|".join("---:" if n else ":---" for n in t.numeric) + "|",
-    ]
-    for cells, marked in zip(t.rows, t.marked, strict=True):
-        cells = [f"**{_md_cell(c)}**" if marked and c != "—" else _md_cell(c) for c in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
 
 
 def render_markdown(
@@ -446,19 +318,19 @@ def render_markdown(
     """Markdown tables ready for a README or PR; ``chart_paths`` (chart name -> path relative
     to the Markdown file, e.g. ``{"latency-macs": "run-latency-macs.svg"}``) are referenced
     as images."""
-    out = [f"# {_title(run)}", "", f"_{CONVENTIONS}_", ""]
+    out = [f"# {md_escape(_title(run))}", "", f"_{CONVENTIONS}_", ""]
     env = _environment_line(run)
     if env:
-        out += [f"Environment: {env}", ""]
+        out += [f"Environment: {md_escape(env)}", ""]
     if not run.complete:
         out += ["> **Incomplete run**: interrupted; the rows below were measured.", ""]
     if not run.results:
         return "\n".join(out + ["No results.", ""])
     data, base = _results_table(run, baseline)
     out += [f"## Results ({_common_config(run.results)})", ""]
-    out += _md_table(data)
-    out += ["", f"× columns: value / **{_md_cell(base or '')}**'s in the same configuration.", ""]
-    out += [f"- {_md_cell(line)}" for line in _failures(run)]
+    out += to_markdown(data)
+    out += ["", f"× columns: value / **{md_escape(base or '')}**'s in the same configuration.", ""]
+    out += [f"- {md_escape(line)}" for line in _failures(run)]
     if chart_paths:
         out += ["## Charts", ""]
         for name, path in chart_paths.items():
@@ -470,7 +342,7 @@ def render_markdown(
         out += ["## Stages", ""]
         vary = varying_config(run.results)
         for r in chosen:
-            out += [f"### {_md_cell(_stage_title(r, vary))}", ""] + _md_table(_stage_table(r))
+            out += [f"### {md_escape(_stage_title(r, vary))}", ""] + to_markdown(_stage_table(r))
             out.append("")
     return "\n".join(out)
 
@@ -510,28 +382,6 @@ footer{color:var(--muted);font-size:12px;margin-top:32px}
 """
 
 
-def _html_table(t: _Table, css_class: str = "") -> str:
-    head = "".join(
-        f'<th class="num">{escape(h)}</th>' if n else f"<th>{escape(h)}</th>"
-        for h, n in zip(t.headers, t.numeric, strict=True)
-    )
-    body = []
-    for cells, marked in zip(t.rows, t.marked, strict=True):
-        tds = []
-        for i, (c, n) in enumerate(zip(cells, t.numeric, strict=True)):
-            text = escape(c)
-            if i == 0 and marked and c.endswith(" (baseline)"):
-                text = escape(c.removesuffix(" (baseline)")) + '<span class="tag">baseline</span>'
-            tds.append(f'<td class="num">{text}</td>' if n else f"<td>{text}</td>")
-        body.append(
-            f'<tr class="baseline">{"".join(tds)}</tr>' if marked else f"<tr>{''.join(tds)}</tr>"
-        )
-    return (
-        f'<table class="{css_class}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
-
-
 def _kv_table(items: Mapping[str, Any]) -> str:
     rows = "".join(
         f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in items.items()
@@ -566,7 +416,7 @@ def render_html(
         parts += [
             f"<section><h2>Results</h2>"
             f'<p class="note">Configuration: {escape(_common_config(run.results))}</p>',
-            f'<div class="card">{_html_table(data, "results")}</div>',
+            f'<div class="card">{to_html(data, "results")}</div>',
             f'<p class="note">× columns: value / <b>{escape(base or "")}</b>\'s in the same '
             "configuration.</p>",
         ]
@@ -591,7 +441,7 @@ def render_html(
         for r in chosen:
             parts.append(
                 f'<div class="card"><h3>{escape(_stage_title(r, vary))}</h3>'
-                f"{_html_table(_stage_table(r), 'stages')}</div>"
+                f"{to_html(_stage_table(r), 'stages')}</div>"
             )
         parts.append("</div></section>")
     parts.append('<section><h2>Environment</h2><div class="card">')
@@ -644,10 +494,10 @@ def write_reports(
         "html": lambda: render_html(run, baseline=baseline, charts=charts),
     }
     texts: dict[str, tuple[Path, str]] = {}
-    for fmt in dict.fromkeys(formats):
-        suffix = FORMATS[fmt]
+    for kind in dict.fromkeys(formats):
+        suffix = FORMATS[kind]
         if suffix is not None:
-            texts[fmt] = (out / f"{name}{suffix}", renderers[fmt]())
+            texts[kind] = (out / f"{name}{suffix}", renderers[kind]())
     for key, svg in charts.items():
         texts[f"chart:{key}"] = (out / chart_files[key], svg)
     paths = {key: atomic_write_text(path, text) for key, (path, text) in texts.items()}

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -61,21 +62,27 @@ def measure_model(
     builder: Callable[[], nn.Module] | str | None = None,
     cpu_memory: bool = True,
     stage_budget_s: float = _DEFAULT_STAGE_BUDGET_S,
+    row: Result | None = None,
 ) -> Result:
     """Measure ``model`` under ``config`` and return a Result with the runtime fields filled.
 
+    * ``row``: the record to fill (typically the static profile's
+      :meth:`~cnnbench.static.StaticProfile.to_result`); it is copied once, the configuration
+      and runtime fields set on the copy. Without it a new record is made.
+
     * ``flops_per_image``: FLOPs of one image's work in this mode (from the static counter;
       for training pass the training estimate). Without it achieved/peak GFLOP/s stay None.
-      With it, ``peak`` (or :func:`cnnbench.peak.machine_peak` in the autocast dtype) gives
+      With it, ``peak`` (or :func:`cnnbench.runtime.peak.machine_peak` in the autocast dtype) gives
       ``pct_of_peak``.
     * ``stages``: the static per-stage costs; when given, each stage is timed
       (:func:`stage_times`) and the Result carries copies with ``time_ms`` set.
     * Memory: on CUDA, peak allocated/reserved bytes of this configuration. On CPU, the peak
-      RSS of a child process that rebuilds the model with ``builder`` (a picklable callable or
-      a registered model name; default: ``name`` when it is registered) and runs a few steps;
+      RSS of a child process that rebuilds the model with ``builder`` (a picklable callable,
+      e.g. :class:`cnnbench.spec.Rebuild`; without one the module itself is sent pickled; the
+      display ``name`` is never looked up) and runs a few steps;
       ``peak_memory_bytes`` is that peak above the child's RSS after imports (weights, input,
       activations, workspaces: comparable to CUDA's max allocated), see
-      :func:`cnnbench.memory.cpu_peak_memory`. ``cpu_memory=False`` skips it; a failed child
+      :func:`cnnbench.runtime.memory.cpu_peak_memory`. ``cpu_memory=False`` skips it; a failed child
       leaves it None with the reason appended to ``error``.
     * Out of memory: status ``"oom"`` with the error text, or with ``config.oom_backoff`` a
       retry at half the batch down to 1; ``effective_batch_size`` is the batch that ran.
@@ -84,9 +91,9 @@ def measure_model(
     """
     device = resolve_device(config.device)
     info = getattr(model, "model_info", None)
-    result = Result(
+    result = dataclasses.replace(
+        row or Result(model=name, family=getattr(info, "family", "") or ""),
         model=name,
-        family=getattr(info, "family", "") or "",
         batch_size=config.batch_size,
         device=str(device) if device.type == "cpu" else f"cuda:{device.index}",
         precision=config.precision,
@@ -209,8 +216,11 @@ def _measure_into(
         result.status = "nonfinite"
         result.error = "model output contains NaN or inf"
     if stages is not None:
-        times = stage_times(prepared, budget_s=stage_budget_s)
-        result.stages = with_stage_times(stages, times)
+        if getattr(model, "stage_names", None) is None:
+            _note(result, "per-stage time not measured: the model has no named stages")
+        else:
+            times = stage_times(prepared, budget_s=stage_budget_s)
+            result.stages = with_stage_times(stages, times)
 
 
 def stats_into(result: Result, stats: TimingStats, batch: int) -> None:
@@ -230,6 +240,17 @@ def stats_into(result: Result, stats: TimingStats, batch: int) -> None:
     result.throughput_ips = batch * 1000.0 / stats.median_ms if stats.median_ms > 0 else None
 
 
+@dataclass(frozen=True)
+class _ModuleCopy:
+    """A builder that returns the very module it was pickled with (weights included): the
+    fallback for a module handed over without a spec to rebuild it from."""
+
+    module: nn.Module
+
+    def __call__(self) -> nn.Module:
+        return self.module
+
+
 def _cpu_memory_into(
     result: Result,
     model: nn.Module,
@@ -239,14 +260,10 @@ def _cpu_memory_into(
     batch: int,
     input_size: Sequence[int] | None,
 ) -> None:
-    if builder is None:
-        from cnnbench.models import list_models
-
-        if name not in list_models():
-            return
-        builder = name
+    """CPU peak memory of the model itself: rebuilt in the child from ``builder`` (the spec's
+    rebuild recipe), or sent pickled when there is none; never looked up by display name."""
     cfg = dataclasses.replace(config, batch_size=batch, compile=False, threads=result.threads)
-    peak = cpu_peak_memory(builder, cfg, input_size=input_size)
+    peak = cpu_peak_memory(builder or _ModuleCopy(model), cfg, input_size=input_size)
     if peak.error is None:
         result.peak_memory_bytes = peak.above_start_bytes
     else:

@@ -1,0 +1,125 @@
+"""The one table model every human renderer consumes.
+
+A :class:`Table` holds already-formatted cells (through :mod:`cnnbench.report.format`), which
+columns are numeric, and which rows are marked (a baseline, a total). The terminal (rich),
+Markdown and HTML renderers below are the only places that turn a table into text, so the
+zoo listing, stage tables, counter comparisons, claims, run reports and the gate's verdicts
+all look alike. CSV and JSON are written from the result records, not from display tables.
+
+Markdown cells are escaped (``|``, HTML special characters and line breaks), so model names
+from user files cannot inject markup; HTML cells are escaped the same way.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["Table", "to_rich", "to_markdown", "to_html", "md_escape"]
+
+
+@dataclass
+class Table:
+    """A display table: ``headers``, ``numeric`` (right-aligned) flags, rows of text cells,
+    a per-row mark (``"baseline"``, ``"total"`` or ``""``) and a per-row style for terminals
+    (a rich style such as ``"red"``), with an optional title and caption."""
+
+    headers: list[str]
+    numeric: list[bool]
+    title: str = ""
+    caption: str = ""
+    rows: list[list[str]] = field(default_factory=list)
+    marks: list[str] = field(default_factory=list)
+    styles: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, title: str, *columns: str, text: Sequence[int] = (0,), caption: str = "") -> Table:
+        """A table whose columns are numeric except those at the indices in ``text``."""
+        return cls(list(columns), [i not in text for i in range(len(columns))], title, caption)
+
+    def add(self, cells: Sequence[str], *, mark: str = "", style: str = "") -> None:
+        if len(cells) != len(self.headers):
+            raise ValueError(f"row has {len(cells)} cells, the table {len(self.headers)} columns")
+        self.rows.append([str(c) for c in cells])
+        self.marks.append(mark)
+        self.styles.append(style)
+
+    def select(self, columns: Sequence[int], title: str | None = None) -> Table:
+        """A copy with only the given columns (and optionally another title)."""
+        out = Table(
+            [self.headers[i] for i in columns],
+            [self.numeric[i] for i in columns],
+            self.title if title is None else title,
+            self.caption,
+        )
+        for cells, mark, style in zip(self.rows, self.marks, self.styles, strict=True):
+            out.add([cells[i] for i in columns], mark=mark, style=style)
+        return out
+
+
+_RICH_MARK_STYLE = {"baseline": "bold cyan", "total": "bold"}
+
+
+def to_rich(table: Table):  # -> rich.table.Table (rich is imported on first use)
+    """A rich Table: numbers right-aligned, marked rows bold; cell text is never markup."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    out = RichTable(
+        title=escape(table.title) if table.title else None,
+        caption=escape(table.caption) if table.caption else None,
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        caption_justify="left",
+        pad_edge=False,
+    )
+    for header, num in zip(table.headers, table.numeric, strict=True):
+        out.add_column(escape(header), justify="right" if num else "left", overflow="fold")
+    for cells, mark, style in zip(table.rows, table.marks, table.styles, strict=True):
+        out.add_row(*map(Text, cells), style=style or _RICH_MARK_STYLE.get(mark))
+    return out
+
+
+def md_escape(text: str) -> str:
+    """Text safe inside a Markdown table cell or line: no pipes, tags or line breaks."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: Table) -> list[str]:
+    """GitHub-flavoured Markdown lines (title as a bold line, caption in italics below)."""
+    lines = [f"**{md_escape(table.title)}**", ""] if table.title else []
+    lines += [
+        "| " + " | ".join(md_escape(h) for h in table.headers) + " |",
+        "|" + "|".join("---:" if n else ":---" for n in table.numeric) + "|",
+    ]
+    for cells, mark in zip(table.rows, table.marks, strict=True):
+        text = [md_escape(c) for c in cells]
+        if mark:
+            text = [f"**{c}**" if c and c != "—" else c for c in text]
+        lines.append("| " + " | ".join(text) + " |")
+    if table.caption:
+        lines += ["", f"_{md_escape(table.caption)}_"]
+    return lines
+
+
+def to_html(table: Table, css_class: str = "") -> str:
+    """An HTML table; marked rows get the mark as their class."""
+    head = "".join(
+        f'<th class="num">{html.escape(h)}</th>' if n else f"<th>{html.escape(h)}</th>"
+        for h, n in zip(table.headers, table.numeric, strict=True)
+    )
+    body = []
+    for cells, mark in zip(table.rows, table.marks, strict=True):
+        tds = "".join(
+            f'<td class="num">{html.escape(c)}</td>' if n else f"<td>{html.escape(c)}</td>"
+            for c, n in zip(cells, table.numeric, strict=True)
+        )
+        body.append(f'<tr class="{mark}">{tds}</tr>' if mark else f"<tr>{tds}</tr>")
+    caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
+    return (
+        f'<table class="{css_class}">{caption}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
