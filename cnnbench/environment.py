@@ -42,7 +42,7 @@ def git_commit() -> str | None:
 
 def fingerprint(device: str | torch.device | None = None) -> dict[str, Any]:
     """Versions, hardware and threading that a measurement depends on."""
-    from . import __version__
+    from cnnbench._version import __version__
 
     env: dict[str, Any] = {
         "cnnbench": __version__,

@@ -10,24 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cnnbench.cli import app, main
+from cnnbench.cli import app
 
 runner = CliRunner()
-
-
-def main_in_process(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """Run the console entry point in this process (its error handling included) and return
-    (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["cnnbench", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -157,10 +142,10 @@ def test_user_model_from_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2(
-    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, _, stderr = main_in_process(monkeypatch, capsys, *args)
+    code, _, stderr = run_cli(*args)
     assert code == 2, stderr
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, stderr
@@ -168,12 +153,10 @@ def test_bad_input_is_one_line_exit_2(
     assert "Traceback" not in stderr
 
 
-def test_corrupt_run_file_names_file_and_problem(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_corrupt_run_file_names_file_and_problem(tmp_path: Path, run_cli) -> None:
     bad = tmp_path / "run.json"
     bad.write_text('{"schema_version": 99, "results": []}')
-    code, _, stderr = main_in_process(monkeypatch, capsys, "report", str(bad))
+    code, _, stderr = run_cli("report", str(bad))
     assert code == 2
     assert "run.json" in stderr and "schema version 99" in stderr
 

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cnnbench import __version__
+from cnnbench._version import __version__
 from cnnbench.cli.options import (
     BatchOpt,
     BudgetOpt,

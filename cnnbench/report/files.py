@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape as rich_escape
 
-from cnnbench import __version__
+from cnnbench._version import __version__
 from cnnbench.errors import UsageError
 from cnnbench.report import format as fmt
 from cnnbench.report.charts import CHARTS, all_charts, stage_results

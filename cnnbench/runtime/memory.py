@@ -210,7 +210,7 @@ def child_peak_rss(fn: Callable[[], Any], *, timeout_s: float = _DEFAULT_TIMEOUT
 def _child_main(fn_bytes: bytes) -> None:
     """Entry point of the child process (stdout carries one tagged JSON line)."""
     import cnnbench.models  # noqa: F401  imports before the start mark
-    import cnnbench.runtime  # noqa: F401
+    import cnnbench.runtime.prepare  # noqa: F401
 
     start = current_rss_bytes()
     try:

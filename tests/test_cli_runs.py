@@ -1,0 +1,156 @@
+"""Timed runs through the command line, in process: profile end to end, a timed compare,
+the interrupt and failure paths (what is kept on disk), and a user model whose display name
+collides with a zoo model."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from cnnbench import api
+
+FAST = ["--device", "cpu", "--threads", "1", "--budget", "0.2"]
+
+TINY = """
+from torch import nn
+
+def resnet18():
+    # a user's own 'resnet18': 2 convolutions, nothing like the zoo's 11.7 M parameters
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+    )
+"""
+
+
+@pytest.fixture
+def net_file(tmp_path: Path) -> Path:
+    path = tmp_path / "net.py"
+    path.write_text(TINY)
+    return path
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_profile_end_to_end_writes_every_format(tmp_path: Path, monkeypatch, run_cli) -> None:
+    code, stdout, stderr = run_cli(
+        "profile", "lenet5", *FAST, "--out", str(tmp_path), "-f",
+        "table,json,md,csv,html",
+    )  # fmt: skip
+    assert code == 0, stderr
+    for text in ("stages at 1x32x32", "counters side by side", "activation memory", "Latency"):
+        assert text in stdout
+    (run_file,) = tmp_path.glob("*.json")
+    row = json.loads(run_file.read_text())["results"][0]
+    assert row["model"] == "lenet5" and row["params"] == 61_706 and row["status"] == "ok"
+    assert row["latency_ms_median"] > 0 and row["timed_iters"] == len(row["samples_ms"])
+    assert row["peak_memory_bytes"] is not None  # CPU peak RSS of the memory child
+    assert all(s["time_ms"] is not None for s in row["stages"])
+    assert {p.suffix for p in tmp_path.iterdir()} >= {".json", ".md", ".csv", ".html", ".svg"}
+    assert not [n for n in _files(tmp_path) if n.startswith(".")]  # no temporary files left
+
+
+def test_timed_compare_of_a_zoo_model_and_a_user_file(
+    tmp_path: Path, net_file: Path, monkeypatch, run_cli
+) -> None:
+    code, stdout, stderr = run_cli(
+        "compare", "lenet5", f"{net_file}:resnet18", *FAST, "--json",
+        "--resolution", "32", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, stderr
+    rows = json.loads(stdout)["results"]
+    assert [r["model"] for r in rows] == ["lenet5", "resnet18"]
+    assert all(r["status"] == "ok" and r["latency_ms_median"] > 0 for r in rows)
+    mine = rows[1]
+    assert mine["family"] == "custom"
+    assert mine["params"] == (3 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (8 * 10 + 10)
+    assert "no named stages" in (mine["error"] or "")  # noted, never a failure
+
+
+def test_name_collision_measures_the_users_network(
+    tmp_path: Path, net_file: Path, monkeypatch, run_cli
+) -> None:
+    """CPU peak memory of ``net.py:resnet18`` is the user's network: the zoo's resnet18 holds
+    11,689,512 fp32 weights (46.8 MB) before any activation; the user's holds 898."""
+    code, stdout, stderr = run_cli(
+        "compare", f"{net_file}:resnet18", "resnet18", *FAST, "--json", "--resolution", "32",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, stderr
+    mine, zoo = json.loads(stdout)["results"]
+    assert mine["params"] == (3 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (8 * 10 + 10) == 898
+    assert zoo["params"] == 11_689_512
+    assert mine["peak_memory_bytes"] is not None and zoo["peak_memory_bytes"] is not None
+    assert zoo["peak_memory_bytes"] > 11_689_512 * 4 > 2 * mine["peak_memory_bytes"]
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "word"),
+    [(KeyboardInterrupt, 130, "interrupted"), ("sigterm", 143, "terminated")],
+)
+def test_interrupt_keeps_the_rows_measured_so_far(
+    raised: object, code: int, word: str, tmp_path: Path, monkeypatch, run_cli
+) -> None:
+    real = api.measure_model
+    calls = []
+
+    def second_call_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            if raised == "sigterm":
+                signal.raise_signal(signal.SIGTERM)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "measure_model", second_call_interrupted)
+    got, _, stderr = run_cli(
+        "compare", "lenet5", "lenet5", *FAST, "--out", str(tmp_path),
+        "-f", "json",
+    )  # fmt: skip
+    assert got == code, stderr
+    assert word in stderr and "1 result(s) kept" in stderr
+    assert _files(tmp_path) == ["compare-lenet5-lenet5-incomplete.json"]
+    run = json.loads((tmp_path / "compare-lenet5-lenet5-incomplete.json").read_text())
+    assert run["complete"] is False and len(run["results"]) == 1
+    assert run["results"][0]["latency_ms_median"] > 0
+
+
+def test_error_after_the_first_row_keeps_it(tmp_path: Path, monkeypatch, run_cli) -> None:
+    from cnnbench.errors import UsageError
+
+    real = api.measure_model
+    calls = []
+
+    def second_call_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise UsageError("boom: the second configuration cannot run")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "measure_model", second_call_fails)
+    code, _, stderr = run_cli(
+        "compare", "lenet5", "--batch", "1,2", *FAST, "--out",
+        str(tmp_path),
+    )  # fmt: skip
+    assert code == 2
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
+    assert (
+        len(errors) == 1 and "boom" in errors[0] and "1 result(s) measured before kept" in errors[0]
+    )
+    assert "Traceback" not in stderr
+    assert _files(tmp_path) == ["compare-lenet5-incomplete.json"]
+
+
+def test_a_typo_in_the_last_model_is_found_before_measuring(
+    tmp_path: Path, monkeypatch, run_cli
+) -> None:
+    measured = []
+    monkeypatch.setattr(api, "measure_model", lambda *a, **k: measured.append(1))
+    code, _, stderr = run_cli("compare", "lenet5", "resnet5O", *FAST, "--out", str(tmp_path))
+    assert code == 2 and "did you mean resnet50" in stderr
+    assert measured == [] and not tmp_path.exists() or _files(tmp_path) == []
