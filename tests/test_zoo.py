@@ -66,19 +66,21 @@ def test_stages_are_uniform_and_declared_channels_match_a_forward(name: str) -> 
         assert stage.blocks >= 1
 
 
-def _check_forward(name: str, size: int | None, mode: str) -> None:
+def _check_forward(name: str, size: int | None, modes: tuple[str, ...] = ("eval", "train")) -> None:
+    """Real forwards of one build in each of ``modes``: logits of the right shape, finite."""
     info = get_model_info(name)
     c, h, w = info.input_size
     if size is not None:
         h = w = size
     model = create_model(name)
-    model.train(mode == "train")
-    x = torch.randn(2, c, h, w)
-    with torch.set_grad_enabled(mode == "train"):
-        out = model(x)
-    logits = out[0] if isinstance(out, tuple) else out
-    assert logits.shape == (2, info.num_classes)
-    assert torch.isfinite(logits).all()
+    for mode in modes:
+        model.train(mode == "train")
+        x = torch.randn(2, c, h, w)
+        with torch.set_grad_enabled(mode == "train"):
+            out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        assert logits.shape == (2, info.num_classes), mode
+        assert torch.isfinite(logits).all(), mode
 
 
 def _native_params() -> list:
@@ -90,21 +92,20 @@ def _native_params() -> list:
     return params
 
 
-@pytest.mark.parametrize("mode", ["eval", "train"])
+# Each test builds the model once and runs it in eval mode, then in train mode.
 @pytest.mark.parametrize("name", _native_params())
-def test_forward_at_native_size(name: str, mode: str) -> None:
-    _check_forward(name, None, mode)
+def test_forward_at_native_size(name: str) -> None:
+    _check_forward(name, None)
 
 
-@pytest.mark.parametrize("mode", ["eval", "train"])
 @pytest.mark.parametrize("name", sorted(REFERENCE))
-def test_forward_at_small_size(name: str, mode: str) -> None:
-    _check_forward(name, _SMALL.get(name, 64), mode)
+def test_forward_at_small_size(name: str) -> None:
+    _check_forward(name, _SMALL.get(name, 64))
 
 
 def test_no_print_in_forward(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("lenet5", "senet18"):
-        _check_forward(name, None, "eval")
+        _check_forward(name, None, ("eval",))
     assert capsys.readouterr().out == ""
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from torch import nn
@@ -21,6 +21,7 @@ __all__ = [
     "create_model",
     "list_models",
     "get_model_info",
+    "registered_defaults",
 ]
 
 
@@ -30,7 +31,17 @@ class ModelInfo:
 
     ``input_size`` is (channels, height, width) of one image at the model's native resolution.
     ``se_reduction`` is the SE reduction ratio r (None for models without SE) and ``se_stages``
-    the 1-based indices of the stages whose blocks carry SE.
+    the 1-based indices of the stages whose blocks carry SE. ``num_classes``, ``se_reduction``,
+    ``se_stages`` and ``input_size[0]`` (as ``in_channels``) are also the builder's defaults:
+    they are declared once, at registration, and the builders read them from here.
+
+    ``params`` (exact parameter count) and ``macs`` (multiply-accumulates of conv, linear and
+    matmul for one image at ``input_size``, bias excluded) describe the registered default
+    configuration only, so listings need not build the model; they are None when unknown, and
+    on a built model whose keyword overrides may have changed the architecture.
+
+    ``published_top1`` is the ImageNet top-1 accuracy (%) *reported* by ``top1_source`` (the
+    paper or the reference implementation's documentation); cnnbench never measures it.
     """
 
     name: str
@@ -40,6 +51,10 @@ class ModelInfo:
     num_classes: int = 1000
     se_reduction: int | None = None
     se_stages: tuple[int, ...] = ()
+    params: int | None = None
+    macs: int | None = None
+    published_top1: float | None = None
+    top1_source: str = ""
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -68,12 +83,21 @@ def register_model(
     se_reduction: int | None = None,
     se_stages: tuple[int, ...] = (),
 ) -> Callable[[F], F]:
-    """Register a builder under its function name. Registering a name twice raises ValueError."""
+    """Register a builder under its function name. Registering a name twice raises ValueError.
+
+    The values given here are the builder's defaults (see :func:`registered_defaults`). The
+    stored native-size costs and published accuracy of zoo models come from the tables in
+    ``_costs.py`` and ``_published.py``, keyed by name.
+    """
+    from ._costs import NATIVE_COSTS
+    from ._published import PUBLISHED_TOP1
 
     def decorator(fn: F) -> F:
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
+        params, macs = NATIVE_COSTS.get(name, (None, None))
+        top1, source = PUBLISHED_TOP1.get(name, (None, ""))
         _REGISTRY[name] = ModelInfo(
             name=name,
             family=family,
@@ -82,11 +106,38 @@ def register_model(
             num_classes=num_classes,
             se_reduction=se_reduction,
             se_stages=tuple(se_stages),
+            params=params,
+            macs=macs,
+            published_top1=top1,
+            top1_source=source,
             builder=fn,
         )
         return fn
 
     return decorator
+
+
+_DEFAULT_KEYS = ("num_classes", "in_channels", "se_reduction", "se_stages")
+
+
+def registered_defaults(name: str, kwargs: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """``kwargs`` over the defaults declared by the registration of ``name``.
+
+    ``keys`` picks which of ``num_classes``, ``in_channels`` (= ``input_size[0]``),
+    ``se_reduction`` and ``se_stages`` the builder takes; the registration is their only source,
+    so the builder's defaults and the listed metadata cannot drift apart.
+    """
+    unknown = set(keys) - set(_DEFAULT_KEYS)
+    if unknown:
+        raise ValueError(f"no registered default for {sorted(unknown)}")
+    info = get_model_info(name)
+    values = {
+        "num_classes": info.num_classes,
+        "in_channels": info.input_size[0],
+        "se_reduction": info.se_reduction,
+        "se_stages": info.se_stages,
+    }
+    return {**{k: values[k] for k in keys}, **kwargs}
 
 
 def _unknown(name: str) -> UnknownModelError:
@@ -103,11 +154,26 @@ def get_model_info(name: str) -> ModelInfo:
         raise _unknown(name) from None
 
 
+#: Builder keywords that change neither parameters nor MACs (regularisation only).
+COST_NEUTRAL_KWARGS = frozenset({"dropout", "aux_dropout", "drop_rate", "stochastic_depth_prob"})
+
+
+def _same_as_registered(info: ModelInfo, key: str, value: Any) -> bool:
+    if key == "se_stages":
+        return tuple(value) == info.se_stages
+    if key == "in_channels":
+        return value == info.input_size[0]
+    if key in ("num_classes", "se_reduction"):
+        return value == getattr(info, key)
+    return False  # any other architectural keyword: assume it changes the network
+
+
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model. Keyword arguments go to its builder.
 
-    The returned module carries ``model_info`` (a ModelInfo; num_classes and the SE fields follow
-    the keyword arguments actually passed).
+    The returned module carries ``model_info`` (a ModelInfo): num_classes, the SE fields and
+    the input channels follow the keyword arguments actually passed, and the stored ``params``
+    and ``macs`` are kept only when no keyword may have changed the architecture (else None).
     """
     info = get_model_info(name)
     assert info.builder is not None
@@ -115,12 +181,21 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     overrides: dict[str, Any] = {}
     if "num_classes" in kwargs:
         overrides["num_classes"] = kwargs["num_classes"]
+    if "in_channels" in kwargs:
+        overrides["input_size"] = (kwargs["in_channels"], *info.input_size[1:])
     for key in ("se_reduction", "se_stages"):
         if key in kwargs:
             overrides[key] = tuple(kwargs[key]) if key == "se_stages" else kwargs[key]
     if overrides.get("se_reduction", info.se_reduction) is None:
         overrides["se_stages"] = ()
-    model.model_info = ModelInfo(**{**info.__dict__, **overrides})  # type: ignore[assignment]
+    changed = [
+        k
+        for k, v in kwargs.items()
+        if k not in COST_NEUTRAL_KWARGS and not _same_as_registered(info, k, v)
+    ]
+    if changed:
+        overrides["params"] = overrides["macs"] = None
+    model.model_info = replace(info, **overrides)  # type: ignore[assignment]
     return model
 
 

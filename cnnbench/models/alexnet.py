@@ -23,12 +23,14 @@ stretches whatever is left to 6x6, so any size >= 63 runs with the same classifi
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from torch import nn
 
 from ._layers import StagedNet, init_weights
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
-__all__ = ["MIN_INPUT_SIZE", "alexnet"]
+__all__ = ["AlexNetArgs", "MIN_INPUT_SIZE", "alexnet"]
 
 _PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
 
@@ -49,7 +51,19 @@ def _conv_relu(
     return nn.Sequential(*layers)
 
 
-def _create_alexnet(*, num_classes: int, in_channels: int, dropout: float) -> StagedNet:
+class AlexNetArgs(TypedDict, total=False):
+    """Keywords of ``alexnet``: ``dropout`` in the classifier (default 0.5)."""
+
+    num_classes: int
+    in_channels: int
+    dropout: float
+
+
+def _create_alexnet(variant: str, **kwargs: Unpack[AlexNetArgs]) -> StagedNet:
+    return _build_alexnet(**registered_defaults(variant, kwargs, "num_classes", "in_channels"))
+
+
+def _build_alexnet(*, num_classes: int, in_channels: int, dropout: float = 0.5) -> StagedNet:
     stem = _conv_relu(in_channels, 64, 11, stride=4, padding=2, pool=True)
     stage1 = nn.Sequential(_conv_relu(64, 192, 5, padding=2, pool=True))
     stage2 = nn.Sequential(
@@ -74,6 +88,6 @@ def _create_alexnet(*, num_classes: int, in_channels: int, dropout: float) -> St
 
 
 @register_model(family="alexnet", paper=_PAPER)
-def alexnet(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def alexnet(**kwargs: Unpack[AlexNetArgs]) -> StagedNet:
     """AlexNet (torchvision's single-tower layout), 61,100,840 parameters; input >= 63x63."""
-    return _create_alexnet(num_classes=num_classes, in_channels=in_channels, dropout=dropout)
+    return _create_alexnet("alexnet", **kwargs)

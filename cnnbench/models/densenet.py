@@ -18,13 +18,16 @@ final BN + ReLU opens the head). A stage is a :class:`DenseStage` that holds its
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import torch
 from torch import Tensor, nn
 
 from ._layers import Stage, StagedNet, init_weights
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
 __all__ = [
+    "DenseNetArgs",
     "DenseLayer",
     "Transition",
     "DenseStage",
@@ -102,7 +105,27 @@ class DenseNet(StagedNet):
         ]
 
 
-def _create_densenet(
+class DenseNetArgs(TypedDict, total=False):
+    """Keywords of the DenseNet builders."""
+
+    num_classes: int
+    in_channels: int
+
+
+#: registered name -> layers per dense block (growth rate 32, 64 initial features)
+_BLOCKS: dict[str, tuple[int, int, int, int]] = {
+    "densenet121": (6, 12, 24, 16),
+    "densenet169": (6, 12, 32, 32),
+    "densenet201": (6, 12, 48, 32),
+}
+
+
+def _create_densenet(variant: str, **kwargs: Unpack[DenseNetArgs]) -> DenseNet:
+    args = registered_defaults(variant, kwargs, "num_classes", "in_channels")
+    return _build_densenet(_BLOCKS[variant], **args)
+
+
+def _build_densenet(
     block_config: tuple[int, int, int, int],
     *,
     num_classes: int,
@@ -145,18 +168,18 @@ def _create_densenet(
 
 
 @register_model(family="densenet", paper=_PAPER)
-def densenet121(*, num_classes: int = 1000, in_channels: int = 3) -> DenseNet:
+def densenet121(**kwargs: Unpack[DenseNetArgs]) -> DenseNet:
     """DenseNet-121: dense blocks of (6, 12, 24, 16) layers, growth rate 32."""
-    return _create_densenet((6, 12, 24, 16), num_classes=num_classes, in_channels=in_channels)
+    return _create_densenet("densenet121", **kwargs)
 
 
 @register_model(family="densenet", paper=_PAPER)
-def densenet169(*, num_classes: int = 1000, in_channels: int = 3) -> DenseNet:
+def densenet169(**kwargs: Unpack[DenseNetArgs]) -> DenseNet:
     """DenseNet-169: dense blocks of (6, 12, 32, 32) layers, growth rate 32."""
-    return _create_densenet((6, 12, 32, 32), num_classes=num_classes, in_channels=in_channels)
+    return _create_densenet("densenet169", **kwargs)
 
 
 @register_model(family="densenet", paper=_PAPER)
-def densenet201(*, num_classes: int = 1000, in_channels: int = 3) -> DenseNet:
+def densenet201(**kwargs: Unpack[DenseNetArgs]) -> DenseNet:
     """DenseNet-201: dense blocks of (6, 12, 48, 32) layers, growth rate 32."""
-    return _create_densenet((6, 12, 48, 32), num_classes=num_classes, in_channels=in_channels)
+    return _create_densenet("densenet201", **kwargs)

@@ -19,18 +19,19 @@ B0 table), ``head`` (conv1x1 to 4x the last stage width, global pool, dropout, l
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
 import torch
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, SqueezeExcite, StagedNet, init_weights, make_divisible
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
 __all__ = [
+    "EfficientNetArgs",
     "StochasticDepth",
     "MBConv",
     "efficientnet_b0",
@@ -71,17 +72,30 @@ _B0_STAGES = (
 )
 _ALL_STAGES = tuple(range(1, len(_B0_STAGES) + 1))
 
-# variant: (width multiplier, depth multiplier, resolution, dropout before the classifier)
+# name: (width multiplier, depth multiplier, resolution, dropout before the classifier)
 _VARIANTS = {
-    "b0": (1.0, 1.0, 224, 0.2),
-    "b1": (1.0, 1.1, 240, 0.2),
-    "b2": (1.1, 1.2, 260, 0.3),
-    "b3": (1.2, 1.4, 300, 0.3),
-    "b4": (1.4, 1.8, 380, 0.4),
-    "b5": (1.6, 2.2, 456, 0.4),
-    "b6": (1.8, 2.6, 528, 0.5),
-    "b7": (2.0, 3.1, 600, 0.5),
+    "efficientnet_b0": (1.0, 1.0, 224, 0.2),
+    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
+    "efficientnet_b2": (1.1, 1.2, 260, 0.3),
+    "efficientnet_b3": (1.2, 1.4, 300, 0.3),
+    "efficientnet_b4": (1.4, 1.8, 380, 0.4),
+    "efficientnet_b5": (1.6, 2.2, 456, 0.4),
+    "efficientnet_b6": (1.8, 2.6, 528, 0.5),
+    "efficientnet_b7": (2.0, 3.1, 600, 0.5),
 }
+
+
+class EfficientNetArgs(TypedDict, total=False):
+    """Keywords of the EfficientNet builders. ``se_reduction`` divides the block *input* width
+    (4 in the reference; None = no SE); ``se_stages`` 1-based over the seven MBConv stages;
+    ``dropout`` before the classifier (default: the variant's); ``stochastic_depth_prob`` the
+    drop probability of the last block (default 0.2)."""
+
+    num_classes: int
+    se_reduction: int | None
+    se_stages: Sequence[int]
+    dropout: float
+    stochastic_depth_prob: float
 
 
 class StochasticDepth(nn.Module):
@@ -142,15 +156,24 @@ class MBConv(nn.Module):
         return out
 
 
-def _create_efficientnet(
-    variant: str,
+def _create_efficientnet(variant: str, **kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
+    """Build registered EfficientNet ``variant`` (defaults: its registration and table row)."""
+    args = registered_defaults(variant, kwargs, "num_classes", "se_reduction", "se_stages")
+    width, depth, _, dropout = _VARIANTS[variant]
+    return _build_efficientnet(width, depth, **{"dropout": dropout, **args})
+
+
+def _build_efficientnet(
+    width: float,
+    depth: float,
     *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
+    num_classes: int,
+    se_reduction: int | None,
+    se_stages: Sequence[int],
+    dropout: float,
     stochastic_depth_prob: float = 0.2,
 ) -> StagedNet:
-    width, depth, _, dropout = _VARIANTS[variant]
+    se_stages = tuple(se_stages)
     unknown = set(se_stages) - set(_ALL_STAGES)
     if unknown:
         raise ValueError(f"se_stages {sorted(unknown)} out of range 1..{len(_B0_STAGES)}")
@@ -196,8 +219,9 @@ def _create_efficientnet(
     return model
 
 
-def _register(variant: str) -> Callable[[_F], _F]:
-    resolution = _VARIANTS[variant][2]
+def _register(name: str) -> Callable[[_F], _F]:
+    """Register an EfficientNet under ``name``; its input size is the variant's resolution."""
+    resolution = _VARIANTS[name][2]
     return register_model(
         family="efficientnet",
         paper=_PAPER,
@@ -207,145 +231,49 @@ def _register(variant: str) -> Callable[[_F], _F]:
     )
 
 
-@_register("b0")
-def efficientnet_b0(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b0")
+def efficientnet_b0(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B0 (width 1.0, depth 1.0, 224x224, dropout 0.2)."""
-    return _create_efficientnet(
-        "b0",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b0", **kwargs)
 
 
-@_register("b1")
-def efficientnet_b1(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b1")
+def efficientnet_b1(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B1 (width 1.0, depth 1.1, 240x240, dropout 0.2)."""
-    return _create_efficientnet(
-        "b1",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b1", **kwargs)
 
 
-@_register("b2")
-def efficientnet_b2(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b2")
+def efficientnet_b2(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B2 (width 1.1, depth 1.2, 260x260, dropout 0.3)."""
-    return _create_efficientnet(
-        "b2",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b2", **kwargs)
 
 
-@_register("b3")
-def efficientnet_b3(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b3")
+def efficientnet_b3(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B3 (width 1.2, depth 1.4, 300x300, dropout 0.3)."""
-    return _create_efficientnet(
-        "b3",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b3", **kwargs)
 
 
-@_register("b4")
-def efficientnet_b4(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b4")
+def efficientnet_b4(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B4 (width 1.4, depth 1.8, 380x380, dropout 0.4)."""
-    return _create_efficientnet(
-        "b4",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b4", **kwargs)
 
 
-@_register("b5")
-def efficientnet_b5(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b5")
+def efficientnet_b5(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B5 (width 1.6, depth 2.2, 456x456, dropout 0.4)."""
-    return _create_efficientnet(
-        "b5",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b5", **kwargs)
 
 
-@_register("b6")
-def efficientnet_b6(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b6")
+def efficientnet_b6(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B6 (width 1.8, depth 2.6, 528x528, dropout 0.5)."""
-    return _create_efficientnet(
-        "b6",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b6", **kwargs)
 
 
-@_register("b7")
-def efficientnet_b7(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _ALL_STAGES,
-    stochastic_depth_prob: float = 0.2,
-) -> StagedNet:
+@_register("efficientnet_b7")
+def efficientnet_b7(**kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """EfficientNet-B7 (width 2.0, depth 3.1, 600x600, dropout 0.5)."""
-    return _create_efficientnet(
-        "b7",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        stochastic_depth_prob=stochastic_depth_prob,
-    )
+    return _create_efficientnet("efficientnet_b7", **kwargs)

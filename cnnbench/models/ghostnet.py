@@ -24,14 +24,16 @@ channels of a width multiplier w are make_divisible(c * w, 4).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 import torch
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, SqueezeExcite, StagedNet, init_weights, make_divisible
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
-__all__ = ["GhostModule", "GhostBottleneck", "ghostnet"]
+__all__ = ["GhostNetArgs", "GhostModule", "GhostBottleneck", "ghostnet"]
 
 _PAPER = "Han et al. 2020, GhostNet: More Features from Cheap Operations"
 
@@ -140,15 +142,40 @@ class GhostBottleneck(nn.Module):
         return out + self.shortcut(x)
 
 
-def _create_ghostnet(
+class GhostNetArgs(TypedDict, total=False):
+    """Keywords of the GhostNet builders: ``width`` multiplier (default: the variant's),
+    ``se_reduction`` of the expanded width (4; None = no SE), ``se_stages`` (only stages with SE
+    in Table 1), ``dropout`` before the classifier (0.2)."""
+
+    num_classes: int
+    in_channels: int
+    width: float
+    se_reduction: int | None
+    se_stages: Sequence[int]
+    dropout: float
+
+
+#: registered name -> width multiplier
+_WIDTHS = {"ghostnet": 1.0}
+
+
+def _create_ghostnet(variant: str, **kwargs: Unpack[GhostNetArgs]) -> StagedNet:
+    args = registered_defaults(
+        variant, kwargs, "num_classes", "in_channels", "se_reduction", "se_stages"
+    )
+    return _build_ghostnet(**{"width": _WIDTHS[variant], **args})
+
+
+def _build_ghostnet(
     *,
     num_classes: int,
+    in_channels: int,
     width: float,
     se_reduction: int | None,
-    se_stages: tuple[int, ...],
-    dropout: float,
-    in_channels: int,
+    se_stages: Sequence[int],
+    dropout: float = 0.2,
 ) -> StagedNet:
+    se_stages = tuple(se_stages)
     unknown = sorted(set(se_stages) - set(_SE_STAGES))
     if unknown:
         raise ValueError(
@@ -188,22 +215,7 @@ def _create_ghostnet(
 
 
 @register_model(family="ghostnet", paper=_PAPER, se_reduction=4, se_stages=_SE_STAGES)
-def ghostnet(
-    *,
-    num_classes: int = 1000,
-    width: float = 1.0,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _SE_STAGES,
-    dropout: float = 0.2,
-    in_channels: int = 3,
-) -> StagedNet:
-    """GhostNet with width multiplier ``width`` (1.0x: 5.18M params). ``se_stages=()`` or
+def ghostnet(**kwargs: Unpack[GhostNetArgs]) -> StagedNet:
+    """GhostNet 1.0x (5.18M params); ``width`` scales it. ``se_stages=()`` or
     ``se_reduction=None`` builds it without SE; SE sits only where the paper puts it."""
-    return _create_ghostnet(
-        num_classes=num_classes,
-        width=width,
-        se_reduction=se_reduction,
-        se_stages=tuple(se_stages),
-        dropout=dropout,
-        in_channels=in_channels,
-    )
+    return _create_ghostnet("ghostnet", **kwargs)

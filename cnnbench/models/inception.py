@@ -49,15 +49,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypedDict, Unpack
 
 import torch
 from torch import Tensor, nn
 
 from ._layers import StagedNet, init_weights
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
 __all__ = [
+    "GoogLeNetArgs",
+    "InceptionV3Args",
     "AuxStagedNet",
     "BasicConv2d",
     "GoogLeNetOutputs",
@@ -211,14 +213,31 @@ def _pool_then(pool: nn.Module, block: nn.Module) -> nn.Sequential:
     return nn.Sequential(OrderedDict(pool=pool, block=block))
 
 
-def _create_googlenet(
+class GoogLeNetArgs(TypedDict, total=False):
+    """Keywords of ``googlenet``: ``aux_logits`` builds the two auxiliary classifiers (default
+    False), ``dropout`` / ``aux_dropout`` before the main / aux classifiers (0.2 / 0.7),
+    ``branch3_kernel`` 3 (torchvision, default) or 5 (the paper)."""
+
+    num_classes: int
+    in_channels: int
+    aux_logits: bool
+    dropout: float
+    aux_dropout: float
+    branch3_kernel: Literal[3, 5]
+
+
+def _create_googlenet(variant: str, **kwargs: Unpack[GoogLeNetArgs]) -> AuxStagedNet:
+    return _build_googlenet(**registered_defaults(variant, kwargs, "num_classes", "in_channels"))
+
+
+def _build_googlenet(
     *,
     num_classes: int,
     in_channels: int,
-    aux_logits: bool,
-    dropout: float,
-    aux_dropout: float,
-    branch3_kernel: int,
+    aux_logits: bool = False,
+    dropout: float = 0.2,
+    aux_dropout: float = 0.7,
+    branch3_kernel: int = 3,
 ) -> AuxStagedNet:
     def inc(*cfg: int) -> Inception:
         return Inception(*cfg, branch3_kernel=branch3_kernel)
@@ -269,25 +288,10 @@ def _create_googlenet(
 
 
 @register_model(family="inception", paper=_GOOGLENET)
-def googlenet(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    aux_logits: bool = False,
-    dropout: float = 0.2,
-    aux_dropout: float = 0.7,
-    branch3_kernel: Literal[3, 5] = 3,
-) -> AuxStagedNet:
+def googlenet(**kwargs: Unpack[GoogLeNetArgs]) -> AuxStagedNet:
     """GoogLeNet (torchvision layout with BatchNorm): 6,624,904 parameters, 13,004,888 with
     ``aux_logits=True``; ``branch3_kernel=5`` gives the paper's 5x5 branch."""
-    return _create_googlenet(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        aux_logits=aux_logits,
-        dropout=dropout,
-        aux_dropout=aux_dropout,
-        branch3_kernel=branch3_kernel,
-    )
+    return _create_googlenet("googlenet", **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,8 +436,22 @@ def _inception_v3_aux(in_ch: int, num_classes: int) -> nn.Sequential:
     )
 
 
-def _create_inception_v3(
-    *, num_classes: int, in_channels: int, aux_logits: bool, dropout: float
+class InceptionV3Args(TypedDict, total=False):
+    """Keywords of ``inception_v3``: ``aux_logits`` builds the auxiliary classifier (default
+    False), ``dropout`` before the classifier (default 0.5)."""
+
+    num_classes: int
+    in_channels: int
+    aux_logits: bool
+    dropout: float
+
+
+def _create_inception_v3(variant: str, **kwargs: Unpack[InceptionV3Args]) -> AuxStagedNet:
+    return _build_inception_v3(**registered_defaults(variant, kwargs, "num_classes", "in_channels"))
+
+
+def _build_inception_v3(
+    *, num_classes: int, in_channels: int, aux_logits: bool = False, dropout: float = 0.5
 ) -> AuxStagedNet:
     stem = nn.Sequential(
         BasicConv2d(in_channels, 32, 3, stride=2),  # Conv2d_1a_3x3
@@ -470,15 +488,7 @@ def _create_inception_v3(
 
 
 @register_model(family="inception", paper=_INCEPTION_V3, input_size=(3, 299, 299))
-def inception_v3(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    aux_logits: bool = False,
-    dropout: float = 0.5,
-) -> AuxStagedNet:
+def inception_v3(**kwargs: Unpack[InceptionV3Args]) -> AuxStagedNet:
     """Inception v3 (torchvision layout), 299x299 input: 23,834,568 parameters, 27,161,264 with
     ``aux_logits=True``."""
-    return _create_inception_v3(
-        num_classes=num_classes, in_channels=in_channels, aux_logits=aux_logits, dropout=dropout
-    )
+    return _create_inception_v3("inception_v3", **kwargs)

@@ -21,15 +21,19 @@ SE to a stage that has none in the reference table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TypedDict, Unpack
 
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, SqueezeExcite, StagedNet, init_weights, make_divisible
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
 __all__ = [
+    "MobileNetV1Args",
+    "MobileNetV2Args",
+    "MobileNetV3Args",
     "InvertedResidual",
     "mobilenet_v1",
     "mobilenet_v2",
@@ -105,7 +109,17 @@ def _classifier(in_features: int, num_classes: int, dropout: float = 0.0) -> lis
 _V1_STAGES = ((64, 1), (128, 2), (256, 2), (512, 6), (1024, 2))
 
 
-def _create_mobilenet_v1(*, num_classes: int = 1000) -> StagedNet:
+class MobileNetV1Args(TypedDict, total=False):
+    """Keywords of the MobileNet V1 builders."""
+
+    num_classes: int
+
+
+def _create_mobilenet_v1(variant: str, **kwargs: Unpack[MobileNetV1Args]) -> StagedNet:
+    return _build_mobilenet_v1(**registered_defaults(variant, kwargs, "num_classes"))
+
+
+def _build_mobilenet_v1(*, num_classes: int) -> StagedNet:
     stem = ConvBNAct(3, 32, 3, stride=2, act=_ReLU)
     stages = []
     in_ch = 32
@@ -138,7 +152,18 @@ _V2_STAGES = (
 )
 
 
-def _create_mobilenet_v2(*, num_classes: int = 1000, dropout: float = 0.2) -> StagedNet:
+class MobileNetV2Args(TypedDict, total=False):
+    """Keywords of ``mobilenet_v2``: ``dropout`` before the classifier (default 0.2)."""
+
+    num_classes: int
+    dropout: float
+
+
+def _create_mobilenet_v2(variant: str, **kwargs: Unpack[MobileNetV2Args]) -> StagedNet:
+    return _build_mobilenet_v2(**registered_defaults(variant, kwargs, "num_classes"))
+
+
+def _build_mobilenet_v2(*, num_classes: int, dropout: float = 0.2) -> StagedNet:
     stem = ConvBNAct(3, 32, 3, stride=2, act=_ReLU6)
     stages = []
     in_ch = 32
@@ -219,17 +244,33 @@ def _v3_default_se_stages(variant: str) -> tuple[int, ...]:
 _V3_SE_STAGES = {v: _v3_default_se_stages(v) for v in _V3_VARIANTS}
 
 
-def _create_mobilenet_v3(
+class MobileNetV3Args(TypedDict, total=False):
+    """Keywords of the MobileNet V3 builders: ``se_reduction`` divides the expanded width
+    (4 in the reference; None = no SE), ``se_stages`` can only switch SE off where the reference
+    table has it, ``dropout`` before the classifier (default 0.2)."""
+
+    num_classes: int
+    se_reduction: int | None
+    se_stages: Sequence[int]
+    dropout: float
+
+
+def _create_mobilenet_v3(name: str, **kwargs: Unpack[MobileNetV3Args]) -> StagedNet:
+    args = registered_defaults(name, kwargs, "num_classes", "se_reduction", "se_stages")
+    return _build_mobilenet_v3(name.removeprefix("mobilenet_v3_"), **args)
+
+
+def _build_mobilenet_v3(
     variant: str,
     *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] | None = None,
+    num_classes: int,
+    se_reduction: int | None,
+    se_stages: Sequence[int],
     dropout: float = 0.2,
 ) -> StagedNet:
     table, hidden = _V3_VARIANTS[variant]
     default_se = _V3_SE_STAGES[variant]
-    se_stages = default_se if se_stages is None else tuple(se_stages)
+    se_stages = tuple(se_stages)
     extra = set(se_stages) - set(default_se)
     if extra:
         raise ValueError(
@@ -274,52 +315,28 @@ def _create_mobilenet_v3(
 
 
 @register_model(family="mobilenet", paper=_PAPER_V1)
-def mobilenet_v1(*, num_classes: int = 1000) -> StagedNet:
+def mobilenet_v1(**kwargs: Unpack[MobileNetV1Args]) -> StagedNet:
     """MobileNet V1 (width 1.0, 224x224): 13 depthwise-separable blocks, no dropout."""
-    return _create_mobilenet_v1(num_classes=num_classes)
+    return _create_mobilenet_v1("mobilenet_v1", **kwargs)
 
 
 @register_model(family="mobilenet", paper=_PAPER_V2)
-def mobilenet_v2(*, num_classes: int = 1000, dropout: float = 0.2) -> StagedNet:
+def mobilenet_v2(**kwargs: Unpack[MobileNetV2Args]) -> StagedNet:
     """MobileNet V2 (width 1.0, 224x224): inverted residuals with ReLU6, last conv 1280."""
-    return _create_mobilenet_v2(num_classes=num_classes, dropout=dropout)
+    return _create_mobilenet_v2("mobilenet_v2", **kwargs)
 
 
 @register_model(
     family="mobilenet", paper=_PAPER_V3, se_reduction=4, se_stages=_V3_SE_STAGES["large"]
 )
-def mobilenet_v3_large(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _V3_SE_STAGES["large"],
-    dropout: float = 0.2,
-) -> StagedNet:
+def mobilenet_v3_large(**kwargs: Unpack[MobileNetV3Args]) -> StagedNet:
     """MobileNet V3 large (224x224): 15 bottlenecks, SE in stages 3-5, head 960 -> 1280."""
-    return _create_mobilenet_v3(
-        "large",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        dropout=dropout,
-    )
+    return _create_mobilenet_v3("mobilenet_v3_large", **kwargs)
 
 
 @register_model(
     family="mobilenet", paper=_PAPER_V3, se_reduction=4, se_stages=_V3_SE_STAGES["small"]
 )
-def mobilenet_v3_small(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 4,
-    se_stages: tuple[int, ...] = _V3_SE_STAGES["small"],
-    dropout: float = 0.2,
-) -> StagedNet:
+def mobilenet_v3_small(**kwargs: Unpack[MobileNetV3Args]) -> StagedNet:
     """MobileNet V3 small (224x224): 11 bottlenecks, SE in stages 1, 3, 4, head 576 -> 1024."""
-    return _create_mobilenet_v3(
-        "small",
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-        dropout=dropout,
-    )
+    return _create_mobilenet_v3("mobilenet_v3_small", **kwargs)

@@ -38,14 +38,17 @@ pools globally (the reference's 4x4 average pool is global at 32x32), so it also
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, TypedDict, Unpack
 
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, SqueezeExcite, StagedNet, init_weights
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
 __all__ = [
+    "ResNetArgs",
+    "BottleneckArgs",
     "BasicBlock",
     "Bottleneck",
     "PreActSEBlock",
@@ -212,33 +215,101 @@ def _check_se_stages(se_stages: Sequence[int], num_stages: int) -> tuple[int, ..
     return stages
 
 
-def _create_resnet(
-    block: type[BasicBlock] | type[Bottleneck],
-    layers: Sequence[int],
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = None,
-    se_stages: Sequence[int] = ALL_STAGES,
-    stem: Literal["7x7", "deep"] = "7x7",
-    down_kernel: int = 1,
-    drop_rate: float = 0.0,
-    **block_kwargs: object,
-) -> StagedNet:
-    """Stem, four stages of ``block`` with ``layers`` blocks, pooled linear head.
+class ResNetArgs(TypedDict, total=False):
+    """Keywords every ResNet-family builder accepts (defaults: the registration's, or the
+    variant's). ``se_reduction`` None = no SE; ``se_stages`` 1-based; ``drop_rate`` is the
+    dropout probability before the classifier."""
 
-    ``stem="deep"`` is SENet-154's three 3x3 convolutions (128 channels, ceil-mode max pool);
-    ``down_kernel`` is the kernel of stride-2 projection shortcuts (3 for SENet-154; a stride-1
-    projection is always 1x1).
-    """
-    if len(layers) != 4:
-        raise ValueError(f"a ResNet has four stages, got layers={list(layers)}")
-    stages_with_se = _check_se_stages(se_stages, len(layers))
-    if stem == "7x7":
+    num_classes: int
+    se_reduction: int | None
+    se_stages: Sequence[int]
+    drop_rate: float
+
+
+class BottleneckArgs(ResNetArgs, total=False):
+    """ResNetArgs plus the bottleneck shape: ``groups`` x ``width_per_group`` channels in the 3x3
+    (per 64 planes) and the stride placement (``stride_in_1x1``: original "v1" layout)."""
+
+    groups: int
+    width_per_group: int
+    stride_in_1x1: bool
+
+
+Block = type[BasicBlock] | type[Bottleneck]
+
+
+@dataclass(frozen=True)
+class _ResNetCfg:
+    """One architecture. ``stem="deep"`` is SENet-154's three 3x3 convolutions (128 channels,
+    ceil-mode max pool); ``down_kernel`` is the kernel of stride-2 projection shortcuts (3 for
+    SENet-154; a stride-1 projection is always 1x1)."""
+
+    block: Block
+    layers: tuple[int, int, int, int]
+    groups: int = 1
+    width_per_group: int = 64
+    stride_in_1x1: bool = False
+    halve_first: bool = False
+    stem: Literal["7x7", "deep"] = "7x7"
+    down_kernel: int = 1
+    drop_rate: float = 0.0
+
+
+_R18, _R34, _R50 = (2, 2, 2, 2), (3, 4, 6, 3), (3, 4, 6, 3)
+_R101, _R152 = (3, 4, 23, 3), (3, 8, 36, 3)
+_VARIANTS: dict[str, _ResNetCfg] = {
+    "resnet18": _ResNetCfg(BasicBlock, _R18),
+    "resnet34": _ResNetCfg(BasicBlock, _R34),
+    "resnet50": _ResNetCfg(Bottleneck, _R50),
+    "resnet50_v1": _ResNetCfg(Bottleneck, _R50, stride_in_1x1=True),
+    "resnet101": _ResNetCfg(Bottleneck, _R101),
+    "resnet152": _ResNetCfg(Bottleneck, _R152),
+    "resnext50_32x4d": _ResNetCfg(Bottleneck, _R50, groups=32, width_per_group=4),
+    "se_resnet50": _ResNetCfg(Bottleneck, _R50),
+    "se_resnet50_v1": _ResNetCfg(Bottleneck, _R50, stride_in_1x1=True),
+    "se_resnet101": _ResNetCfg(Bottleneck, _R101),
+    "se_resnet152": _ResNetCfg(Bottleneck, _R152),
+    "se_resnext50_32x4d": _ResNetCfg(Bottleneck, _R50, groups=32, width_per_group=4),
+    "senet154": _ResNetCfg(
+        Bottleneck,
+        _R152,
+        groups=64,
+        width_per_group=4,
+        halve_first=True,
+        stem="deep",
+        down_kernel=3,
+        drop_rate=0.2,
+    ),
+}
+_BOTTLENECK_ONLY = ("groups", "width_per_group", "stride_in_1x1")
+
+
+def _create_resnet(variant: str, **kwargs: Unpack[BottleneckArgs]) -> StagedNet:
+    """Build registered ResNet ``variant``: its table entry, updated by the shape keywords,
+    with num_classes / se_reduction / se_stages defaulting to its registration."""
+    cfg = _VARIANTS[variant]
+    args = registered_defaults(variant, kwargs, "num_classes", "se_reduction", "se_stages")
+    shape = {k: args.pop(k) for k in (*_BOTTLENECK_ONLY, "drop_rate") if k in args}
+    if cfg.block is BasicBlock and set(shape) & set(_BOTTLENECK_ONLY):
+        raise TypeError(f"{variant} has basic blocks: {sorted(shape)} apply to bottlenecks only")
+    return _build_resnet(replace(cfg, **shape), **args)
+
+
+def _build_resnet(
+    cfg: _ResNetCfg,
+    *,
+    num_classes: int,
+    se_reduction: int | None,
+    se_stages: Sequence[int],
+) -> StagedNet:
+    """Stem, four stages of ``cfg.block`` with ``cfg.layers`` blocks, pooled linear head."""
+    stages_with_se = _check_se_stages(se_stages, len(cfg.layers))
+    if cfg.stem == "7x7":
         stem_module = nn.Sequential(
             ConvBNAct(3, 64, 7, stride=2), nn.MaxPool2d(3, stride=2, padding=1)
         )
         in_channels = 64
-    elif stem == "deep":
+    elif cfg.stem == "deep":
         stem_module = nn.Sequential(
             ConvBNAct(3, 64, 3, stride=2),
             ConvBNAct(64, 64, 3),
@@ -247,21 +318,29 @@ def _create_resnet(
         )
         in_channels = 128
     else:
-        raise ValueError(f"unknown stem {stem!r}")
+        raise ValueError(f"unknown stem {cfg.stem!r}")
+    block_kwargs: dict[str, object] = {}
+    if cfg.block is Bottleneck:
+        block_kwargs = {
+            "groups": cfg.groups,
+            "width_per_group": cfg.width_per_group,
+            "stride_in_1x1": cfg.stride_in_1x1,
+            "halve_first": cfg.halve_first,
+        }
     channels = [in_channels]
     stages: list[nn.Module] = []
     for index, (planes, blocks) in enumerate(
-        zip((64, 128, 256, 512), layers, strict=True), start=1
+        zip((64, 128, 256, 512), cfg.layers, strict=True), start=1
     ):
         stride = 1 if index == 1 else 2
-        out_channels = planes * block.expansion
+        out_channels = planes * cfg.block.expansion
         reduction = se_reduction if index in stages_with_se else None
         downsample = None
         if stride != 1 or in_channels != out_channels:
-            kernel = down_kernel if stride != 1 else 1
+            kernel = cfg.down_kernel if stride != 1 else 1
             downsample = _projection(in_channels, out_channels, stride, kernel)
         stage = [
-            block(
+            cfg.block(
                 in_channels,
                 planes,
                 stride,
@@ -271,7 +350,7 @@ def _create_resnet(
             )
         ]
         stage += [
-            block(out_channels, planes, se_reduction=reduction, **block_kwargs)  # type: ignore[arg-type]
+            cfg.block(out_channels, planes, se_reduction=reduction, **block_kwargs)  # type: ignore[arg-type]
             for _ in range(1, blocks)
         ]
         stages.append(nn.Sequential(*stage))
@@ -280,7 +359,7 @@ def _create_resnet(
     head = nn.Sequential(
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(1),
-        nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity(),
+        nn.Dropout(cfg.drop_rate) if cfg.drop_rate > 0 else nn.Identity(),
         nn.Linear(in_channels, num_classes),
     )
     model = StagedNet(stem_module, stages, head, channels=[*channels, num_classes])
@@ -288,16 +367,24 @@ def _create_resnet(
     return model
 
 
-def _create_senet18(
-    *, num_classes: int = 10, se_reduction: int | None = 16, se_stages: Sequence[int] = ALL_STAGES
-) -> StagedNet:
-    stages_with_se = _check_se_stages(se_stages, 4)
+class SENet18Args(TypedDict, total=False):
+    """Keywords of ``senet18`` (defaults: its registration)."""
+
+    num_classes: int
+    se_reduction: int | None
+    se_stages: Sequence[int]
+
+
+def _create_senet18(variant: str, **kwargs: Unpack[SENet18Args]) -> StagedNet:
+    args = registered_defaults(variant, kwargs, "num_classes", "se_reduction", "se_stages")
+    num_classes: int = args["num_classes"]
+    stages_with_se = _check_se_stages(args["se_stages"], 4)
     stem = ConvBNAct(3, 64, 3)
     stages: list[nn.Module] = []
     in_channels = 64
     for index, planes in enumerate((64, 128, 256, 512), start=1):
         stride = 1 if index == 1 else 2
-        reduction = se_reduction if index in stages_with_se else None
+        reduction = args["se_reduction"] if index in stages_with_se else None
         stages.append(
             nn.Sequential(
                 PreActSEBlock(in_channels, planes, stride, se_reduction=reduction),
@@ -316,151 +403,45 @@ def _create_senet18(
 
 
 @register_model(family="resnet", paper=_RESNET, se_stages=ALL_STAGES)
-def resnet18(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = None,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def resnet18(**kwargs: Unpack[ResNetArgs]) -> StagedNet:
     """ResNet-18 (BasicBlock, [2, 2, 2, 2])."""
-    return _create_resnet(
-        BasicBlock,
-        [2, 2, 2, 2],
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("resnet18", **kwargs)
 
 
 @register_model(family="resnet", paper=_RESNET, se_stages=ALL_STAGES)
-def resnet34(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = None,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def resnet34(**kwargs: Unpack[ResNetArgs]) -> StagedNet:
     """ResNet-34 (BasicBlock, [3, 4, 6, 3])."""
-    return _create_resnet(
-        BasicBlock,
-        [3, 4, 6, 3],
-        num_classes=num_classes,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("resnet34", **kwargs)
 
 
 @register_model(family="resnet", paper=_RESNET, se_stages=ALL_STAGES)
-def resnet50(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = None,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def resnet50(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """ResNet-50 (Bottleneck, [3, 4, 6, 3]), torchvision "v1.5" layout by default."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 6, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("resnet50", **kwargs)
 
 
 @register_model(family="resnet", paper=_RESNET, se_stages=ALL_STAGES)
-def resnet50_v1(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    se_reduction: int | None = None,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def resnet50_v1(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """ResNet-50 in the original layout: stride on the first 1x1 (3.86 GMACs, not 4.09)."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 6, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=True,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("resnet50_v1", **kwargs)
 
 
 @register_model(family="resnet", paper=_RESNET, se_stages=ALL_STAGES)
-def resnet101(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = None,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def resnet101(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """ResNet-101 (Bottleneck, [3, 4, 23, 3])."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 23, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("resnet101", **kwargs)
 
 
 @register_model(family="resnet", paper=_RESNET, se_stages=ALL_STAGES)
-def resnet152(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = None,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def resnet152(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """ResNet-152 (Bottleneck, [3, 8, 36, 3])."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 8, 36, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("resnet152", **kwargs)
 
 
 @register_model(family="resnet", paper=_RESNEXT, se_stages=ALL_STAGES)
-def resnext50_32x4d(
-    *,
-    num_classes: int = 1000,
-    groups: int = 32,
-    width_per_group: int = 4,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = None,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def resnext50_32x4d(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """ResNeXt-50 32x4d (Bottleneck, [3, 4, 6, 3], 32 groups of width 4)."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 6, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("resnext50_32x4d", **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,141 +449,39 @@ def resnext50_32x4d(
 
 
 @register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
-def se_resnet50(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = 16,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def se_resnet50(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """SE-ResNet-50 on the v1.5 skeleton (timm seresnet50)."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 6, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("se_resnet50", **kwargs)
 
 
 @register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
-def se_resnet50_v1(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    se_reduction: int | None = 16,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def se_resnet50_v1(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """SE-ResNet-50 on the original skeleton, stride on the first 1x1 (the SENet paper's 3.87 G)."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 6, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=True,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("se_resnet50_v1", **kwargs)
 
 
 @register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
-def se_resnet101(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = 16,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def se_resnet101(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """SE-ResNet-101 on the v1.5 skeleton (timm seresnet101)."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 23, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("se_resnet101", **kwargs)
 
 
 @register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
-def se_resnet152(
-    *,
-    num_classes: int = 1000,
-    groups: int = 1,
-    width_per_group: int = 64,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = 16,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def se_resnet152(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """SE-ResNet-152 on the v1.5 skeleton (timm seresnet152)."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 8, 36, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("se_resnet152", **kwargs)
 
 
 @register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
-def se_resnext50_32x4d(
-    *,
-    num_classes: int = 1000,
-    groups: int = 32,
-    width_per_group: int = 4,
-    stride_in_1x1: bool = False,
-    se_reduction: int | None = 16,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-) -> StagedNet:
+def se_resnext50_32x4d(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """SE-ResNeXt-50 32x4d (timm seresnext50_32x4d)."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 4, 6, 3],
-        num_classes=num_classes,
-        groups=groups,
-        width_per_group=width_per_group,
-        stride_in_1x1=stride_in_1x1,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("se_resnext50_32x4d", **kwargs)
 
 
 @register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
-def senet154(
-    *,
-    num_classes: int = 1000,
-    se_reduction: int | None = 16,
-    se_stages: tuple[int, ...] = ALL_STAGES,
-    drop_rate: float = 0.2,
-) -> StagedNet:
+def senet154(**kwargs: Unpack[ResNetArgs]) -> StagedNet:
     """SENet-154: SE-ResNeXt-152 64x4d, deep stem, halved first 1x1, 3x3 projections, dropout."""
-    return _create_resnet(
-        Bottleneck,
-        [3, 8, 36, 3],
-        num_classes=num_classes,
-        groups=64,
-        width_per_group=4,
-        halve_first=True,
-        stem="deep",
-        down_kernel=3,
-        drop_rate=drop_rate,
-        se_reduction=se_reduction,
-        se_stages=se_stages,
-    )
+    return _create_resnet("senet154", **kwargs)
 
 
 @register_model(
@@ -613,8 +492,6 @@ def senet154(
     se_reduction=16,
     se_stages=ALL_STAGES,
 )
-def senet18(
-    *, num_classes: int = 10, se_reduction: int | None = 16, se_stages: tuple[int, ...] = ALL_STAGES
-) -> StagedNet:
+def senet18(**kwargs: Unpack[SENet18Args]) -> StagedNet:
     """Pre-activation SENet-18 for CIFAR (3x32x32, 10 classes)."""
-    return _create_senet18(num_classes=num_classes, se_reduction=se_reduction, se_stages=se_stages)
+    return _create_senet18("senet18", **kwargs)

@@ -13,21 +13,22 @@ Layout: ``stem`` (conv3x3 stride 2 + max pool; the paper's conv1 and max pool), 
 from __future__ import annotations
 
 from functools import partial
+from typing import TypedDict, Unpack
 
 import torch
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, StagedNet, init_weights
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
-__all__ = ["channel_shuffle", "ShuffleUnit", "shufflenet_v2_x1_0"]
+__all__ = ["ShuffleNetV2Args", "channel_shuffle", "ShuffleUnit", "shufflenet_v2_x1_0"]
 
 _PAPER = "Ma et al. 2018, ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design"
 
 _ReLU = partial(nn.ReLU, inplace=True)
 
-# width multiplier: output channels of conv1, stages 2-4 and conv5 (paper Table 5)
-_WIDTHS = {"x1_0": (24, 116, 232, 464, 1024)}
+# registered name: output channels of conv1, stages 2-4 and conv5 (paper Table 5)
+_WIDTHS = {"shufflenet_v2_x1_0": (24, 116, 232, 464, 1024)}
 _REPEATS = (4, 8, 4)
 
 
@@ -72,8 +73,19 @@ class ShuffleUnit(nn.Module):
         return channel_shuffle(out, 2)
 
 
-def _create_shufflenet_v2(width: str, *, num_classes: int = 1000) -> StagedNet:
-    widths = _WIDTHS[width]
+class ShuffleNetV2Args(TypedDict, total=False):
+    """Keywords of the ShuffleNet V2 builders."""
+
+    num_classes: int
+
+
+def _create_shufflenet_v2(variant: str, **kwargs: Unpack[ShuffleNetV2Args]) -> StagedNet:
+    return _build_shufflenet_v2(
+        _WIDTHS[variant], **registered_defaults(variant, kwargs, "num_classes")
+    )
+
+
+def _build_shufflenet_v2(widths: tuple[int, ...], *, num_classes: int) -> StagedNet:
     stem = nn.Sequential(
         ConvBNAct(3, widths[0], 3, stride=2, act=_ReLU),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
@@ -97,6 +109,6 @@ def _create_shufflenet_v2(width: str, *, num_classes: int = 1000) -> StagedNet:
 
 
 @register_model(family="shufflenet", paper=_PAPER)
-def shufflenet_v2_x1_0(*, num_classes: int = 1000) -> StagedNet:
+def shufflenet_v2_x1_0(**kwargs: Unpack[ShuffleNetV2Args]) -> StagedNet:
     """ShuffleNet V2 1.0x (224x224): stages of [4, 8, 4] units, widths 116, 232, 464."""
-    return _create_shufflenet_v2("x1_0", num_classes=num_classes)
+    return _create_shufflenet_v2("shufflenet_v2_x1_0", **kwargs)

@@ -15,12 +15,14 @@ equal to timm's skresnext50_32x4d and the SKNet101 code of the SKNet text.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from torch import Tensor, nn
 
 from ._layers import ConvBNAct, StagedNet, init_weights
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
-__all__ = ["SKConv", "SKBlock", "sknet50", "sknet101"]
+__all__ = ["SKNetArgs", "SKConv", "SKBlock", "sknet50", "sknet101"]
 
 _PAPER = "Li et al. 2019, Selective Kernel Networks"
 
@@ -91,7 +93,23 @@ class SKBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-def _create_sknet(
+class SKNetArgs(TypedDict, total=False):
+    """Keywords of the SKNet builders."""
+
+    num_classes: int
+    in_channels: int
+
+
+#: registered name -> SK blocks per stage
+_LAYERS: dict[str, tuple[int, int, int, int]] = {"sknet50": (3, 4, 6, 3), "sknet101": (3, 4, 23, 3)}
+
+
+def _create_sknet(variant: str, **kwargs: Unpack[SKNetArgs]) -> StagedNet:
+    args = registered_defaults(variant, kwargs, "num_classes", "in_channels")
+    return _build_sknet(_LAYERS[variant], **args)
+
+
+def _build_sknet(
     layers: tuple[int, int, int, int], *, num_classes: int, in_channels: int
 ) -> StagedNet:
     stem = nn.Sequential(
@@ -116,12 +134,12 @@ def _create_sknet(
 
 
 @register_model(family="sknet", paper=_PAPER)
-def sknet50(*, num_classes: int = 1000, in_channels: int = 3) -> StagedNet:
+def sknet50(**kwargs: Unpack[SKNetArgs]) -> StagedNet:
     """SK-ResNeXt-50 (32x4d), [3, 4, 6, 3] SK blocks."""
-    return _create_sknet((3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels)
+    return _create_sknet("sknet50", **kwargs)
 
 
 @register_model(family="sknet", paper=_PAPER)
-def sknet101(*, num_classes: int = 1000, in_channels: int = 3) -> StagedNet:
+def sknet101(**kwargs: Unpack[SKNetArgs]) -> StagedNet:
     """SK-ResNeXt-101 (32x4d), [3, 4, 23, 3] SK blocks."""
-    return _create_sknet((3, 4, 23, 3), num_classes=num_classes, in_channels=in_channels)
+    return _create_sknet("sknet101", **kwargs)

@@ -26,13 +26,15 @@ then replicates the single value to 7x7).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 from torch import nn
 
 from ._layers import StagedNet, init_weights
-from ._registry import register_model
+from ._registry import register_model, registered_defaults
 
 __all__ = [
+    "VGGArgs",
     "VGG_CONFIGS",
     "vgg11",
     "vgg11_bn",
@@ -82,10 +84,29 @@ def _group(in_ch: int, widths: Sequence[int], *, batch_norm: bool) -> nn.Sequent
     return nn.Sequential(*blocks)
 
 
-def _create_vgg(
-    variant: str, *, batch_norm: bool, num_classes: int, in_channels: int, dropout: float
+class VGGArgs(TypedDict, total=False):
+    """Keywords of the VGG builders: ``dropout`` in the classifier (default 0.5)."""
+
+    num_classes: int
+    in_channels: int
+    dropout: float
+
+
+def _create_vgg(variant: str, **kwargs: Unpack[VGGArgs]) -> StagedNet:
+    """``variant`` is a registered name: ``vgg16`` or ``vgg16_bn`` (with BatchNorm)."""
+    args = registered_defaults(variant, kwargs, "num_classes", "in_channels")
+    config = variant.removesuffix("_bn")
+    return _build_vgg(VGG_CONFIGS[config], batch_norm=variant.endswith("_bn"), **args)
+
+
+def _build_vgg(
+    groups: tuple[tuple[int, ...], ...],
+    *,
+    batch_norm: bool,
+    num_classes: int,
+    in_channels: int,
+    dropout: float = 0.5,
 ) -> StagedNet:
-    groups = VGG_CONFIGS[variant]
     modules = []
     channels = []
     in_ch = in_channels
@@ -110,64 +131,48 @@ def _create_vgg(
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg11(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg11(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-11 (configuration A), 132,863,336 parameters."""
-    return _create_vgg(
-        "vgg11", batch_norm=False, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg11", **kwargs)
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg11_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg11_bn(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-11 with BatchNorm, 132,868,840 parameters."""
-    return _create_vgg(
-        "vgg11", batch_norm=True, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg11_bn", **kwargs)
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg13(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg13(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-13 (configuration B), 133,047,848 parameters."""
-    return _create_vgg(
-        "vgg13", batch_norm=False, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg13", **kwargs)
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg13_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg13_bn(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-13 with BatchNorm, 133,053,736 parameters."""
-    return _create_vgg(
-        "vgg13", batch_norm=True, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg13_bn", **kwargs)
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg16(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg16(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-16 (configuration D), 138,357,544 parameters."""
-    return _create_vgg(
-        "vgg16", batch_norm=False, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg16", **kwargs)
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg16_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg16_bn(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-16 with BatchNorm, 138,365,992 parameters."""
-    return _create_vgg(
-        "vgg16", batch_norm=True, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg16_bn", **kwargs)
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg19(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg19(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-19 (configuration E), 143,667,240 parameters."""
-    return _create_vgg(
-        "vgg19", batch_norm=False, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg19", **kwargs)
 
 
 @register_model(family="vgg", paper=_PAPER)
-def vgg19_bn(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> StagedNet:
+def vgg19_bn(**kwargs: Unpack[VGGArgs]) -> StagedNet:
     """VGG-19 with BatchNorm, 143,678,248 parameters."""
-    return _create_vgg(
-        "vgg19", batch_norm=True, num_classes=num_classes, in_channels=in_channels, dropout=dropout
-    )
+    return _create_vgg("vgg19_bn", **kwargs)
