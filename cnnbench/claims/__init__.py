@@ -2,13 +2,19 @@
 
 from cnnbench.claims.check import (
     DEFAULT_CLAIMS,
+    KINDS,
+    MAX_FILE_BYTES,
     MEASURES,
     Claim,
     Verdict,
     check_claim,
     check_claims,
+    decide,
     load_claims,
+    load_published,
+    statement_verdicts,
 )
+from cnnbench.claims.measures import VARIANTS, Measure, MeasureError, clear_cache
 
 __all__ = [
     "Claim",
@@ -18,4 +24,13 @@ __all__ = [
     "load_claims",
     "check_claim",
     "check_claims",
+    "KINDS",
+    "MAX_FILE_BYTES",
+    "Measure",
+    "MeasureError",
+    "VARIANTS",
+    "clear_cache",
+    "decide",
+    "load_published",
+    "statement_verdicts",
 ]
