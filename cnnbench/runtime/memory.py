@@ -254,7 +254,9 @@ class _ModelRun:
         else:
             model = self.builder()
             name = getattr(self.builder, "__name__", "model")
-        prepared = prepare(model, self.config, name=name, input_size=self.input_size)
+        prepared = prepare(
+            model, self.config, name=name, input_size=self.input_size, check_input=False
+        )
         mark_baseline()
         with prepared.context():
             for _ in range(self.iters):

@@ -180,15 +180,19 @@ def prepare(
     name: str = "model",
     input_size: Sequence[int] | None = None,
     batch_size: int | None = None,
+    check_input: bool = True,
 ) -> Prepared:
     """Validate ``config`` against this machine and ``model``, move and convert the model in
     place, build the input and the step function. ``batch_size`` overrides the config's
-    (used by OOM back-off). Raises UsageError for bad input."""
+    (used by OOM back-off). ``check_input=False`` skips the meta-device input-size check
+    (the memory child: the parent checked, and the meta pass would add to the measured RSS).
+    Raises UsageError for bad input."""
     device = resolve_device(config.device)
     autocast_dtype = _autocast_dtype(device, config.precision)
     channels, height, width = _model_input_size(model, input_size, name)
     if config.resolution is not None and config.resolution != height:
-        check_input_size(model, name, channels, config.resolution, height)
+        if check_input:
+            check_input_size(model, name, channels, config.resolution, height)
         height = width = config.resolution
     batch = config.batch_size if batch_size is None else batch_size
     fmt = MEMORY_FORMATS[config.memory_format]
