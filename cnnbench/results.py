@@ -172,11 +172,13 @@ def read_text_capped(
     *,
     limit: int = MAX_FILE_BYTES,
     missing: str = "no such file",
+    kind: str = "a saved JSON file",
 ) -> str:
     """The UTF-8 text of a regular file of at most ``limit`` bytes. A device (``/dev/zero``),
     directory or pipe is refused before it is opened, a larger file before it is read, and
     the read itself is capped (a file that grows meanwhile is refused too). SchemaError names
-    the file; ``missing`` is the message for a file that does not exist."""
+    the file; ``missing`` is the message for a file that does not exist, ``kind`` what the
+    file should have been."""
     import stat
 
     path = Path(path)
@@ -184,14 +186,14 @@ def read_text_capped(
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
-            raise SchemaError(f"{path}: not a regular file; give the path of a saved JSON file")
+            raise SchemaError(f"{path}: not a regular file; give the path of {kind}")
         if info.st_size > limit:
             raise SchemaError(
                 f"{path}: {info.st_size:,} bytes, larger than the {mib} a saved file may have"
             )
         with path.open("rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise SchemaError(f"{path}: not a regular file; give the path of a saved JSON file")
+                raise SchemaError(f"{path}: not a regular file; give the path of {kind}")
             raw = fh.read(limit + 1)
     except FileNotFoundError:
         raise SchemaError(f"{path}: {missing}") from None

@@ -175,26 +175,32 @@ def test_ambiguous_results_are_remeasured() -> None:
 
 def test_calibration_normalises_a_uniformly_slower_machine() -> None:
     work, cal = _noise(200, 30), _noise(200, 31, mean=2.0, sd=0.02)
-    # The baseline was saved on a machine 2x slower: model and calibration both 2x.
+    # The baseline was saved on a machine 1.3x slower: model and calibration both 1.3x.
     slow_base = LatencySamples(
-        [[2 * v for v in work]],
+        [[1.3 * v for v in work]],
         [_noise(200, 32)],
-        baseline_calibration=[2 * c for c in cal],
+        baseline_calibration=[1.3 * c for c in cal],
         candidate_calibration=_noise(200, 33, 2.0, 0.02),
     )
     d = decide_latency(slow_base, n_boot=500)
-    assert d.outcome == "pass" and d.calibration_ratio == pytest.approx(0.5, rel=0.01)
+    assert d.outcome == "pass" and d.calibration_ratio == pytest.approx(1 / 1.3, rel=0.01)
     assert d.ratio == pytest.approx(1.0, abs=0.02)
     raw = decide_latency(LatencySamples(slow_base.baseline, slow_base.candidate), n_boot=500)
-    assert raw.outcome == "improvement"  # without calibration it would read as 2x faster
-    # A real 20% slowdown measured on a 2x faster machine is still caught.
+    assert raw.outcome == "improvement"  # without calibration it would read as 1.3x faster
+    # A real 20% slowdown measured on a 1.3x faster machine is still caught.
     hidden = LatencySamples(
         [work],
-        [[v * 1.2 / 2 for v in _noise(200, 34)]],
+        [[v * 1.2 / 1.3 for v in _noise(200, 34)]],
         baseline_calibration=cal,
-        candidate_calibration=[c / 2 for c in _noise(200, 35, 2.0, 0.02)],
+        candidate_calibration=[c / 1.3 for c in _noise(200, 35, 2.0, 0.02)],
     )
     assert decide_latency(hidden, n_boot=500).outcome == "regression"
+    # A machine 2x faster is outside what a calibration can correct: unusable, not a verdict.
+    twice = LatencySamples(
+        [work], [work], baseline_calibration=cal, candidate_calibration=[c / 2 for c in cal]
+    )
+    with pytest.raises(gate.CalibrationError, match="re-save the baseline"):
+        decide_latency(twice, n_boot=500)
 
 
 def test_deterministic_and_memory_verdicts() -> None:
@@ -381,12 +387,14 @@ def test_reads_pytest_benchmark_json(
     slow = _pytest_benchmark_json(
         tmp_path / "0002_slow.json", [v * 1.25 / 1000 for v in _noise(100, 51)]
     )
-    report = gate.compare_files(GateConfig(n_boot=300), base, slow)
+    # A plain pytest-benchmark file records no torch version, device or threads.
+    with pytest.raises(UsageError, match="lacks torch"):
+        gate.compare_files(GateConfig(n_boot=300), base, slow)
+    report = gate.compare_files(GateConfig(n_boot=300), base, slow, allow_env_mismatch=True)
     assert [v.decision for v in report.verdicts] == ["regression", "regression"]
     monkeypatch.chdir(tmp_path)
-    code, _ = _main(
-        monkeypatch, capsys, "gate", "ab", "--baseline", str(base), "--candidate", str(slow), "-q"
-    )
+    args = ("gate", "ab", "--baseline", str(base), "--candidate", str(slow), "-q")
+    code, _ = _main(monkeypatch, capsys, *args, "--allow-env-mismatch")
     assert code == 1
     bare = json.loads(base.read_text())
     del bare["benchmarks"][0]["stats"]["data"]

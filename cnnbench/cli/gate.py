@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cnnbench.errors import UsageError
 
@@ -81,47 +82,19 @@ AllowEnvOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")]
 
-_STYLES = {"pass": "green", "regression": "bold red", "improvement": "cyan", "skipped": "dim"}
 
-
-def verdict_table(report: object) -> Table:
-    """The verdict table of a GateReport (one row per model/config/metric)."""
-    from cnnbench.gate import GateReport, format_change, format_ci, format_p, format_value
+def verdict_table(report: object):  # -> rich.table.Table
+    """The verdict table of a GateReport for the terminal (one row per model/config/metric;
+    the candidate's raw and calibrated values side by side), built by
+    :func:`cnnbench.gate.report.verdict_table` and rendered by
+    :func:`cnnbench.report.table.to_rich`."""
+    from cnnbench.gate import GateReport
+    from cnnbench.gate.report import verdict_table as build
+    from cnnbench.report.table import to_rich
 
     assert isinstance(report, GateReport)
-    table = Table(
-        title=f"cnnbench gate {report.mode}: {report.baseline} -> {report.candidate}",
-        title_justify="left",
-    )
-    for col, justify in (
-        ("model", "left"),
-        ("config", "left"),
-        ("metric", "left"),
-        ("baseline", "right"),
-        ("candidate", "right"),
-        ("change", "right"),
-        ("p", "right"),
-        ("CI", "left"),
-        ("verdict", "left"),
-        ("reason", "left"),
-    ):
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for v in report.verdicts:
-        style = _STYLES.get(v.decision, "")
-        verdict = v.decision + (f" (re-measured {v.remeasured}x)" if v.remeasured else "")
-        table.add_row(
-            v.model,
-            v.config,
-            v.metric,
-            format_value(v.metric, v.baseline),
-            format_value(v.metric, v.candidate),
-            format_change(v),
-            format_p(v),
-            format_ci(v),
-            f"[{style}]{verdict}[/]" if style else verdict,
-            v.reason,
-        )
-    return table
+    title = f"cnnbench gate {report.mode}: {report.baseline} -> {report.candidate}"
+    return to_rich(build(report, title=title))
 
 
 def _config(
@@ -135,14 +108,26 @@ def _config(
     resolution: int | None = None,
     memory: bool | None = None,
     rounds: int | None = None,
-    fallback: dict | None = None,
+    baseline: tuple[object, Path] | None = None,
+    need_models: bool = True,
 ):  # -> GateConfig
-    """The configuration file (or the baseline's stored set, or defaults) with CLI overrides."""
-    from cnnbench.gate import GateConfig, config_from_dict, load_config
+    """The user's configuration file (``--config`` or ./pyproject.toml) with CLI overrides.
+
+    Without one, a check falls back on the settings stored in the ``baseline`` (a loaded Run
+    and its path): a baseline is data, so only zoo model names are taken from it, never a
+    ``module:callable`` or ``file.py:Name`` spec (see :func:`cnnbench.gate.baseline_config`);
+    ``need_models`` False (comparing files) takes no models from it at all."""
+    from cnnbench.gate import GateConfig, baseline_config, load_config
 
     cfg = load_config(config)
     if cfg is None:
-        cfg = config_from_dict(fallback) if fallback else GateConfig()
+        if baseline is not None:
+            run, path = baseline
+            cfg = baseline_config(run, path, models or ())  # type: ignore[arg-type]
+            if not need_models:
+                cfg = dataclasses.replace(cfg, models=(), model_args={})
+        else:
+            cfg = GateConfig()
     changes: dict = {}
     if models:
         changes["models"] = tuple(models)
@@ -168,6 +153,15 @@ def _config(
     return dataclasses.replace(cfg, **changes)
 
 
+def _check_outputs(junit: Path | None, markdown: Path | None, json_out: Path | None) -> None:
+    """Refuse an unwritable output path before anything is measured (exit 2)."""
+    from cnnbench.gate.outputs import check_writable
+
+    for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_out)):
+        if path is not None:
+            check_writable(path, option)
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -182,37 +176,49 @@ def _progress(quiet: bool) -> Progress:
 def _finish(
     report: object, *, junit: Path | None, markdown: Path | None, json_out: Path | None, quiet: bool
 ) -> None:
-    """Render and write every output, then exit 1 on a regression."""
+    """Render and write every output, then exit 1 on a regression, 2 when a requested check
+    could not be made. A file that cannot be written is a warning: the verdict stands."""
     from cnnbench.gate import GateReport, to_junit_xml, to_markdown, write_step_summary
-    from cnnbench.results import atomic_write_text
+    from cnnbench.gate.outputs import write_outputs
 
     assert isinstance(report, GateReport)
     if not quiet:
         out.print(verdict_table(report))
         for note in report.notes:
-            err.print(f"[yellow]note:[/] {note}")
-    if junit is not None:
-        atomic_write_text(junit, to_junit_xml(report))
-    if markdown is not None:
-        atomic_write_text(markdown, to_markdown(report))
-    if json_out is not None:
-        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, default=str))
-    summary = write_step_summary(report)
-    written = [str(p) for p in (junit, markdown, json_out, summary) if p is not None]
-    if written and not quiet:
-        err.print("wrote " + ", ".join(written))
-    regressions = report.regressions
-    line = (
-        (
-            f"{len(regressions)} regression(s): "
-            + ", ".join(f"{v.model} {v.config} {v.metric}" for v in regressions)
+            err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    written, warnings = write_outputs(
+        [
+            ("--junit", junit, lambda: to_junit_xml(report)),
+            ("--markdown", markdown, lambda: to_markdown(report)),
+            ("--json", json_out, lambda: json.dumps(report.to_dict(), indent=2, default=str)),
+        ]
+    )
+    try:
+        summary = write_step_summary(report)
+    except OSError as exc:
+        summary = None
+        target = os.environ.get("GITHUB_STEP_SUMMARY")
+        warnings.append(
+            f"could not append to $GITHUB_STEP_SUMMARY {target} ({exc.strerror or exc}); "
+            "the verdict stands"
         )
-        if regressions
-        else "pass"
-    )
-    err.print(
-        f"gate: {line} ({len(report.verdicts)} checks, {report.elapsed_s:.1f} s)", highlight=False
-    )
+    if summary is not None:
+        written.append(summary)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if written and not quiet:
+        err.print("wrote " + ", ".join(map(str, written)), highlight=False)
+    regressions = report.regressions
+    timing = f"({len(report.verdicts)} checks, {report.elapsed_s:.1f} s)"
+    if report.unusable:
+        err.print(f"gate: error: {escape(report.unusable)} {timing}", highlight=False)
+    elif regressions:
+        names = ", ".join(f"{v.model} {v.config} {v.metric}" for v in regressions)
+        err.print(
+            f"gate: {len(regressions)} regression(s): {escape(names)} {timing}", highlight=False
+        )
+    else:
+        err.print(f"gate: pass {timing}", highlight=False)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -234,7 +240,9 @@ def save_cmd(
 ) -> None:
     """Measure the configured models and write a baseline: raw samples, environment, calibration."""
     from cnnbench import gate
+    from cnnbench.gate.outputs import check_writable
 
+    check_writable(out_file, "--out")
     cfg = _config(
         config,
         models=model,
@@ -279,6 +287,7 @@ def check_cmd(
     """Measure the configured set now (or read --candidate) and decide each metric vs the baseline."""
     from cnnbench import gate
 
+    _check_outputs(junit, markdown, json_out)  # exit 2 before anything is measured
     base_run = gate.load_baseline(baseline)  # exit 2 early on a missing or corrupt file
     cfg = _config(
         config,
@@ -289,7 +298,8 @@ def check_cmd(
         threads=threads,
         resolution=resolution,
         memory=memory,
-        fallback=base_run.config.get("gate"),
+        baseline=(base_run, baseline),
+        need_models=candidate is None,
     )
     if candidate is not None:
         report = gate.compare_files(cfg, baseline, candidate, allow_env_mismatch=allow_env_mismatch)
@@ -338,6 +348,7 @@ def ab_cmd(
     is_file = [s.endswith(".json") for s in (baseline, candidate)]
     if any(is_file) and not all(is_file):
         raise UsageError("gate ab: give two model specs, or two saved JSON files to compare")
+    _check_outputs(junit, markdown, json_out)
     cfg = _config(
         config,
         budget=budget,

@@ -36,10 +36,30 @@ Per metric (rows of :class:`Verdict`):
 * ``throughput_ips`` mirrors the latency decision (throughput = batch / median latency).
 * ``peak_memory_bytes``: the candidate may exceed the baseline by the memory tolerance.
 
+Trust and failure (issue 13):
+
+* A baseline, saved run or pytest-benchmark file is data: nothing it names is imported or
+  called. Models come from the command line or the user's own configuration file; a check
+  without one takes only zoo names from the baseline (:func:`baseline_config`).
+* Files are parsed against a schema (regular files of at most 64 MiB, read with a cap; types,
+  finite numbers, positive timings, a well-formed stored configuration) and refused in one
+  line naming the file and the field. The environment fingerprint must hold torch, device,
+  CPU and threads on both sides (or ``--allow-env-mismatch``).
+* The gate fails closed: everything is validated (configuration types, every model spec,
+  output paths) before the first model is timed; whatever model code raises, ``SystemExit``
+  and its own ``KeyboardInterrupt`` included, becomes an ``error`` verdict (exit 2), a real
+  Ctrl-C stays an interrupt; a calibration ratio outside 0.7-1.4 is an ``error``, never a
+  regression; a check that compared nothing exits 2. A report file that cannot be written
+  is a warning and leaves the verdict's exit code alone.
+
 Modules: :mod:`.config` (``GateConfig``, ``[tool.cnnbench.gate]``), :mod:`.stats` (the latency
 decision on samples), :mod:`.measure` (calibration workload, calibrated and interleaved timing),
-:mod:`.modes` (save, check, compare_files, ab), :mod:`.baseline` (reading baselines, matching
-rows), :mod:`.verdicts` (``Verdict``, ``GateReport``), :mod:`.report` (Markdown, JUnit).
+:mod:`.modes` (save, check, compare_files, ab), :mod:`.baseline` (reading and validating
+baselines, matching rows, the environment check, what a baseline may supply),
+:mod:`.guard` (running model code), :mod:`.outputs` (output paths and writes),
+:mod:`.verdicts` (``Verdict``, ``GateReport``), :mod:`.report` (verdict table, Markdown,
+JUnit; numbers through :mod:`cnnbench.report.format`, tables through
+:mod:`cnnbench.report.table`).
 
 Ratios are candidate / baseline. Nothing here prints; progress goes to a callback. Bad input
 (missing or corrupt baseline, schema or environment mismatch, bad configuration) raises
@@ -47,9 +67,11 @@ Ratios are candidate / baseline. Nothing here prints; progress goes to a callbac
 """
 
 from .baseline import (
+    baseline_config,
     environment_mismatches,
     key_label,
     load_baseline,
+    missing_environment,
     read_pytest_benchmark,
     result_key,
 )
@@ -62,8 +84,10 @@ from .config import (
     config_from_mapping,
     load_config,
 )
+from .guard import ModelCodeError
 from .measure import calibration_workload
 from .modes import ab, check, compare_files, save
+from .outputs import check_writable
 from .report import (
     format_change,
     format_ci,
@@ -71,9 +95,12 @@ from .report import (
     format_value,
     to_junit_xml,
     to_markdown,
+    verdict_table,
     write_step_summary,
 )
 from .stats import (
+    CALIBRATION_BOUNDS,
+    CalibrationError,
     Decision,
     LatencySamples,
     MannWhitney,
@@ -82,7 +109,14 @@ from .stats import (
     decide_with_remeasure,
     mann_whitney_u,
 )
-from .verdicts import GateReport, Verdict, deterministic_verdict, latency_verdicts, memory_verdict
+from .verdicts import (
+    GateReport,
+    Verdict,
+    deterministic_verdict,
+    error_verdict,
+    latency_verdicts,
+    memory_verdict,
+)
 
 __all__ = [
     "CALIBRATION_MODEL",
@@ -101,6 +135,7 @@ __all__ = [
     "decide_with_remeasure",
     "Verdict",
     "deterministic_verdict",
+    "error_verdict",
     "memory_verdict",
     "latency_verdicts",
     "GateReport",
@@ -109,6 +144,13 @@ __all__ = [
     "load_baseline",
     "read_pytest_benchmark",
     "environment_mismatches",
+    "missing_environment",
+    "baseline_config",
+    "ModelCodeError",
+    "CALIBRATION_BOUNDS",
+    "CalibrationError",
+    "check_writable",
+    "verdict_table",
     "calibration_workload",
     "save",
     "check",

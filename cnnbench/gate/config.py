@@ -4,6 +4,7 @@ in a TOML file or from keyword arguments."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -29,6 +30,33 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 _GATE_TARGET_CI = 1e-3  # the harness runs to the budget: more samples, sharper decisions
 _MAX_CHECK_S = 60.0  # worst-case seconds of timing for one model check (issue 6)
+_MAX_BOOT = 100_000  # bootstrap resamples: more only costs time
+
+
+def _is_real(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_spec(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _positive(name: str, value: Any, unit: str) -> None:
+    if not (_is_real(value) and value > 0):
+        raise UsageError(f"gate configuration: {name} must be > 0 {unit}, got {value!r}")
+
+
+def _integer(name: str, value: Any, low: int, high: int | None = None, what: str = "") -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        limit = f">= {low}" if high is None else f"in {low}..{high:,}"
+        noun = f" {what}" if what else ""
+        raise UsageError(
+            f"gate configuration: {name} must be an integer {limit}{noun}, got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -72,39 +100,67 @@ class GateConfig:
         def bad(msg: str) -> UsageError:
             return UsageError(f"gate configuration: {msg}")
 
-        if not (isinstance(self.budget_s, (int, float)) and self.budget_s > 0):
-            raise bad(f"budget_s must be > 0 seconds, got {self.budget_s!r}")
-        if not (isinstance(self.max_remeasure, int) and self.max_remeasure >= 0):
-            raise bad(f"max_remeasure must be an integer >= 0, got {self.max_remeasure!r}")
+        if not (isinstance(self.models, tuple) and all(_is_spec(m) for m in self.models)):
+            raise bad(
+                f"models must be a list of model specs, e.g. ['resnet18'], got {self.models!r}"
+            )
+        if not (
+            isinstance(self.configs, tuple)
+            and all(isinstance(c, RuntimeConfig) for c in self.configs)
+        ):
+            raise bad("configs must be RuntimeConfig objects")
+        _positive("budget_s", self.budget_s, "seconds")
+        _integer("max_remeasure", self.max_remeasure, 0)
         worst = self.budget_s * (1 + self.max_remeasure)
         if worst > _MAX_CHECK_S:
             raise bad(
                 f"budget_s x (1 + max_remeasure) = {worst:g} s exceeds {_MAX_CHECK_S:g} s per "
                 "model check; lower budget_s or max_remeasure"
             )
-        if not 0 < self.alpha < 0.5:
-            raise bad(f"alpha must be in (0, 0.5), e.g. 0.01, got {self.alpha!r}")
-        if not 0 < self.min_effect < 1:
+        if not (_is_real(self.alpha) and 0 < self.alpha < 0.5):
+            raise bad(f"alpha must be a number in (0, 0.5), e.g. 0.01, got {self.alpha!r}")
+        if not (_is_real(self.min_effect) and 0 < self.min_effect < 1):
             raise bad(
                 f"min_effect must be a fraction in (0, 1), e.g. 0.05, got {self.min_effect!r}"
             )
-        if not (isinstance(self.rounds, int) and self.rounds >= 2):
-            raise bad(f"rounds must be an integer >= 2, got {self.rounds!r}")
-        if self.calibration_s <= 0:
-            raise bad(f"calibration_s must be > 0 seconds, got {self.calibration_s!r}")
-        if self.n_boot < 100:
-            raise bad(f"n_boot must be >= 100 bootstrap resamples, got {self.n_boot!r}")
+        _integer("rounds", self.rounds, 2)
+        for name in ("calibrate", "memory", "skip_timing_on_structural_regression"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise bad(f"{name} must be true or false, got {value!r}")
+        _positive("calibration_s", self.calibration_s, "seconds")
+        if self.calibration_s > _MAX_CHECK_S:
+            raise bad(
+                f"calibration_s must be at most {_MAX_CHECK_S:g} s, got {self.calibration_s!r}"
+            )
+        _integer("n_boot", self.n_boot, 100, _MAX_BOOT, "bootstrap resamples")
+        _integer("seed", self.seed, 0)
+        if not (isinstance(self.metrics, tuple) and all(isinstance(m, str) for m in self.metrics)):
+            raise bad(f"metrics must be a list of metric names, got {self.metrics!r}")
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
             raise bad(f"unknown metric(s) {', '.join(unknown)}; use {', '.join(METRICS)}")
+        if not self.metrics:
+            raise bad(
+                f"metrics is empty: nothing would be checked; use some of {', '.join(METRICS)}"
+            )
+        if not isinstance(self.tolerances, Mapping):
+            raise bad(f"tolerances must be a table of metric = fraction, got {self.tolerances!r}")
         for name, tol in self.tolerances.items():
             if name not in (*DETERMINISTIC_METRICS, "peak_memory_bytes"):
                 raise bad(
                     f"tolerance for {name!r}: only {', '.join(DETERMINISTIC_METRICS)} and "
                     "peak_memory_bytes take a tolerance (latency uses min_effect)"
                 )
-            if not (isinstance(tol, (int, float)) and tol >= 0):
+            if not (_is_real(tol) and tol >= 0):
                 raise bad(f"tolerance for {name} must be a fraction >= 0, got {tol!r}")
+        if not isinstance(self.model_args, Mapping) or not all(
+            isinstance(k, str) and k.isidentifier() for k in self.model_args
+        ):
+            raise bad(
+                "model_args must be a table of builder keywords, e.g. "
+                f"{{ se_reduction = 8 }}, got {self.model_args!r}"
+            )
         if not self.configs:
             raise bad("no configuration to measure")
 
@@ -134,8 +190,18 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _source_error(source: str, exc: UsageError) -> UsageError:
+    """``exc`` re-raised with ``source`` (a file and table) in front, one line."""
+    text = str(exc).removeprefix("gate configuration: ")
+    return type(exc)(f"{source}: {text}")
+
+
 def config_from_mapping(table: Mapping[str, Any], source: str = "config") -> GateConfig:
-    """A GateConfig from a ``[tool.cnnbench.gate]`` table (see the README for the keys)."""
+    """A GateConfig from a ``[tool.cnnbench.gate]`` table (see the README for the keys).
+    Every value is type-checked here, before anything is measured; UsageError names the
+    file (``source``) and the key."""
+    if not isinstance(table, Mapping):
+        raise UsageError(f"{source}: [tool.cnnbench.gate] must be a table")
     unknown = sorted(set(table) - _CONFIG_KEYS)
     if unknown:
         raise UsageError(
@@ -143,20 +209,19 @@ def config_from_mapping(table: Mapping[str, Any], source: str = "config") -> Gat
             f"known: {', '.join(sorted(_CONFIG_KEYS))}"
         )
     models = table.get("models", [])
-    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+    if not isinstance(models, list) or not all(_is_spec(m) for m in models):
         raise UsageError(f"{source}: models must be a list of model specs, e.g. ['resnet18']")
+    model_args = table.get("model_args", {})
+    if not isinstance(model_args, Mapping):
+        raise UsageError(
+            f"{source}: model_args must be a table of builder keywords, e.g. "
+            "[tool.cnnbench.gate.model_args] se_reduction = 8"
+        )
+    tolerances = table.get("tolerances", table.get("tolerance", {}))
+    if not isinstance(tolerances, Mapping):
+        raise UsageError(f"{source}: [tool.cnnbench.gate.tolerance] must be a table")
     batches = _as_list(table.get("batch_sizes", table.get("batch_size", 1)))
     resolution = table.get("resolution")
-    configs = RuntimeConfig.grid(
-        device=table.get("device", "cpu"),
-        precision=_as_list(table.get("precision", "fp32")),
-        memory_format=_as_list(table.get("memory_format", "contiguous")),
-        batch_size=batches,
-        resolution=_as_list(resolution) if resolution is not None else None,
-        threads=table.get("threads"),
-        mode=table.get("mode", "inference"),
-        target_ci=_GATE_TARGET_CI,
-    )
     kwargs: dict[str, Any] = {
         k: table[k]
         for k in (
@@ -167,47 +232,91 @@ def config_from_mapping(table: Mapping[str, Any], source: str = "config") -> Gat
     }  # fmt: skip
     if "metrics" in table:
         kwargs["metrics"] = tuple(_as_list(table["metrics"]))
-    tolerances = table.get("tolerances", table.get("tolerance", {}))
-    if not isinstance(tolerances, Mapping):
-        raise UsageError(f"{source}: [tool.cnnbench.gate.tolerance] must be a table")
-    return GateConfig(
-        models=tuple(models),
-        configs=tuple(configs),
-        tolerances=dict(tolerances),
-        model_args=dict(table.get("model_args", {})),
-        **kwargs,
-    )
+    try:
+        configs = RuntimeConfig.grid(
+            device=table.get("device", "cpu"),
+            precision=_as_list(table.get("precision", "fp32")),
+            memory_format=_as_list(table.get("memory_format", "contiguous")),
+            batch_size=batches,
+            resolution=_as_list(resolution) if resolution is not None else None,
+            threads=table.get("threads"),
+            mode=table.get("mode", "inference"),
+            target_ci=_GATE_TARGET_CI,
+        )
+        return GateConfig(
+            models=tuple(models),
+            configs=tuple(configs),
+            tolerances=dict(tolerances),
+            model_args=dict(model_args),
+            **kwargs,
+        )
+    except UsageError as exc:
+        raise _source_error(source, exc) from None
 
 
-def config_from_dict(data: Mapping[str, Any]) -> GateConfig:
-    """The inverse of :meth:`GateConfig.to_dict` (used to re-run a saved baseline's set)."""
-    d = dict(data)
+_RUNTIME_FIELDS = {f.name for f in dataclasses.fields(RuntimeConfig)}
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "stored gate config") -> GateConfig:
+    """The inverse of :meth:`GateConfig.to_dict` (used to re-run a saved baseline's set).
+    The stored form is data: every field is type-checked and a malformed one refused with
+    UsageError naming ``source`` and the field (unknown top-level keys are ignored)."""
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{source}: expected an object, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(GateConfig)}
-    d = {k: v for k, v in d.items() if k in known}
-    d["configs"] = tuple(RuntimeConfig(**c) for c in d.get("configs", []))
+    d = {k: v for k, v in data.items() if k in known}
+    stored = d.get("configs", [])
+    if not isinstance(stored, (list, tuple)) or not all(isinstance(c, Mapping) for c in stored):
+        raise UsageError(f"{source}: configs must be a list of configuration objects")
+    for i, c in enumerate(stored):
+        extra = sorted(set(c) - _RUNTIME_FIELDS)
+        if extra:
+            raise UsageError(f"{source}: configs[{i}]: unknown field(s) {', '.join(extra)}")
     for name in ("models", "metrics"):
         if name in d:
+            if not isinstance(d[name], (list, tuple)):
+                raise UsageError(f"{source}: {name} must be a list, got {d[name]!r}")
             d[name] = tuple(d[name])
-    return GateConfig(**d)
+    try:
+        configs = []
+        for i, c in enumerate(stored):
+            try:
+                configs.append(RuntimeConfig(**c))
+            except UsageError as exc:
+                raise UsageError(f"configs[{i}]: {exc}") from None
+        d["configs"] = tuple(configs)
+        return GateConfig(**d)
+    except UsageError as exc:
+        raise _source_error(source, exc) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> GateConfig | None:
     """The gate configuration from ``path`` (a TOML file with a ``[tool.cnnbench.gate]`` table,
     or the table at top level), or from ``./pyproject.toml`` when ``path`` is None.
 
-    Returns None when no path is given and ./pyproject.toml has no such table.
+    Returns None when no path is given and ./pyproject.toml has no such table. The file must
+    be a regular file of at most 64 MiB (read with a cap).
     """
+    from cnnbench.results import read_text_capped
+
     explicit = path is not None
     file = Path(path) if explicit else Path("pyproject.toml")
-    if not file.is_file():
-        if explicit:
-            raise UsageError(f"--config {file}: no such file")
+    if not explicit and not file.is_file():
         return None
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = read_text_capped(file, missing="no such file", kind="a TOML file")
+    except UsageError as exc:
+        raise UsageError(f"--config {exc}" if explicit else str(exc)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{file}: not a readable TOML file ({exc})") from None
-    table = data.get("tool", {}).get("cnnbench", {}).get("gate")
+    tool = data.get("tool", {})
+    table = (
+        tool.get("cnnbench", {}).get("gate")
+        if isinstance(tool, dict) and isinstance(tool.get("cnnbench", {}), dict)
+        else None
+    )
     if table is None and explicit and "gate" in data:
         table = data["gate"]
     if table is None:

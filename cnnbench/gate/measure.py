@@ -13,14 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.api import describe
-from cnnbench.errors import UsageError
+from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result
 from cnnbench.runtime import Prepared, RuntimeConfig, prepare, resolve_device, stats_into
 from cnnbench.runtime.timing import measure, summarize
 from cnnbench.spec import load_model
 
 from .config import _GATE_TARGET_CI, GateConfig
+from .guard import model_code
 from .stats import LatencySamples
 
 _CAL_BATCH = {"cpu": 1, "cuda": 32}
@@ -116,13 +116,15 @@ class _Model:
         return functools.partial(_build_spec, self.spec, dict(self.model_args))
 
     def static(self, config: RuntimeConfig) -> Result:
-        """Static counts (per image) at the config's resolution, as a Result skeleton."""
+        """Static counts (per image) at the config's resolution, as a Result skeleton.
+        ModelCodeError when the model code raises."""
         from cnnbench.static import profile_static
 
         if config.resolution not in self.statics:
-            prof = profile_static(
-                self.module, name=self.name, resolution=config.resolution, train_memory=False
-            )
+            with model_code(f"{self.name} ({describe(config)}): static profile"):
+                prof = profile_static(
+                    self.module, name=self.name, resolution=config.resolution, train_memory=False
+                )
             self.statics[config.resolution] = prof.to_result()
         s = self.statics[config.resolution]
         return dataclasses.replace(
@@ -139,10 +141,13 @@ class _Model:
 def _as_model(
     obj: str | nn.Module | tuple[str, nn.Module], model_args: Mapping[str, Any]
 ) -> _Model:
-    """A spec is loaded with :func:`cnnbench.loading.load_model`; a module without
-    ``model_info`` gets the same default as a loaded one (family custom, input 3x224x224)."""
+    """A spec is loaded with :func:`cnnbench.spec.load_model` (UsageError when it does not
+    resolve, ModelCodeError when the model's code raises, SystemExit included); a module
+    without ``model_info`` gets the same default as a loaded one (family custom, input
+    3x224x224)."""
     if isinstance(obj, str):
-        name, module = load_model(obj, dict(model_args))
+        with model_code(f"{obj}: building the model"):
+            name, module = load_model(obj, dict(model_args))
         return _Model(name, module, obj, model_args)
     name, module = obj if isinstance(obj, tuple) else (type(obj).__name__, obj)
     if getattr(module, "model_info", None) is None:
@@ -174,15 +179,17 @@ def _measure_calibrated(
     *,
     memory: bool,
     calibrate: bool,
-) -> tuple[Result, list[float]]:
+) -> tuple[Result, list[float], str | None]:
     """Time ``model`` under ``config`` in ``cfg.rounds`` rounds, each a block of the
     calibration workload (``calibration_s / rounds`` seconds, outside autocast) then a block of
     the model (``budget_s / rounds`` seconds), after a short warm-up of both. Returns the
     Result (static fields, latency statistics of the pooled samples, raw samples, peak memory
-    when ``memory``) and the calibration samples (empty without ``calibrate``)."""
+    when ``memory``), the calibration samples (empty without ``calibrate``) and why peak
+    memory could not be measured (None when it was, or was not asked for). Whatever the
+    model code raises becomes ModelCodeError."""
 
     static = model.static(config)
-    try:
+    with model_code(f"{model.name} ({describe(config)}): timing"):
         prepared = prepare(model.module, config, name=model.name)
         device = prepared.device
         samples: list[float] = []
@@ -206,37 +213,43 @@ def _measure_calibrated(
                     cal += _time_block(cal_fn, device, cfg.calibration_s / cfg.rounds)
                 with prepared.context():
                     samples += _time_block(prepared.step, device, cfg.budget_s / cfg.rounds)
-    except (RuntimeError, MemoryError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{model.name} ({describe(config)}): could not be run: {first}") from None
+    peak, memory_error = _peak_memory(model, prepared) if memory else (None, None)
     result = dataclasses.replace(
         static,
         input_size=list(prepared.input_size),
         threads=threads,
         autocast_dtype=prepared.autocast_name,
         effective_batch_size=prepared.batch_size,
-        peak_memory_bytes=_peak_memory(model, prepared) if memory else None,
+        peak_memory_bytes=peak,
     )
     stats = summarize(samples, warmup_iters=warmup_iters, stop_reason="budget")
     stats_into(result, stats, prepared.batch_size)
-    return result, cal
+    return result, cal, memory_error
 
 
-def _peak_memory(model: _Model, prepared: Prepared) -> int | None:
-    """Peak memory of a prepared model: CUDA max allocated over 3 steps; on CPU the peak RSS
-    of a child process that rebuilds the model from its spec (None without a spec)."""
+def _peak_memory(model: _Model, prepared: Prepared) -> tuple[int | None, str | None]:
+    """Peak memory of a prepared model and why it is missing: CUDA max allocated over 3
+    steps; on CPU the peak RSS of a child process that rebuilds the model from its spec
+    (``(None, None)`` without a spec: not measurable; ``(None, reason)`` when the child
+    failed, e.g. the model code exited)."""
     from cnnbench.runtime.memory import cpu_peak_memory, cuda_peak_memory
 
     if prepared.device.type == "cuda":
-        with prepared.context(), cuda_peak_memory(prepared.device) as peak:
+        with (
+            model_code(f"{model.name}: peak memory"),
+            prepared.context(),
+            cuda_peak_memory(prepared.device) as peak,
+        ):
             for _ in range(3):
                 prepared.step()
-        return peak.allocated_bytes
+        return peak.allocated_bytes, None
     builder = model.builder()
     if builder is None:
-        return None
+        return None, None
     result = cpu_peak_memory(builder, dataclasses.replace(prepared.config, compile=False))
-    return result.above_start_bytes if result.error is None else None
+    if result.error is not None:
+        return None, f"peak memory not measured: {result.error}"
+    return result.above_start_bytes, None
 
 
 @dataclass

@@ -1,4 +1,14 @@
-"""The gate's modes: save, check, compare_files and ab."""
+"""The gate's modes: save, check, compare_files and ab.
+
+Every mode validates before it measures: the configuration is type-checked on construction,
+every model spec is resolved (built) and, in ``check``, every model configuration matched to
+a baseline row before the first model is timed. Model code runs under
+:func:`~cnnbench.gate.guard.model_code`: what it raises (``SystemExit`` and its own
+``KeyboardInterrupt`` included) becomes an ``error`` verdict for the metrics it prevented
+(``check``/``ab``; the report then exits 2) or a ModelCodeError (``save``: no baseline is
+written). A calibration ratio outside the sane range is an ``error`` verdict too, never a
+regression.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.api import describe
 from cnnbench.environment import fingerprint
 from cnnbench.errors import UsageError
+from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result, Run
 from cnnbench.runtime import RuntimeConfig, prepare, resolve_device
 
@@ -30,6 +40,7 @@ from .baseline import (
     result_key,
 )
 from .config import DETERMINISTIC_METRICS, GateConfig
+from .guard import ModelCodeError, model_code, watch_sigint
 from .measure import (
     Progress,
     _as_model,
@@ -39,15 +50,19 @@ from .measure import (
     _peak_memory,
     _quiet,
 )
-from .stats import LatencySamples, decide_with_remeasure
+from .outputs import check_writable
+from .stats import CalibrationError, LatencySamples, decide_with_remeasure
 from .verdicts import (
     GateReport,
     Verdict,
     _skipped,
     deterministic_verdict,
+    error_verdict,
     latency_verdicts,
     memory_verdict,
 )
+
+_TIMED = ("latency_ms", "throughput_ips", "peak_memory_bytes")
 
 
 def _metric_value(r: Result | None, metric: str) -> float | None:
@@ -72,14 +87,56 @@ def _deterministic(
     return out
 
 
+def _timed_metrics(cfg: GateConfig, metrics: tuple[str, ...] = _TIMED) -> list[str]:
+    """The timed metrics configured (peak memory only when memory is measured)."""
+    return [m for m in metrics if m in cfg.metrics and (cfg.memory or m != "peak_memory_bytes")]
+
+
 def _timing_skipped(
     name: str, label: str, base: Result, cand: Result | None, cfg: GateConfig, reason: str
 ) -> list[Verdict]:
     return [
         _skipped(name, label, m, _metric_value(base, m), _metric_value(cand, m), reason)
-        for m in ("latency_ms", "throughput_ips", "peak_memory_bytes")
+        for m in _timed_metrics(cfg)
+    ]
+
+
+def _errors(
+    name: str,
+    label: str,
+    cfg: GateConfig,
+    reason: str,
+    metrics: tuple[str, ...] = _TIMED,
+    base: Result | None = None,
+    cand: Result | None = None,
+) -> list[Verdict]:
+    """Error verdicts for those of ``metrics`` that are configured (peak memory only when
+    memory is measured): they were asked for and could not be measured or compared."""
+    return [
+        error_verdict(
+            name, label, m, reason, base=_metric_value(base, m), cand=_metric_value(cand, m)
+        )
+        for m in metrics
         if m in cfg.metrics and (cfg.memory or m != "peak_memory_bytes")
     ]
+
+
+def _config_label(name: str, config: RuntimeConfig) -> str:
+    """The label of a configuration whose static profile could not be made."""
+    kind = config.device.split(":")[0]
+    if kind == "auto":
+        kind = resolve_device("auto").type
+    return key_label(
+        (
+            name,
+            kind,
+            config.precision,
+            config.memory_format,
+            config.batch_size,
+            config.resolution,
+            config.mode,
+        )
+    )
 
 
 def _environment(config: RuntimeConfig) -> dict[str, Any]:
@@ -89,7 +146,7 @@ def _environment(config: RuntimeConfig) -> dict[str, Any]:
 
 
 def _wants_timing(cfg: GateConfig) -> bool:
-    return any(m in cfg.metrics for m in ("latency_ms", "throughput_ips", "peak_memory_bytes"))
+    return bool(_timed_metrics(cfg))
 
 
 def _static_first(
@@ -116,33 +173,59 @@ def _static_first(
     return True
 
 
+def _build_all(cfg: GateConfig, on_progress: Progress) -> list[_Model]:
+    """Every configured model built before anything is timed (UsageError for a spec that
+    does not resolve, ModelCodeError when building raises)."""
+    models = []
+    for spec in cfg.models:
+        on_progress(f"{spec}: building")
+        models.append(_as_model(spec, cfg.model_args))
+    return models
+
+
 def save(cfg: GateConfig, path: str | os.PathLike[str], *, on_progress: Progress = _quiet) -> Run:
-    """Measure every configured model and configuration and write the baseline to ``path``."""
+    """Measure every configured model and configuration and write the baseline to ``path``.
+
+    Fails closed: the path is checked writable and every model built before timing starts;
+    a model whose code raises (ModelCodeError) or whose peak memory cannot be measured
+    (UsageError) stops the save with nothing written."""
     if not cfg.models:
         raise UsageError(
             "gate save: no models configured; add models = [...] to "
             "[tool.cnnbench.gate] or pass --model"
         )
+    check_writable(path, "--out")
     run = Run(
         results=[],
         environment=_environment(cfg.configs[0]),
         config={"command": "gate save", "gate": cfg.to_dict()},
     )
-    for spec in cfg.models:
-        on_progress(f"{spec}: building")
-        model = _as_model(spec, cfg.model_args)
-        for config in cfg.configs:
-            if not _wants_timing(cfg):
-                run.results.append(model.static(config))
-                continue
-            on_progress(f"{model.name}: {describe(config)}")
-            result, cal = _measure_calibrated(
-                model, config, cfg, memory=cfg.memory, calibrate=cfg.calibrate
-            )
-            run.results.append(result)
-            if cal:
-                run.results.append(_calibration_row(cal, result))
-    run.save(path)
+    with watch_sigint():
+        models = _build_all(cfg, on_progress)
+        for model in models:
+            for config in cfg.configs:
+                if not _wants_timing(cfg):
+                    run.results.append(model.static(config))
+                    continue
+                on_progress(f"{model.name}: {describe(config)}")
+                result, cal, memory_error = _measure_calibrated(
+                    model, config, cfg, memory=cfg.memory, calibrate=cfg.calibrate
+                )
+                if memory_error:
+                    raise UsageError(
+                        f"{model.name} ({describe(config)}): {memory_error}; fix the model "
+                        "or save with --no-memory"
+                    )
+                run.results.append(result)
+                if cal:
+                    run.results.append(_calibration_row(cal, result))
+    try:
+        run.save(path)
+    except OSError as exc:
+        raise UsageError(
+            f"--out {path}: the baseline could not be written ({exc.strerror or exc}); "
+            "nothing was saved"
+        ) from None
     return run
 
 
@@ -173,34 +256,44 @@ def _decide_pair(
     samples: LatencySamples,
     remeasure: Callable[[LatencySamples], None],
     cfg: GateConfig,
+    memory_error: str | None = None,
 ) -> list[Verdict]:
     out: list[Verdict] = []
-    if any(m in cfg.metrics for m in ("latency_ms", "throughput_ips")):
-        if not samples.baseline or not any(samples.baseline) or not any(samples.candidate):
+    latency = ("latency_ms", "throughput_ips")
+    if any(m in cfg.metrics for m in latency):
+        if not any(samples.baseline) or not any(samples.candidate):
             side = "baseline" if not any(samples.baseline) else "candidate"
-            skipped = _timing_skipped(name, label, base, cand, cfg, f"no raw samples in the {side}")
-            out += [v for v in skipped if v.metric != "peak_memory_bytes"]
+            fix = "re-save the baseline" if side == "baseline" else "re-measure the candidate"
+            out += _errors(
+                name, label, cfg, f"no raw latency samples in the {side}; {fix}", latency, base
+            )
         else:
-            decision, n = decide_with_remeasure(
-                samples,
-                remeasure,
-                max_remeasure=cfg.max_remeasure,
-                alpha=cfg.alpha,
-                min_effect=cfg.min_effect,
-                n_boot=cfg.n_boot,
-                seed=cfg.seed,
-            )
-            rows = latency_verdicts(
-                name,
-                label,
-                samples,
-                decision,
-                n,
-                base.batch_size,
-                cand.effective_batch_size or cand.batch_size,
-            )
-            out += [v for v in rows if v.metric in cfg.metrics]
-    if "peak_memory_bytes" in cfg.metrics and (
+            try:
+                decision, n = decide_with_remeasure(
+                    samples,
+                    remeasure,
+                    max_remeasure=cfg.max_remeasure,
+                    alpha=cfg.alpha,
+                    min_effect=cfg.min_effect,
+                    n_boot=cfg.n_boot,
+                    seed=cfg.seed,
+                )
+            except (CalibrationError, ModelCodeError) as exc:
+                out += _errors(name, label, cfg, str(exc), latency, base, cand)
+            else:
+                rows = latency_verdicts(
+                    name,
+                    label,
+                    samples,
+                    decision,
+                    n,
+                    base.batch_size,
+                    cand.effective_batch_size or cand.batch_size,
+                )
+                out += [v for v in rows if v.metric in cfg.metrics]
+    if "peak_memory_bytes" in cfg.metrics and memory_error:
+        out += _errors(name, label, cfg, memory_error, ("peak_memory_bytes",), base)
+    elif "peak_memory_bytes" in cfg.metrics and (
         base.peak_memory_bytes is not None or cand.peak_memory_bytes is not None
     ):
         out.append(
@@ -222,7 +315,12 @@ def check(
     allow_env_mismatch: bool = False,
     on_progress: Progress = _quiet,
 ) -> GateReport:
-    """Measure the configured set now and decide every metric against the baseline file."""
+    """Measure the configured set now and decide every metric against the baseline file.
+
+    Before the first model is timed: the baseline is read and validated, the environment
+    compared, every model built and every model configuration matched to a baseline row
+    (UsageError otherwise). Model code that raises while profiled or timed gives ``error``
+    verdicts (exit 2) and the other models are still checked."""
     started = time.perf_counter()
     base_run = load_baseline(baseline_path)
     if not cfg.models:
@@ -236,52 +334,82 @@ def check(
     )
     report.notes += _check_env(base_run.environment, env, allow_env_mismatch, str(baseline_path))
     index = _index(base_run.results)
-    for spec in cfg.models:
-        on_progress(f"{spec}: building")
-        model = _as_model(spec, cfg.model_args)
-        for config in cfg.configs:
-            skeleton = model.static(config)
-            key = result_key(skeleton)
-            label = key_label(key)
-            base = _find(index, key)
-            if base is None:
-                raise UsageError(
-                    f"{baseline_path}: no baseline for {model.name} ({label}); re-save it with "
-                    "`cnnbench gate save`"
-                )
-            if not _static_first(report, model.name, label, base, skeleton, cfg):
-                continue
-            base_cal = _calibration(base_run, base) if cfg.calibrate else None
-            on_progress(f"{model.name}: {label}")
-            cand, cal = _measure_calibrated(
-                model, config, cfg, memory=cfg.memory, calibrate=bool(base_cal)
+    with watch_sigint():
+        models = _build_all(cfg, on_progress)
+        plan: list[tuple[_Model, RuntimeConfig, Result, Result, str]] = []
+        for model in models:
+            for config in cfg.configs:
+                try:
+                    skeleton = model.static(config)
+                except ModelCodeError as exc:
+                    label = _config_label(model.name, config)
+                    report.verdicts += _errors(
+                        model.name, label, cfg, str(exc), (*DETERMINISTIC_METRICS, *_TIMED)
+                    )
+                    continue
+                key = result_key(skeleton)
+                label = key_label(key)
+                base = _find(index, key)
+                if base is None:
+                    raise UsageError(
+                        f"{baseline_path}: no baseline for {model.name} ({label}); re-save it "
+                        "with `cnnbench gate save`"
+                    )
+                plan.append((model, config, skeleton, base, label))
+        for model, config, skeleton, base, label in plan:
+            report.verdicts += _check_one(
+                model, config, skeleton, base, label, base_run, cfg, on_progress, report.notes
             )
-            samples = LatencySamples(
-                baseline=[list(base.samples_ms)],
-                candidate=[list(cand.samples_ms)],
-                baseline_calibration=base_cal or None,
-                candidate_calibration=cal or None,
-            )
-
-            def remeasure(
-                s: LatencySamples, model: _Model = model, config: RuntimeConfig = config
-            ) -> None:
-                on_progress(f"{model.name}: ambiguous, re-measuring")
-                more, cal = _measure_calibrated(
-                    model, config, cfg, memory=False, calibrate=s.candidate_calibration is not None
-                )
-                s.candidate.append(list(more.samples_ms))
-                if s.candidate_calibration is not None:
-                    s.candidate_calibration.extend(cal)
-
-            report.verdicts += _decide_pair(model.name, label, base, cand, samples, remeasure, cfg)
-            if cfg.calibrate and not base_cal:
-                report.notes.append(
-                    f"{model.name}: the baseline has no calibration rows; "
-                    "latency compared without normalisation"
-                )
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def _check_one(
+    model: _Model,
+    config: RuntimeConfig,
+    skeleton: Result,
+    base: Result,
+    label: str,
+    base_run: Run,
+    cfg: GateConfig,
+    on_progress: Progress,
+    notes: list[str],
+) -> list[Verdict]:
+    """The verdicts of one model configuration in ``check`` mode."""
+    sub = GateReport("check", "", "")
+    if not _static_first(sub, model.name, label, base, skeleton, cfg):
+        return sub.verdicts
+    base_cal = _calibration(base_run, base) if cfg.calibrate else None
+    on_progress(f"{model.name}: {label}")
+    try:
+        cand, cal, memory_error = _measure_calibrated(
+            model, config, cfg, memory=cfg.memory, calibrate=bool(base_cal)
+        )
+    except ModelCodeError as exc:
+        return sub.verdicts + _errors(model.name, label, cfg, str(exc), base=base)
+    samples = LatencySamples(
+        baseline=[list(base.samples_ms)],
+        candidate=[list(cand.samples_ms)],
+        baseline_calibration=base_cal or None,
+        candidate_calibration=cal or None,
+    )
+
+    def remeasure(s: LatencySamples) -> None:
+        on_progress(f"{model.name}: ambiguous, re-measuring")
+        more, cal, _ = _measure_calibrated(
+            model, config, cfg, memory=False, calibrate=s.candidate_calibration is not None
+        )
+        s.candidate.append(list(more.samples_ms))
+        if s.candidate_calibration is not None:
+            s.candidate_calibration.extend(cal)
+
+    verdicts = _decide_pair(model.name, label, base, cand, samples, remeasure, cfg, memory_error)
+    if cfg.calibrate and not base_cal:
+        notes.append(
+            f"{model.name}: the baseline has no calibration rows; "
+            "latency compared without normalisation"
+        )
+    return sub.verdicts + verdicts
 
 
 def compare_files(
@@ -293,7 +421,9 @@ def compare_files(
 ) -> GateReport:
     """Decide every metric of a saved candidate against a saved baseline (no measuring).
     Either file may be a cnnbench run or a pytest-benchmark JSON; re-measuring is impossible
-    here, so ambiguous latency results are finalised as they stand."""
+    here, so ambiguous latency results are finalised as they stand. A baseline row the
+    candidate lacks is an ``error`` verdict: the candidate did not measure what the
+    baseline holds."""
     started = time.perf_counter()
     base_run, cand_run = load_baseline(baseline_path), load_baseline(candidate_path)
     report = GateReport(
@@ -304,10 +434,14 @@ def compare_files(
         settings=cfg.to_dict(),
     )
     report.notes += _check_env(
-        base_run.environment, cand_run.environment, allow_env_mismatch, str(candidate_path)
+        base_run.environment,
+        cand_run.environment,
+        allow_env_mismatch,
+        str(candidate_path),
+        str(baseline_path),
     )
     index = _index(base_run.results)
-    matched = 0
+    matched: set[int] = set()
     for cand in cand_run.results:
         if _is_calibration(cand):
             continue
@@ -317,7 +451,7 @@ def compare_files(
         if base is None:
             report.notes.append(f"{cand.model} ({label}): not in the baseline, not compared")
             continue
-        matched += 1
+        matched.add(id(base))
         if not _static_first(report, cand.model, label, base, cand, cfg, "compared"):
             continue
         base_cal = _calibration(base_run, base) if cfg.calibrate else None
@@ -342,6 +476,16 @@ def compare_files(
             f"{candidate_path}: no result matches a baseline row in {baseline_path} "
             "(models are matched by name and configuration)"
         )
+    for key, base in index.items():
+        if id(base) not in matched:
+            report.verdicts += _errors(
+                base.model,
+                key_label(key),
+                cfg,
+                f"not in the candidate {candidate_path}; measure it there too",
+                (*DETERMINISTIC_METRICS, *_TIMED),
+                base,
+            )
     report.elapsed_s = time.perf_counter() - started
     return report
 
@@ -359,47 +503,75 @@ def ab(
     ``cfg.rounds`` rounds, each a timed block of A and of B (order alternating A B / B A), each
     block ``budget_s / (2 * rounds)`` seconds. Re-measurements add as many rounds again. The
     decision uses the pooled per-call samples (no calibration: both ran on the same machine at
-    the same time) and a bootstrap over whole rounds."""
+    the same time) and a bootstrap over whole rounds. Both models are built before anything
+    is timed; model code that raises later gives ``error`` verdicts (exit 2)."""
     started = time.perf_counter()
-    a = _as_model(baseline, cfg.model_args)
-    b = _as_model(candidate, cfg.model_args)
-    label_b = b.name if b.name != a.name else f"{b.name} (candidate)"
-    report = GateReport(
-        "ab",
-        a.spec or a.name,
-        b.spec or label_b,
-        environment=_environment(cfg.configs[0]),
-        settings=cfg.to_dict(),
-    )
-    for config in cfg.configs:
-        sa, sb = a.static(config), b.static(config)
-        label = key_label(result_key(sb))
-        if not _static_first(report, b.name, label, sa, sb, cfg):
-            continue
-        on_progress(f"{a.name} vs {b.name}: {label}: preparing")
-        runs = _Interleaved(
-            prepare(a.module, config, name=a.name),
-            prepare(b.module, config, name=b.name),
-            block_s=cfg.budget_s / (2 * cfg.rounds),
-            rounds=cfg.rounds,
-            label=f"{a.name} vs {b.name}: {label}",
-            on_progress=on_progress,
+    with watch_sigint():
+        a = _as_model(baseline, cfg.model_args)
+        b = _as_model(candidate, cfg.model_args)
+        label_b = b.name if b.name != a.name else f"{b.name} (candidate)"
+        report = GateReport(
+            "ab",
+            a.spec or a.name,
+            b.spec or label_b,
+            environment=_environment(cfg.configs[0]),
+            settings=cfg.to_dict(),
         )
-        samples = LatencySamples(baseline=[], candidate=[], paired=True)
-        runs.warm_up(min(1.0, cfg.budget_s / 10))
-        runs.measure(samples)
-        mem_a = mem_b = None
-        if cfg.memory and "peak_memory_bytes" in cfg.metrics:
-            on_progress(f"{runs.label}: peak memory")
-            mem_a = _peak_memory(a, runs.a)
-            mem_b = _peak_memory(b, runs.b)
-        base = dataclasses.replace(
-            sa, peak_memory_bytes=mem_a, effective_batch_size=runs.a.batch_size
-        )
-        cand = dataclasses.replace(
-            sb, peak_memory_bytes=mem_b, effective_batch_size=runs.b.batch_size
-        )
-        remeasure = runs.measure
-        report.verdicts += _decide_pair(b.name, label, base, cand, samples, remeasure, cfg)
+        for config in cfg.configs:
+            try:
+                report.verdicts += _ab_one(a, b, config, cfg, on_progress)
+            except ModelCodeError as exc:
+                label = _config_label(b.name, config)
+                done = {v.metric for v in report.verdicts if v.config == label}
+                metrics = tuple(m for m in (*DETERMINISTIC_METRICS, *_TIMED) if m not in done)
+                report.verdicts += _errors(b.name, label, cfg, str(exc), metrics)
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def _ab_one(
+    a: _Model, b: _Model, config: RuntimeConfig, cfg: GateConfig, on_progress: Progress
+) -> list[Verdict]:
+    """The verdicts of one configuration in ``ab`` mode (ModelCodeError when a model's code
+    raises before its timing is decided)."""
+    sub = GateReport("ab", "", "")
+    sa, sb = a.static(config), b.static(config)
+    label = key_label(result_key(sb))
+    if not _static_first(sub, b.name, label, sa, sb, cfg):
+        return sub.verdicts
+    on_progress(f"{a.name} vs {b.name}: {label}: preparing")
+    try:
+        with model_code(f"{a.name} vs {b.name} ({label}): timing"):
+            runs = _Interleaved(
+                prepare(a.module, config, name=a.name),
+                prepare(b.module, config, name=b.name),
+                block_s=cfg.budget_s / (2 * cfg.rounds),
+                rounds=cfg.rounds,
+                label=f"{a.name} vs {b.name}: {label}",
+                on_progress=on_progress,
+            )
+            samples = LatencySamples(baseline=[], candidate=[], paired=True)
+            runs.warm_up(min(1.0, cfg.budget_s / 10))
+            runs.measure(samples)
+    except ModelCodeError as exc:
+        return sub.verdicts + _errors(b.name, label, cfg, str(exc), base=sa)
+    mem_a = mem_b = None
+    memory_error = None
+    if cfg.memory and "peak_memory_bytes" in cfg.metrics:
+        on_progress(f"{runs.label}: peak memory")
+        try:
+            mem_a, error_a = _peak_memory(a, runs.a)
+            mem_b, error_b = _peak_memory(b, runs.b)
+            memory_error = error_a or error_b
+        except ModelCodeError as exc:
+            memory_error = str(exc)
+    base = dataclasses.replace(sa, peak_memory_bytes=mem_a, effective_batch_size=runs.a.batch_size)
+    cand = dataclasses.replace(sb, peak_memory_bytes=mem_b, effective_batch_size=runs.b.batch_size)
+
+    def remeasure(s: LatencySamples) -> None:
+        with model_code(f"{a.name} vs {b.name} ({label}): re-measuring"):
+            runs.measure(s)
+
+    return sub.verdicts + _decide_pair(
+        b.name, label, base, cand, samples, remeasure, cfg, memory_error
+    )

@@ -1,44 +1,70 @@
-"""Gate output: value formatting, the Markdown summary (``$GITHUB_STEP_SUMMARY``) and JUnit
-XML. Reporters never measure."""
+"""Gate output: value formatting, the verdict table, the Markdown summary
+(``$GITHUB_STEP_SUMMARY``) and JUnit XML. Reporters never measure.
+
+Numbers are written by :mod:`cnnbench.report.format` and tables built as one
+:class:`cnnbench.report.table.Table` (rendered for the terminal by the CLI, as Markdown here),
+so the gate reads like every other cnnbench report. Deterministic metrics are exact integers
+(a one-parameter change must be visible); latency, throughput and memory use the shared
+units. The table shows the candidate's raw value next to its calibrated value, so a change
+that comes from the calibration rather than the model can be seen.
+"""
 
 from __future__ import annotations
 
-import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from cnnbench.report import format as fmt
+from cnnbench.report.table import Table, md_escape
+from cnnbench.report.table import to_markdown as table_markdown
+
 from .config import METRICS
-from .stats import _pct
 from .verdicts import GateReport, Verdict
+
+__all__ = [
+    "format_value",
+    "format_change",
+    "format_ci",
+    "format_p",
+    "verdict_table",
+    "to_markdown",
+    "to_junit_xml",
+    "write_step_summary",
+]
 
 
 def format_value(metric: str, value: float | None) -> str:
-    """Human text of a metric value (counts with thousands separators, bytes in MiB)."""
-    if value is None:
-        return "-"
+    """Human text of a metric value: exact counts (``25,557,032``, ``65,536 B``), latency in
+    ms, throughput in img/s, peak memory with a binary prefix; ``—`` when missing."""
+    if fmt.is_missing(value):
+        return fmt.MISSING
+    assert value is not None
     kind, unit = METRICS[metric]
-    if unit == "B":
-        return f"{value / 2**20:,.2f} MiB"
     if kind == "deterministic":
-        return f"{int(value):,}"
-    if metric == "latency_ms":
-        return f"{value:.3f} ms"
-    return f"{value:,.1f} {unit}"
+        return f"{fmt.exact(value)} B" if unit == "B" else fmt.exact(value)
+    if kind == "latency":
+        return fmt.ms(value)
+    if kind == "throughput":
+        return fmt.ips(value)
+    return fmt.nbytes(value)
 
 
 def format_change(v: Verdict) -> str:
-    return "-" if v.ratio is None or math.isinf(v.ratio) else _pct(v.ratio)
+    """The change candidate/baseline (calibrated where a calibration applied): ``+3.2%``."""
+    return fmt.change(v.ratio)
 
 
 def format_ci(v: Verdict) -> str:
+    """The bootstrap CI of the change: ``[+1.0%, +4.1%]``."""
     if v.ci_low is None or v.ci_high is None:
-        return "-"
-    return f"[{_pct(v.ci_low)}, {_pct(v.ci_high)}]"
+        return fmt.MISSING
+    return f"[{fmt.change(v.ci_low)}, {fmt.change(v.ci_high)}]"
 
 
 def format_p(v: Verdict) -> str:
-    return "-" if v.p_value is None else f"{v.p_value:.2g}"
+    """The one-sided p-value: ``0.0031``, ``<1e-6``."""
+    return fmt.p_value(v.p_value)
 
 
 _ICONS = {
@@ -46,59 +72,107 @@ _ICONS = {
     "regression": "❌ regression",
     "improvement": "🚀 improvement",
     "skipped": "⏭️ skipped",
+    "error": "⛔ error",
 }
+_STYLES = {
+    "regression": "bold red",
+    "error": "bold red",
+    "improvement": "cyan",
+    "skipped": "dim",
+}
+_COLUMNS = (
+    "model",
+    "config",
+    "metric",
+    "baseline",
+    "candidate",
+    "calibrated",
+    "change",
+    "p",
+    "CI",
+    "verdict",
+    "reason",
+)
+
+
+def verdict_table(report: GateReport, *, icons: bool = False, title: str = "") -> Table:
+    """One row per model/config/metric: baseline, the candidate's raw and calibrated values,
+    change, p, CI, verdict and reason. ``icons``: verdicts with emoji (Markdown)."""
+    table = Table.of(title, *_COLUMNS, text=(0, 1, 2, 8, 9, 10))
+    for v in report.verdicts:
+        verdict = _ICONS.get(v.decision, v.decision) if icons else v.decision
+        if v.remeasured:
+            verdict += f" (re-measured {v.remeasured}x)"
+        table.add(
+            [
+                v.model,
+                v.config,
+                v.metric,
+                format_value(v.metric, v.baseline),
+                format_value(v.metric, v.candidate),
+                format_value(v.metric, v.calibrated),
+                format_change(v),
+                format_p(v),
+                format_ci(v),
+                verdict,
+                v.reason,
+            ],
+            style=_STYLES.get(v.decision, ""),
+        )
+    return table
 
 
 def _summary_line(report: GateReport) -> str:
     counts = {
         d: sum(v.decision == d for v in report.verdicts)
-        for d in ("regression", "improvement", "pass", "skipped")
+        for d in ("error", "regression", "improvement", "pass", "skipped")
     }
-    head = "❌ **regression**" if report.regressions else "✅ **pass**"
+    if report.unusable:
+        head = "⛔ **error**"
+    elif report.regressions:
+        head = "❌ **regression**"
+    else:
+        head = "✅ **pass**"
     parts = [f"{n} {d}" for d, n in counts.items() if n]
     return f"{head}: {', '.join(parts) or 'nothing compared'}"
 
 
 def to_markdown(report: GateReport) -> str:
-    """A Markdown summary for a pull-request comment or ``$GITHUB_STEP_SUMMARY``."""
+    """A Markdown summary for a pull-request comment or ``$GITHUB_STEP_SUMMARY``. Cells are
+    escaped (model names and reasons come from user files)."""
     s = report.settings
+    alpha = s.get("alpha", 0.01)
     lines = [
-        f"## cnnbench gate ({report.mode})",
+        f"## cnnbench gate ({md_escape(report.mode)})",
         "",
         _summary_line(report),
         "",
-        f"Baseline `{report.baseline}`, candidate `{report.candidate}`. Latency: one-sided "
-        f"Mann-Whitney U at alpha={s.get('alpha', '?')} AND a median ratio of at least "
-        f"+{s.get('min_effect', 0):.0%} (bootstrap CI at {1 - s.get('alpha', 0):.0%}); "
-        "deterministic metrics exact unless a tolerance is configured.",
+        f"Baseline `{md_escape(report.baseline)}`, candidate `{md_escape(report.candidate)}`. "
+        f"Latency: one-sided Mann-Whitney U at alpha={alpha:g} AND a median ratio of at least "
+        f"{fmt.change(1 + s.get('min_effect', 0.05))} (bootstrap CI at "
+        f"{fmt.pct(1 - alpha, 0)}), after calibration; deterministic metrics exact unless a "
+        "tolerance is configured.",
         "",
-        "| model | config | metric | baseline | candidate | change | p | CI | verdict | reason |",
-        "|---|---|---|---:|---:|---:|---:|---|---|---|",
+        *table_markdown(verdict_table(report, icons=True)),
     ]
-    for v in report.verdicts:
-        reason = v.reason.replace("|", "\\|")
-        if v.remeasured:
-            reason += f" (re-measured {v.remeasured}x)"
-        lines.append(
-            f"| {v.model} | {v.config} | {v.metric} | {format_value(v.metric, v.baseline)} | "
-            f"{format_value(v.metric, v.candidate)} | {format_change(v)} | {format_p(v)} | "
-            f"{format_ci(v)} | {_ICONS.get(v.decision, v.decision)} | {reason} |"
-        )
+    if report.unusable:
+        lines += ["", f"**error:** {md_escape(report.unusable)}"]
     if report.notes:
-        lines += ["", *[f"- {n}" for n in report.notes]]
+        lines += ["", *[f"- {md_escape(n)}" for n in report.notes]]
     lines += ["", f"_{len(report.verdicts)} checks in {report.elapsed_s:.1f} s_", ""]
     return "\n".join(lines)
 
 
 def to_junit_xml(report: GateReport) -> str:
     """JUnit XML: one testcase per model/config/metric, a ``failure`` element on regression,
-    ``skipped`` for metrics that could not be compared."""
+    an ``error`` element for a check that could not be made, ``skipped`` for metrics that
+    could not be compared."""
     suite = ET.Element(
         "testsuite",
         name=f"cnnbench gate {report.mode}",
         tests=str(len(report.verdicts)),
         failures=str(len(report.regressions)),
-        errors="0",
+        errors=str(len(report.errors)),
         skipped=str(sum(v.decision == "skipped" for v in report.verdicts)),
         time=f"{report.elapsed_s:.3f}",
     )
@@ -106,19 +180,29 @@ def to_junit_xml(report: GateReport) -> str:
         case = ET.SubElement(
             suite, "testcase", classname=f"cnnbench.gate.{v.model}", name=f"{v.config} {v.metric}"
         )
+        calibrated = (
+            f" (calibrated {format_value(v.metric, v.calibrated)})"
+            if v.calibrated is not None
+            else ""
+        )
         detail = (
             f"baseline {format_value(v.metric, v.baseline)}, candidate "
-            f"{format_value(v.metric, v.candidate)}, change {format_change(v)}, "
+            f"{format_value(v.metric, v.candidate)}{calibrated}, change {format_change(v)}, "
             f"p {format_p(v)}, CI {format_ci(v)}: {v.reason}"
         )
         if v.failed:
             ET.SubElement(case, "failure", message=v.reason, type="regression").text = detail
+        elif v.errored:
+            ET.SubElement(case, "error", message=v.reason, type="unusable").text = detail
         elif v.decision == "skipped":
             ET.SubElement(case, "skipped", message=v.reason)
         else:
             ET.SubElement(case, "system-out").text = detail
     root = ET.Element(
-        "testsuites", tests=suite.get("tests", "0"), failures=suite.get("failures", "0")
+        "testsuites",
+        tests=suite.get("tests", "0"),
+        failures=suite.get("failures", "0"),
+        errors=suite.get("errors", "0"),
     )
     root.append(suite)
     ET.indent(root)
@@ -129,11 +213,13 @@ def write_step_summary(
     report: GateReport, path: str | os.PathLike[str] | None = None
 ) -> Path | None:
     """Append the Markdown summary to ``path`` or to ``$GITHUB_STEP_SUMMARY`` when set.
-    Returns the file written, or None when there is nowhere to write."""
+    Returns the file written, or None when there is nowhere to write. OSError when the file
+    cannot be written (the CLI reports it as a warning; the verdict stands)."""
     target = path or os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return None
     target = Path(target)
+    text = to_markdown(report) + "\n"
     with target.open("a", encoding="utf-8") as fh:
-        fh.write(to_markdown(report) + "\n")
+        fh.write(text)
     return target

@@ -12,10 +12,45 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnbench.errors import UsageError
+from cnnbench.report import format as fmt
+
+#: The calibration ratios (now / at save time) a check can correct for. Outside them the
+#: machine changed too much for a ratio of medians to say anything about the model.
+CALIBRATION_BOUNDS = (0.7, 1.4)
+
+
+class CalibrationError(UsageError):
+    """The calibration ratio is outside :data:`CALIBRATION_BOUNDS`: the check is unusable
+    (exit 2), never a regression."""
+
 
 def _phi(z: float) -> float:
-    """Standard normal CDF."""
+    """Standard normal CDF (lower tail), accurate far into the tail."""
     return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def _upper(z: float) -> float:
+    """Standard normal survival function P(Z >= z), computed directly rather than as
+    ``1 - cdf`` (which cancels to 0 beyond z ~ 8)."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def p_text(p: float) -> str:
+    """``p=0.0031`` or ``p<1e-6`` (through :func:`cnnbench.report.format.p_value`)."""
+    text = fmt.p_value(p)
+    return f"p{text}" if text.startswith("<") else f"p={text}"
+
+
+def check_calibration(ratio: float | None) -> None:
+    """CalibrationError when ``ratio`` (calibration now / at save time) is outside
+    :data:`CALIBRATION_BOUNDS`."""
+    low, high = CALIBRATION_BOUNDS
+    if ratio is not None and not low <= ratio <= high:
+        raise CalibrationError(
+            f"calibration {fmt.ratio(ratio)} is outside {fmt.ratio(low)}-{fmt.ratio(high)}: "
+            "the machine changed too much between save and check; re-save the baseline"
+        )
 
 
 @dataclass(frozen=True)
@@ -102,7 +137,7 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
         return MannWhitney(u, n_a, n_b, 0.0, 1.0, 1.0, False)
     sd = math.sqrt(var)
     z = (u - mean) / sd
-    p_greater = 1.0 - _phi((u - mean - 0.5) / sd)
+    p_greater = _upper((u - mean - 0.5) / sd)
     p_less = _phi((u - mean + 0.5) / sd)
     return MannWhitney(u, n_a, n_b, z, min(1.0, p_greater), min(1.0, p_less), False)
 
@@ -224,7 +259,8 @@ class Decision:
 
 
 def _pct(ratio: float) -> str:
-    return f"{(ratio - 1.0) * 100:+.1f}%"
+    """A ratio as a signed change, ``+3.2%`` (:func:`cnnbench.report.format.change`)."""
+    return fmt.change(ratio)
 
 
 def decide_latency(
@@ -235,11 +271,13 @@ def decide_latency(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> Decision:
-    """Decide one latency comparison (see the module docstring for the table)."""
+    """Decide one latency comparison (see the module docstring for the table).
+    CalibrationError when the calibration ratio is outside :data:`CALIBRATION_BOUNDS`."""
     a, b = samples.pooled()
     if not a or not b:
         raise ValueError("latency decision needs samples on both sides")
     cal = samples.calibration_ratio
+    check_calibration(cal)
     scale = 1.0 / cal if cal else 1.0
     b_norm = [v * scale for v in b]
     test = mann_whitney_u(a, b_norm)
@@ -266,31 +304,31 @@ def decide_latency(
 
     if faster and ratio <= down:
         p = test.p_less
-        return make("improvement", f"{_pct(ratio)}, significant (p={p:.2g}), {ci}", True)
+        return make("improvement", f"{_pct(ratio)}, significant ({p_text(p)}), {ci}", True)
     if slower:
         if lo >= up:
             return make(
                 "regression",
-                f"{_pct(ratio)}: significant (p={p:.2g}) and {ci} above +{min_effect:.0%}",
+                f"{_pct(ratio)}: significant ({p_text(p)}) and {ci} above +{min_effect:.0%}",
                 True,
             )
         if hi < up:
             return make(
                 "pass",
-                f"{_pct(ratio)}: significant (p={p:.2g}) but {ci} below the minimum "
+                f"{_pct(ratio)}: significant ({p_text(p)}) but {ci} below the minimum "
                 f"effect +{min_effect:.0%}",
                 True,
             )
         return make(
             "ambiguous",
-            f"{_pct(ratio)}: significant (p={p:.2g}) but {ci} straddles +{min_effect:.0%}",
+            f"{_pct(ratio)}: significant ({p_text(p)}) but {ci} straddles +{min_effect:.0%}",
             True,
         )
     if ratio >= up:
         return make(
-            "ambiguous", f"{_pct(ratio)} but not significant (p={p:.2g} >= {alpha:g})", False
+            "ambiguous", f"{_pct(ratio)} but not significant ({p_text(p)} >= {alpha:g})", False
         )
-    return make("pass", f"{_pct(ratio)}, no significant slowdown (p={p:.2g}), {ci}", faster)
+    return make("pass", f"{_pct(ratio)}, no significant slowdown ({p_text(p)}), {ci}", faster)
 
 
 def decide_with_remeasure(

@@ -8,6 +8,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnbench.report import format as fmt
+
 from .config import METRICS
 from .stats import Decision, LatencySamples, _pct
 
@@ -16,10 +18,14 @@ from .stats import Decision, LatencySamples, _pct
 class Verdict:
     """The decision on one metric of one model configuration.
 
-    ``decision``: pass | regression | improvement | skipped. ``ratio`` is candidate/baseline
-    (latency: calibration-normalised; throughput: its inverse). ``p_value`` and the CI exist for
-    latency and throughput only. ``remeasured``: re-measurements made because the first
-    result was ambiguous.
+    ``decision``: pass | regression | improvement | skipped | error (the metric could not be
+    measured or compared: the model code raised, the calibration moved out of range, a sample
+    is missing; the gate then exits 2, never passes). ``candidate`` is the raw value measured,
+    ``calibrated`` the candidate after calibration (latency: divided by the calibration
+    ratio; throughput: multiplied), when a calibration was applied. ``ratio`` is
+    candidate/baseline (latency: calibration-normalised; throughput: its inverse). ``p_value``
+    and the CI exist for latency and throughput only. ``remeasured``: re-measurements made
+    because the first result was ambiguous.
     """
 
     model: str
@@ -37,6 +43,7 @@ class Verdict:
     n_baseline: int | None = None
     n_candidate: int | None = None
     calibration_ratio: float | None = None
+    calibrated: float | None = None
 
     @property
     def unit(self) -> str:
@@ -45,6 +52,10 @@ class Verdict:
     @property
     def failed(self) -> bool:
         return self.decision == "regression"
+
+    @property
+    def errored(self) -> bool:
+        return self.decision == "error"
 
 
 def _relative(
@@ -94,7 +105,8 @@ def latency_verdicts(
     """The latency row and the throughput row that mirrors it."""
     a, b = samples.pooled()
     med_a, med_b = statistics.median(a), statistics.median(b)
-    note = f" (calibration x{decision.calibration_ratio:.3f})" if decision.calibration_ratio else ""
+    cal = decision.calibration_ratio
+    note = f" (calibration {fmt.ratio(cal)})" if cal else ""
     common = {
         "p_value": decision.p_value,
         "remeasured": remeasured,
@@ -113,6 +125,7 @@ def latency_verdicts(
         ratio=decision.ratio,
         ci_low=decision.ci_low,
         ci_high=decision.ci_high,
+        calibrated=med_b / cal if cal else None,
         **common,
     )
     tput = Verdict(
@@ -126,6 +139,7 @@ def latency_verdicts(
         ratio=1.0 / decision.ratio,
         ci_low=1.0 / decision.ci_high,
         ci_high=1.0 / decision.ci_low,
+        calibrated=batch_cand * 1000.0 / med_b * cal if cal else None,
         **common,
     )
     return [lat, tput]
@@ -133,6 +147,13 @@ def latency_verdicts(
 
 def _skipped(model: str, config: str, metric: str, base: Any, cand: Any, reason: str) -> Verdict:
     return Verdict(model, config, metric, base, cand, "skipped", reason)
+
+
+def error_verdict(
+    model: str, config: str, metric: str, reason: str, base: Any = None, cand: Any = None
+) -> Verdict:
+    """A metric that could not be measured or compared (the gate exits 2 on it)."""
+    return Verdict(model, config, metric, base, cand, "error", reason)
 
 
 @dataclass
@@ -153,8 +174,30 @@ class GateReport:
         return [v for v in self.verdicts if v.failed]
 
     @property
+    def errors(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.errored]
+
+    @property
+    def unusable(self) -> str | None:
+        """Why this report cannot pass or fail anything (then the exit code is 2), else None:
+        a metric that could not be measured, or nothing compared at all."""
+        if self.errors:
+            first = self.errors[0]
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            where = f"{first.model} {first.config} {first.metric}: "
+            if first.reason.startswith(f"{first.model} "):
+                where = ""  # the reason names the model and configuration already
+            return f"{len(self.errors)} check(s) could not be made: {where}{first.reason}{more}"
+        if not any(v.decision != "skipped" for v in self.verdicts):
+            return "nothing was compared; check the models, configurations and metrics"
+        return None
+
+    @property
     def exit_code(self) -> int:
-        """0 pass, 1 regression."""
+        """0 pass, 1 regression, 2 when a requested check could not be made (which takes
+        precedence: the gate never passes, or half-fails, what it did not measure)."""
+        if self.unusable:
+            return 2
         return 1 if self.regressions else 0
 
     def to_dict(self) -> dict[str, Any]:
