@@ -36,6 +36,7 @@ from cnnbench.claims import (
     decide,
     load_claims,
     load_published,
+    measure_help,
     statement_verdicts,
 )
 from cnnbench.errors import UsageError
@@ -64,6 +65,15 @@ def test_every_measure_is_documented_in_one_line() -> None:
         assert measure.unit in ("count", "percent", "ratio", "GMACs"), name
     for help_, transform in VARIANTS.values():
         assert help_ and callable(transform)
+
+
+def test_measure_help_lists_every_measure() -> None:
+    rows = {name: (args, help_) for name, args, help_ in measure_help()}
+    assert set(rows) == set(MEASURES)
+    assert rows["conv_stack_ratio"][0] == (
+        "numerator, denominator, [in_channels], [resolution], [metric]"
+    )
+    assert rows["se_final_stage_share"][1].startswith("Share of all SE parameters")
 
 
 def test_plain_costs_of_lenet5() -> None:
@@ -430,6 +440,27 @@ def _entry(**fields: str) -> str:
             _entry(measure='"conv_stack_ratio"', args="{ numerator = [{}], denominator = [] }"),
             "args.numerator[0]",
             "needs a kernel",
+        ),
+        (
+            _entry(
+                measure='"conv_stack_ratio"',
+                args="{ numerator = [{ kernel = 3, out = 0 }], denominator = [{ kernel = 3 }] }",
+            ),
+            "args.numerator[0].out",
+            "must be an integer in 1..1,000,000",
+        ),
+        (
+            _entry(
+                measure='"compound_scaling_ratio"',
+                args="{ alpha = -1.2, beta = 1.1, gamma = 1.15 }",
+            ),
+            "args.alpha",
+            "must be a finite number in (0, 1e+06]",
+        ),
+        (
+            _entry(measure='"layer_count"', args='{ model = "lenet5", layer_type = "convs" }'),
+            "args.layer_type",
+            "must be 'conv' or 'fc'",
         ),
         (_entry(expected='"3.8 G"'), "expected", "must be a number"),
         (_entry(expected="nan"), "expected", "must be finite"),

@@ -14,7 +14,14 @@ from cnnbench.claims.check import (
     load_published,
     statement_verdicts,
 )
-from cnnbench.claims.measures import VARIANTS, Measure, MeasureError, clear_cache
+from cnnbench.claims.measures import (
+    VARIANTS,
+    Measure,
+    MeasureError,
+    check_args,
+    clear_cache,
+    measure_help,
+)
 
 __all__ = [
     "Claim",
@@ -29,7 +36,9 @@ __all__ = [
     "Measure",
     "MeasureError",
     "VARIANTS",
+    "check_args",
     "clear_cache",
+    "measure_help",
     "decide",
     "load_published",
     "statement_verdicts",

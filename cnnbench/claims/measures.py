@@ -36,6 +36,7 @@ __all__ = [
     "LAYER_TYPES",
     "check_args",
     "clear_cache",
+    "measure_help",
 ]
 
 
@@ -60,6 +61,8 @@ ConvLayers = Annotated[list[dict[str, Any]], _LAYERS]
 #: ``{ "stem.0" = [32, 149, 149], "stage3" = [2048, 8, 8] }``.
 ShapeTable = Annotated[dict[str, list[int]], _PATHS]
 
+#: Numeric measure arguments (sizes, ratios, factors) must lie in (0, _LIMIT].
+_LIMIT = 1_000_000
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 _SPEC_KEYS = {"model": ZooName, "model_kwargs": dict[str, Any], "resolution": int, "variant": str}
@@ -126,10 +129,14 @@ def _problem(value: Any, tp: Any, where: str) -> str | None:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"{where} must be a number, got {value!r}"
-        return None if math.isfinite(value) else f"{where} must be finite, got {value!r}"
+        if not math.isfinite(value) or not 0 < value <= _LIMIT:
+            return f"{where} must be a finite number in (0, {_LIMIT:g}], got {value!r}"
+        return None
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"{where} must be an integer, got {value!r}"
+        if not 1 <= value <= _LIMIT:
+            return f"{where} must be an integer in 1..{_LIMIT:,}, got {value!r}"
         return None
     if tp in (str, bool):
         return None if isinstance(value, tp) else f"{where} must be {tp.__name__}, got {value!r}"
@@ -228,6 +235,17 @@ def _measure(name: str, unit: str) -> Callable[[Callable[..., Any]], Callable[..
         return fn
 
     return register
+
+
+def measure_help() -> list[tuple[str, str, str]]:
+    """(name, arguments, one-line help) of every measure, for ``cnnbench claims`` to list;
+    optional arguments are shown in brackets."""
+    rows = []
+    for name, measure in MEASURES.items():
+        params = measure.parameters()
+        args = ", ".join(k if required else f"[{k}]" for k, (_, required) in params.items())
+        rows.append((name, args, measure.help))
+    return rows
 
 
 def check_args(measure: str, args: dict[str, Any]) -> str | None:
@@ -893,6 +911,8 @@ def _compound_scaling_ratio(
     d = math.ceil(depth * alpha**phi)
     w = make_divisible(width * beta**phi, 8)
     r = round(resolution * gamma**phi)
+    if d > 1_000 or w > 65_536 or r > 16_384:
+        raise MeasureError(f"scaled stack too large (depth {d}, width {w}, resolution {r})")
     base = ({"kernel": 3},) * depth
     scaled = ({"kernel": 3},) * d
     top = _conv_stack_cost(_freeze(scaled), w, r)[1]
