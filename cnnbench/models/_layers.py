@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-__all__ = ["Stage", "StagedNet", "SqueezeExcite", "ConvBNAct", "make_divisible", "init_weights"]
+__all__ = [
+    "Stage",
+    "StagedNet",
+    "SqueezeExcite",
+    "ConvBNAct",
+    "NormLayer",
+    "make_divisible",
+    "init_weights",
+]
 
 
 @dataclass(frozen=True)
@@ -94,8 +102,16 @@ class SqueezeExcite(nn.Module):
         return x * s
 
 
+#: A normalisation layer factory taking the channel count (``nn.BatchNorm2d`` or a partial).
+NormLayer = Callable[[int], nn.Module]
+
+
 class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) + BatchNorm2d + optional activation; 'same' padding for odd kernels."""
+    """Conv2d (no bias) + BatchNorm2d + optional activation; 'same' padding for odd kernels.
+
+    ``norm`` builds the BatchNorm: ``nn.BatchNorm2d`` (eps 1e-5, momentum 0.1) by default, a
+    ``partial(nn.BatchNorm2d, eps=..., momentum=...)`` where the reference implementation
+    differs (MobileNetV3, EfficientNet-B5..B7, the Inception family)."""
 
     def __init__(
         self,
@@ -107,6 +123,7 @@ class ConvBNAct(nn.Sequential):
         dilation: int = 1,
         act: Callable[[], nn.Module] | None = nn.ReLU,
         padding: int | None = None,
+        norm: NormLayer = nn.BatchNorm2d,
     ) -> None:
         if padding is None:
             padding = (kernel_size - 1) // 2 * dilation
@@ -121,7 +138,7 @@ class ConvBNAct(nn.Sequential):
                 dilation=dilation,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels),
+            norm(out_channels),
         ]
         if act is not None:
             layers.append(act())

@@ -12,6 +12,9 @@ with a drop probability that grows linearly from 0 to ``stochastic_depth_prob`` 
 SE squeezes to ``max(1, block_input_channels // se_reduction)`` channels (the reference uses
 ``se_reduction=4``, i.e. a 0.25 ratio of the block *input* width, not of the expanded width).
 
+BatchNorm as in torchvision: B0-B4 use PyTorch's defaults (eps 1e-5, momentum 0.1), B5-B7
+eps 1e-3 and momentum 0.01 (torchvision's ``efficientnet_b5`` .. ``b7`` pass that norm layer).
+
 Layout: ``stem`` (conv3x3 stride 2), ``stage1`` .. ``stage7`` (the seven MBConv stages of the
 B0 table), ``head`` (conv1x1 to 4x the last stage width, global pool, dropout, linear).
 """
@@ -27,7 +30,7 @@ from typing import TypedDict, TypeVar, Unpack
 import torch
 from torch import Tensor, nn
 
-from ._layers import ConvBNAct, SqueezeExcite, StagedNet, init_weights, make_divisible
+from ._layers import ConvBNAct, NormLayer, SqueezeExcite, StagedNet, init_weights, make_divisible
 from ._registry import register_model, registered_defaults
 
 __all__ = [
@@ -72,16 +75,21 @@ _B0_STAGES = (
 )
 _ALL_STAGES = tuple(range(1, len(_B0_STAGES) + 1))
 
-# name: (width multiplier, depth multiplier, resolution, dropout before the classifier)
-_VARIANTS = {
-    "efficientnet_b0": (1.0, 1.0, 224, 0.2),
-    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
-    "efficientnet_b2": (1.1, 1.2, 260, 0.3),
-    "efficientnet_b3": (1.2, 1.4, 300, 0.3),
-    "efficientnet_b4": (1.4, 1.8, 380, 0.4),
-    "efficientnet_b5": (1.6, 2.2, 456, 0.4),
-    "efficientnet_b6": (1.8, 2.6, 528, 0.5),
-    "efficientnet_b7": (2.0, 3.1, 600, 0.5),
+# BatchNorm of the reference (torchvision efficientnet.py): B0-B4 keep nn.BatchNorm2d's defaults
+# (eps 1e-5, momentum 0.1); B5-B7 use eps 1e-3, momentum 0.01 (the TF reference's settings).
+_BN_B0_B4: NormLayer = nn.BatchNorm2d
+_BN_B5_B7: NormLayer = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
+
+# name: (width multiplier, depth multiplier, resolution, dropout before the classifier, BatchNorm)
+_VARIANTS: dict[str, tuple[float, float, int, float, NormLayer]] = {
+    "efficientnet_b0": (1.0, 1.0, 224, 0.2, _BN_B0_B4),
+    "efficientnet_b1": (1.0, 1.1, 240, 0.2, _BN_B0_B4),
+    "efficientnet_b2": (1.1, 1.2, 260, 0.3, _BN_B0_B4),
+    "efficientnet_b3": (1.2, 1.4, 300, 0.3, _BN_B0_B4),
+    "efficientnet_b4": (1.4, 1.8, 380, 0.4, _BN_B0_B4),
+    "efficientnet_b5": (1.6, 2.2, 456, 0.4, _BN_B5_B7),
+    "efficientnet_b6": (1.8, 2.6, 528, 0.5, _BN_B5_B7),
+    "efficientnet_b7": (2.0, 3.1, 600, 0.5, _BN_B5_B7),
 }
 
 
@@ -133,18 +141,21 @@ class MBConv(nn.Module):
         expand_ratio: int,
         se_reduction: int | None = 4,
         drop_path: float = 0.0,
+        norm: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         mid = make_divisible(in_channels * expand_ratio, 8)
         self.use_residual = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if mid != in_channels:
-            layers.append(ConvBNAct(in_channels, mid, 1, act=_SiLU))
-        layers.append(ConvBNAct(mid, mid, kernel_size, stride=stride, groups=mid, act=_SiLU))
+            layers.append(ConvBNAct(in_channels, mid, 1, act=_SiLU, norm=norm))
+        layers.append(
+            ConvBNAct(mid, mid, kernel_size, stride=stride, groups=mid, act=_SiLU, norm=norm)
+        )
         if se_reduction is not None:
             squeeze = max(1, in_channels // se_reduction)
             layers.append(SqueezeExcite(mid, squeeze, act=_SiLU, gate=nn.Sigmoid))
-        layers.append(ConvBNAct(mid, out_channels, 1, act=None))
+        layers.append(ConvBNAct(mid, out_channels, 1, act=None, norm=norm))
         self.block = nn.Sequential(*layers)
         self.drop_path = StochasticDepth(drop_path) if self.use_residual else nn.Identity()
         self.out_channels = out_channels
@@ -159,13 +170,14 @@ class MBConv(nn.Module):
 def _create_efficientnet(variant: str, **kwargs: Unpack[EfficientNetArgs]) -> StagedNet:
     """Build registered EfficientNet ``variant`` (defaults: its registration and table row)."""
     args = registered_defaults(variant, kwargs, "num_classes", "se_reduction", "se_stages")
-    width, depth, _, dropout = _VARIANTS[variant]
-    return _build_efficientnet(width, depth, **{"dropout": dropout, **args})
+    width, depth, _, dropout, norm = _VARIANTS[variant]
+    return _build_efficientnet(width, depth, norm, **{"dropout": dropout, **args})
 
 
 def _build_efficientnet(
     width: float,
     depth: float,
+    norm: NormLayer,
     *,
     num_classes: int,
     se_reduction: int | None,
@@ -185,7 +197,7 @@ def _build_efficientnet(
     total_blocks = sum(n for _, n in cfgs)
 
     stem_out = ch(_B0_STAGES[0].in_channels)
-    stem = ConvBNAct(3, stem_out, 3, stride=2, act=_SiLU)
+    stem = ConvBNAct(3, stem_out, 3, stride=2, act=_SiLU, norm=norm)
 
     stages: list[nn.Sequential] = []
     channels = [stem_out]
@@ -199,7 +211,7 @@ def _build_efficientnet(
             drop = stochastic_depth_prob * block_id / total_blocks
             stride = cfg.stride if i == 0 else 1
             blocks.append(
-                MBConv(in_ch, out_ch, cfg.kernel, stride, cfg.expand_ratio, reduction, drop)
+                MBConv(in_ch, out_ch, cfg.kernel, stride, cfg.expand_ratio, reduction, drop, norm)
             )
             in_ch = out_ch
             block_id += 1
@@ -208,7 +220,7 @@ def _build_efficientnet(
 
     last = 4 * in_ch
     head = nn.Sequential(
-        ConvBNAct(in_ch, last, 1, act=_SiLU),
+        ConvBNAct(in_ch, last, 1, act=_SiLU, norm=norm),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(1),
         nn.Dropout(dropout, inplace=True),

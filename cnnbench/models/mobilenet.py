@@ -13,6 +13,10 @@ block; the stride-1 block right after the stem is stage 1). V2 keeps the seven r
 ``(t, c, n, s)`` of the paper's Table 2 as its seven stages. The head holds the last 1x1
 convolution (V2, V3), global pooling and the classifier.
 
+BatchNorm: V1 and V2 use PyTorch's defaults (eps 1e-5, momentum 0.1) like timm's
+``mobilenetv1_100`` and torchvision's ``mobilenet_v2``; every V3 BatchNorm has eps 0.001 and
+momentum 0.01, as torchvision's ``mobilenetv3.py`` builds them.
+
 V3 SE: only some blocks carry SE in the reference table; SE squeezes the expanded width to
 ``make_divisible(expanded // se_reduction, 8)`` with a ReLU and a hard-sigmoid gate.
 ``se_stages`` can switch SE off per stage (``se_stages=()`` removes all of it) but cannot add
@@ -27,7 +31,7 @@ from typing import TypedDict, Unpack
 
 from torch import Tensor, nn
 
-from ._layers import ConvBNAct, SqueezeExcite, StagedNet, init_weights, make_divisible
+from ._layers import ConvBNAct, NormLayer, SqueezeExcite, StagedNet, init_weights, make_divisible
 from ._registry import register_model, registered_defaults
 
 __all__ = [
@@ -48,6 +52,9 @@ _PAPER_V3 = "Howard et al. 2019, Searching for MobileNetV3"
 _ReLU = partial(nn.ReLU, inplace=True)
 _ReLU6 = partial(nn.ReLU6, inplace=True)
 _HSwish = partial(nn.Hardswish, inplace=True)
+#: torchvision mobilenetv3.py builds every BatchNorm of V3 with eps 0.001, momentum 0.01; V1
+#: (timm) and V2 (torchvision) keep PyTorch's defaults (eps 1e-5, momentum 0.1).
+_BN_V3: NormLayer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
 
 
 class InvertedResidual(nn.Module):
@@ -66,18 +73,27 @@ class InvertedResidual(nn.Module):
         stride: int = 1,
         act: Callable[[], nn.Module] = _ReLU6,
         se_channels: int | None = None,
+        norm: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.use_residual = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if mid_channels != in_channels:
-            layers.append(ConvBNAct(in_channels, mid_channels, 1, act=act))
+            layers.append(ConvBNAct(in_channels, mid_channels, 1, act=act, norm=norm))
         layers.append(
-            ConvBNAct(mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act=act)
+            ConvBNAct(
+                mid_channels,
+                mid_channels,
+                kernel_size,
+                stride,
+                groups=mid_channels,
+                act=act,
+                norm=norm,
+            )
         )
         if se_channels is not None:
             layers.append(SqueezeExcite(mid_channels, se_channels, act=_ReLU, gate=nn.Hardsigmoid))
-        layers.append(ConvBNAct(mid_channels, out_channels, 1, act=None))
+        layers.append(ConvBNAct(mid_channels, out_channels, 1, act=None, norm=norm))
         self.block = nn.Sequential(*layers)
         self.out_channels = out_channels
 
@@ -279,7 +295,7 @@ def _build_mobilenet_v3(
         )
     block_stage = _v3_stage_of_blocks(table)
 
-    stem = ConvBNAct(3, 16, 3, stride=2, act=_HSwish)
+    stem = ConvBNAct(3, 16, 3, stride=2, act=_HSwish, norm=_BN_V3)
     stages: list[list[nn.Module]] = [[] for _ in range(block_stage[-1])]
     channels = [16]
     in_ch = 16
@@ -288,14 +304,16 @@ def _build_mobilenet_v3(
         if use_se and se_reduction is not None and stage in se_stages:
             se = make_divisible(mid // se_reduction, 8)
         stages[stage - 1].append(
-            InvertedResidual(in_ch, mid, out_ch, k, stride, act=_V3_ACTS[act], se_channels=se)
+            InvertedResidual(
+                in_ch, mid, out_ch, k, stride, act=_V3_ACTS[act], se_channels=se, norm=_BN_V3
+            )
         )
         in_ch = out_ch
     channels += [stage[-1].out_channels for stage in stages]
 
     last = 6 * in_ch
     head = nn.Sequential(
-        ConvBNAct(in_ch, last, 1, act=_HSwish),
+        ConvBNAct(in_ch, last, 1, act=_HSwish, norm=_BN_V3),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(1),
         nn.Linear(last, hidden),
