@@ -255,18 +255,22 @@ def test_channels_last_applies_to_model_and_input() -> None:
     assert p.inputs.is_contiguous(memory_format=torch.channels_last)
     assert not p.inputs.is_contiguous()
     assert net.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
-    r = measure_model(net, RuntimeConfig(memory_format="channels_last", **FAST), name="t")
+    r = measure_model(
+        net, RuntimeConfig(memory_format="channels_last", **FAST), name="t", cpu_memory=False
+    )
     assert r.memory_format == "channels_last" and r.status == "ok"
 
 
 def test_bf16_records_autocast_dtype() -> None:
-    r = measure_model(tiny_net(), RuntimeConfig(precision="bf16", **FAST), name="tiny")
+    r = measure_model(
+        tiny_net(), RuntimeConfig(precision="bf16", **FAST), name="tiny", cpu_memory=False
+    )
     assert r.status == "ok" and r.precision == "bf16" and r.autocast_dtype == "bfloat16"
 
 
 def test_threads_are_set_recorded_and_restored() -> None:
     before = torch.get_num_threads()
-    r = measure_model(tiny_net(), RuntimeConfig(threads=1, **FAST), name="tiny")
+    r = measure_model(tiny_net(), RuntimeConfig(threads=1, **FAST), name="tiny", cpu_memory=False)
     assert r.threads == 1
     assert torch.get_num_threads() == before
 
@@ -274,41 +278,54 @@ def test_threads_are_set_recorded_and_restored() -> None:
 def test_train_mode_changes_weights() -> None:
     net = tiny_net()
     w0 = net.stage1[0].weight.detach().clone()
-    r = measure_model(net, RuntimeConfig(mode="train", batch_size=2, **FAST), name="tiny")
+    r = measure_model(
+        net, RuntimeConfig(mode="train", batch_size=2, **FAST), name="tiny", cpu_memory=False
+    )
     assert r.status == "ok" and r.mode == "train"
     assert not torch.equal(w0, net.stage1[0].weight.detach())
     assert net.training
 
 
 def test_oom_is_recorded_and_the_caller_goes_on() -> None:
-    r = measure_model(OomAbove(limit=2), RuntimeConfig(batch_size=8, **FAST), name="big")
+    r = measure_model(
+        OomAbove(limit=2), RuntimeConfig(batch_size=8, **FAST), name="big", cpu_memory=False
+    )
     assert r.status == "oom"
     assert "out of memory" in r.error and "batch 8" in r.error
     assert r.latency_ms_median is None and r.samples_ms == [] and r.effective_batch_size is None
-    ok = measure_model(OomAbove(limit=2), RuntimeConfig(batch_size=2, **FAST), name="big")
+    ok = measure_model(
+        OomAbove(limit=2), RuntimeConfig(batch_size=2, **FAST), name="big", cpu_memory=False
+    )
     assert ok.status == "ok"
 
 
 def test_oom_backoff_halves_and_says_so() -> None:
     cfg = RuntimeConfig(batch_size=8, oom_backoff=True, **FAST)
-    r = measure_model(OomAbove(limit=2), cfg, name="big")
+    r = measure_model(OomAbove(limit=2), cfg, name="big", cpu_memory=False)
     assert r.status == "ok"
     assert r.batch_size == 8 and r.effective_batch_size == 2
     assert "8, 4" in r.error and "batch 2" in r.error
     assert r.throughput_ips == pytest.approx(2 * 1000 / r.latency_ms_median)
-    none_fit = measure_model(OomAbove(limit=0), cfg, name="big")
+    none_fit = measure_model(OomAbove(limit=0), cfg, name="big", cpu_memory=False)
     assert none_fit.status == "oom" and "8, 4, 2" in none_fit.error
 
 
 def test_nonfinite_output_is_flagged_and_timed() -> None:
-    r = measure_model(NanNet(), RuntimeConfig(**FAST), name="nan")
+    r = measure_model(NanNet(), RuntimeConfig(**FAST), name="nan", cpu_memory=False)
     assert r.status == "nonfinite" and "NaN" in r.error
     assert r.latency_ms_median is not None and r.timed_iters
 
 
 def test_flops_and_peak_give_efficiency() -> None:
     peak = Peak("cpu", "fp32", 100.0, 1024, 10.0, 1 << 26, 1, False)
-    r = measure_model(tiny_net(), RuntimeConfig(**FAST), name="t", flops_per_image=10**6, peak=peak)
+    r = measure_model(
+        tiny_net(),
+        RuntimeConfig(**FAST),
+        name="t",
+        flops_per_image=10**6,
+        peak=peak,
+        cpu_memory=False,
+    )
     assert r.achieved_gflops == pytest.approx(1e6 / (r.latency_ms_median / 1000) / 1e9)
     assert r.peak_gflops == 100.0
     assert r.pct_of_peak == pytest.approx(r.achieved_gflops)
@@ -343,7 +360,9 @@ def test_stage_times_needs_a_staged_net() -> None:
 
 @pytest.mark.slow
 def test_compile_is_measured_and_recorded() -> None:
-    r = measure_model(tiny_net(), RuntimeConfig(compile=True, **FAST), name="tiny")
+    r = measure_model(
+        tiny_net(), RuntimeConfig(compile=True, **FAST), name="tiny", cpu_memory=False
+    )
     assert r.status == "ok" and r.compiled and r.latency_ms_median
 
 
