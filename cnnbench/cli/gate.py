@@ -7,10 +7,12 @@ UsageError and turned into one line by :func:`cnnbench.cli.main`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -123,9 +125,7 @@ def _config(
     if cfg is None:
         if baseline is not None:
             run, path = baseline
-            cfg = baseline_config(run, path, models or ())  # type: ignore[arg-type]
-            if not need_models:
-                cfg = dataclasses.replace(cfg, models=(), model_args={})
+            cfg = baseline_config(run, path, models or (), take_models=need_models)  # type: ignore[arg-type]
         else:
             cfg = GateConfig()
     changes: dict = {}
@@ -160,6 +160,16 @@ def _check_outputs(junit: Path | None, markdown: Path | None, json_out: Path | N
     for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_out)):
         if path is not None:
             check_writable(path, option)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """A real Ctrl-C ends the command with one line and exit 130: nothing was decided."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print("gate: interrupted; nothing was decided", highlight=False)
+        raise typer.Exit(130) from None
 
 
 def _progress(quiet: bool) -> Progress:
@@ -253,7 +263,7 @@ def save_cmd(
         resolution=resolution,
         memory=memory,
     )
-    with _progress(quiet) as progress:
+    with _interruptible(), _progress(quiet) as progress:
         task = progress.add_task("starting")
         run = gate.save(cfg, out_file, on_progress=lambda m: progress.update(task, description=m))
     rows = [r for r in run.results if not r.model.startswith(gate.CALIBRATION_MODEL)]
@@ -304,7 +314,7 @@ def check_cmd(
     if candidate is not None:
         report = gate.compare_files(cfg, baseline, candidate, allow_env_mismatch=allow_env_mismatch)
     else:
-        with _progress(quiet) as progress:
+        with _interruptible(), _progress(quiet) as progress:
             task = progress.add_task("starting")
             report = gate.check(
                 cfg,
@@ -362,7 +372,7 @@ def ab_cmd(
     if all(is_file):
         report = gate.compare_files(cfg, baseline, candidate, allow_env_mismatch=allow_env_mismatch)
     else:
-        with _progress(quiet) as progress:
+        with _interruptible(), _progress(quiet) as progress:
             task = progress.add_task("starting")
             report = gate.ab(
                 baseline, candidate, cfg, on_progress=lambda m: progress.update(task, description=m)

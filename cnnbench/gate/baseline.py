@@ -259,7 +259,7 @@ def _is_zoo_name(spec: str) -> bool:
 
 
 def baseline_config(
-    run: Run, path: str | os.PathLike[str], models: Sequence[str] = ()
+    run: Run, path: str | os.PathLike[str], models: Sequence[str] = (), *, take_models: bool = True
 ) -> GateConfig:
     """The gate settings stored in a baseline, for a check run without a configuration file.
 
@@ -269,11 +269,12 @@ def baseline_config(
     A stored ``module:callable`` or ``file.py:Name`` spec is refused (UsageError): pass it
     with ``--model`` or list it in ``[tool.cnnbench.gate]`` if you trust it. When ``models``
     (from the command line) are given, they replace the stored ones and the stored
-    ``model_args`` (which belong to the stored models) are dropped."""
+    ``model_args`` (which belong to the stored models) are dropped; ``take_models`` False
+    (comparing saved files: nothing is built) takes the settings only."""
     stored = run.config.get("gate")
     source = f"{path}: config.gate"
     cfg = config_from_dict(stored, source) if stored is not None else GateConfig()
-    if models:
+    if models or not take_models:
         return dataclasses.replace(cfg, models=tuple(models), model_args={})
     code = [m for m in cfg.models if not _is_zoo_name(m)]
     if code:
