@@ -15,12 +15,22 @@ configuration that ``cnnbench gate check --baseline``/``gate ab`` use to match r
 
 Registered through the ``pytest11`` entry point ``cnnbench`` (or ``-p cnnbench.pytest_plugin``).
 Importing it is cheap: torch is imported when the fixture is used.
+
+Honest numbers or none: ``--cnnbench-budget`` and ``budget_s`` must be positive seconds (a
+usage error otherwise, not a silent default); ``device='cuda'`` without CUDA skips the test
+in one line; a model or input on the meta device (nothing runs there, so there is no time
+to measure) or on another device than ``device`` fails it in one line. With
+``--benchmark-disable`` the model runs once as a smoke test and that one call, timed, is
+returned (``timed_iters == 1``, ``stop_reason == "benchmark-disabled"``, no warm-up, nothing
+recorded): never a made-up zero.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -38,7 +48,102 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--cnnbench-budget",
         type=float,
         default=None,
-        help=f"Seconds per cnnbench_latency measurement (default {_DEFAULT_BUDGET_S}).",
+        help=f"Seconds per cnnbench_latency measurement (> 0; default {_DEFAULT_BUDGET_S}).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a non-positive or non-finite ``--cnnbench-budget`` before any test runs."""
+    budget = config.getoption("cnnbench_budget", default=None)
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise pytest.UsageError(
+            f"--cnnbench-budget {budget:g}: must be a positive number of seconds, "
+            f"e.g. --cnnbench-budget {_DEFAULT_BUDGET_S:g}"
+        )
+
+
+def _refuse(message: str) -> NoReturn:
+    """Fail the calling test with one line (no traceback): a misuse of the fixture."""
+    pytest.fail(f"cnnbench_latency: {message}", pytrace=False)
+
+
+def _device(device: Any) -> Any:
+    """The torch device for ``device``; the test is skipped (one line) when it asks for CUDA
+    on a machine without it, and fails (one line) for a device name cnnbench does not know."""
+    import torch
+
+    from cnnbench.errors import UsageError
+    from cnnbench.runtime.config import resolve_device
+
+    try:
+        return resolve_device(device)
+    except UsageError as exc:
+        if isinstance(device, str) and re.fullmatch(r"cuda(:\d+)?", device.strip().lower()):
+            if not torch.cuda.is_available():
+                pytest.skip(
+                    f"cnnbench_latency(device={device!r}): CUDA is not available on this "
+                    f"machine (torch {torch.__version__}); run it on a CUDA machine or pass "
+                    "device='cpu'"
+                )
+        _refuse(f"device={device!r}: {exc}")
+
+
+def _tensors(obj: Any) -> list[Any]:
+    """The tensors in ``obj`` (a tensor, or tuples/lists/dicts of them)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [t for item in obj for t in _tensors(item)]
+    if isinstance(obj, dict):
+        return [t for item in obj.values() for t in _tensors(item)]
+    return []
+
+
+def _check_placement(model: Any, inputs: Any, device: Any) -> None:
+    """One-line failure when the model or its inputs live on the meta device, or on another
+    kind of device than the one timed."""
+    from torch import nn
+
+    where = []
+    if isinstance(model, nn.Module):
+        where += [("the model", t) for t in (*model.parameters(), *model.buffers())]
+    where += [("the input", t) for t in _tensors(inputs)]
+    for what, tensor in where:
+        if tensor.is_meta:
+            _refuse(
+                f"{what} is on the meta device, where nothing runs, so there is no time to "
+                "measure; materialise it first, e.g. model.to_empty(device='cpu') and load "
+                "its weights"
+            )
+        if tensor.device.type != device.type:
+            _refuse(
+                f"{what} is on {tensor.device} but device={str(device)!r} is timed; move it "
+                f"with .to({str(device)!r}) or pass device={tensor.device.type!r}"
+            )
+
+
+def _one_call(fn: Callable[[], Any], device: Any) -> TimingStats:
+    """Run ``fn`` once (synchronising on CUDA) and return that single call, timed."""
+    import time
+
+    import torch
+
+    from cnnbench.runtime.timing import summarize
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter_ns()
+    fn()
+    sync()
+    elapsed = time.perf_counter_ns() - start
+    return summarize(
+        [elapsed / 1e6],
+        warmup_iters=0,
+        warmup_settled=False,
+        stop_reason="benchmark-disabled",
+        elapsed_s=elapsed / 1e9,
     )
 
 
@@ -121,18 +226,30 @@ class LatencyFixture:
     ) -> TimingStats:
         import torch
 
-        from cnnbench.runtime.timing import measure, summarize
+        from cnnbench.runtime.timing import measure
 
         if budget_s is None:
-            budget_s = self._request.config.getoption("cnnbench_budget") or _DEFAULT_BUDGET_S
+            budget_s = self._request.config.getoption("cnnbench_budget")
+        if budget_s is None:
+            budget_s = _DEFAULT_BUDGET_S
+        if not (
+            isinstance(budget_s, (int, float))
+            and not isinstance(budget_s, bool)
+            and math.isfinite(budget_s)
+            and budget_s > 0
+        ):
+            _refuse(f"budget_s={budget_s!r}: must be a positive number of seconds, e.g. 2")
+        if not (isinstance(target_ci, (int, float)) and 0 < target_ci < 1):
+            _refuse(f"target_ci={target_ci!r}: must be a fraction of the median in (0, 1)")
+        dev = _device(device)
+        _check_placement(model, inputs, dev)
         fn, batch, input_size = _callable(model, inputs)
         benchmark = self._benchmark() if record else None
         if benchmark is not None and getattr(benchmark, "disabled", False):
-            # --benchmark-disable: run once as a smoke test, no timing.
-            fn()
-            self.stats = summarize([0.0])
+            # --benchmark-disable: a smoke test. One real call, timed; nothing recorded.
+            self.stats = _one_call(fn, dev)
             return self.stats
-        stats = measure(fn, device=device, target_ci=target_ci, budget_s=budget_s)
+        stats = measure(fn, device=dev, target_ci=target_ci, budget_s=budget_s)
         self.stats = stats
         if benchmark is not None:
             info = {
@@ -164,7 +281,7 @@ def _callable(model: Any, inputs: Any) -> tuple[Callable[[], Any], int, list[int
 
     if isinstance(model, nn.Module):
         if inputs is None:
-            raise ValueError("cnnbench_latency(model, inputs): an nn.Module needs its inputs")
+            _refuse("an nn.Module needs its inputs: cnnbench_latency(model, inputs)")
         args = inputs if isinstance(inputs, tuple) else (inputs,)
         model.eval()
 
@@ -180,7 +297,7 @@ def _callable(model: Any, inputs: Any) -> tuple[Callable[[], Any], int, list[int
         if inputs is not None:
             return (lambda: model(inputs)), 1, []
         return model, 1, []
-    raise TypeError(f"cnnbench_latency: expected an nn.Module or a callable, got {type(model)}")
+    _refuse(f"expected an nn.Module or a callable, got {type(model).__name__}")
 
 
 @pytest.fixture
