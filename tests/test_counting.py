@@ -18,11 +18,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnbench.models import SqueezeExcite
 from cnnbench.static import build_model
 from cnnbench.static.backends import run_backend
-from cnnbench.static.counting import FREE_OPS, RULES, DispatchCount, count_dispatch, se_module_types
+from cnnbench.static.counting import (
+    FREE_OPS,
+    META_SHAPES,
+    RULES,
+    DispatchCount,
+    count_dispatch,
+    count_saved_bytes,
+    se_module_types,
+)
 
 aten = torch.ops.aten
 
@@ -365,3 +374,76 @@ def test_unknown_op_is_listed_not_dropped() -> None:
     assert count.uncounted["cumsum"].calls == 1
     assert count.uncounted["cumsum"].elements == ELEMS
     assert count.flops == 0
+
+
+# --- the meta-device shortcuts: the same outputs as PyTorch's meta kernels --------------------
+
+
+def _layout(out: object) -> object:
+    if isinstance(out, (tuple, list)):
+        return tuple(_layout(o) for o in out)
+    assert isinstance(out, Tensor)
+    return (tuple(out.shape), out.stride(), out.dtype, out.device.type, out._is_view())
+
+
+class _CompareShortcuts(TorchDispatchMode):
+    """Runs each op both ways, PyTorch's kernel and cnnbench's shortcut, and records both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: dict[str, int] = {}
+        self.mismatches: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        shortcut = META_SHAPES.get(func)
+        short = shortcut(args, kwargs) if shortcut is not None else None
+        out = func(*args, **kwargs)
+        if short is not None:
+            self.taken[str(func)] = self.taken.get(str(func), 0) + 1
+            same_object = short is out if func._schema.is_mutable else short is not out
+            if _layout(short) != _layout(out) or not same_object:
+                self.mismatches.append((str(func), _layout(short), _layout(out)))
+        return out
+
+
+@pytest.mark.parametrize("name", ["se_resnet50", "ghostnet", "mobilenet_v3_large", "densenet121",
+                                  "efficientnet_b0", "inception_v3"])  # fmt: skip
+def test_meta_shortcuts_match_pytorch_meta_kernels(name: str) -> None:
+    model = build_model(name)
+    c, h, w = model.model_info.input_size
+    taken: set[str] = set()
+    for train, memory_format in ((False, torch.contiguous_format), (True, torch.contiguous_format),
+                                 (False, torch.channels_last)):  # fmt: skip
+        model.train(train).to(memory_format=memory_format)
+        x = torch.empty(2 if train else 1, c, h, w, device="meta").to(memory_format=memory_format)
+        mode = _CompareShortcuts()
+        with torch.enable_grad() if train else torch.no_grad(), mode:
+            model(x)
+        assert mode.mismatches == []
+        taken |= set(mode.taken)
+    assert "aten.native_batch_norm.default" in taken and "aten.convolution.default" in taken
+
+
+def test_meta_shortcuts_leave_errors_to_pytorch() -> None:
+    m = torch.empty(1, 8, 4, 4, device="meta")
+    with pytest.raises(RuntimeError):  # shapes that do not broadcast
+        count_dispatch(Fn(lambda a, b: a + b), [m, torch.empty(1, 8, 3, 3, device="meta")])
+    with pytest.raises(RuntimeError):  # kernel larger than the padded input
+        count_dispatch(nn.Conv2d(8, 8, 5).to("meta"), [m])
+    with pytest.raises(RuntimeError):  # wrong number of input channels
+        count_dispatch(nn.Conv2d(4, 8, 3).to("meta"), [m])
+    with pytest.raises(RuntimeError):  # in place into a smaller tensor
+        count_dispatch(Fn(lambda a, b: a.add_(b)), [m[:, :, :1, :1], m])
+    # cases the shortcuts decline still count, through PyTorch's own meta kernels
+    count = count_dispatch(
+        Fn(lambda a, b: a * b), [m, torch.empty(1, 8, 4, 4, device="meta").transpose(2, 3)]
+    )
+    assert count.by_op["mul"].flops == 128
+
+
+def test_saved_bytes_without_counting_equal_the_counter() -> None:
+    model = build_model("ghostnet").train()
+    x = [torch.empty(2, 3, 64, 64, device="meta")]
+    counted = count_dispatch(model, x, track_memory=False, track_saved=True).saved_bytes
+    assert counted > 0 and count_saved_bytes(model, x) == counted

@@ -19,14 +19,25 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
-from cnnbench.static.counting import RULES, DispatchCount, count_dispatch, op_name
+from cnnbench.static.counting import (
+    RULES,
+    DispatchCount,
+    count_dispatch,
+    op_name,
+    se_module_types,
+)
+
+if TYPE_CHECKING:
+    from cnnbench.static.profile import StaticProfile
 
 __all__ = [
     "Uncounted",
@@ -94,12 +105,12 @@ def _thop_category(module: nn.Module) -> str:
     return "other"
 
 
-def _cnnbench(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
-    from cnnbench.static.counting import se_module_types
-
-    return report_from_dispatch(
-        count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
-    )
+def _cnnbench(
+    model: nn.Module, inputs: Sequence[Tensor], ours: DispatchCount | None = None
+) -> CounterReport:
+    if ours is None:
+        ours = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+    return report_from_dispatch(ours)
 
 
 def report_from_dispatch(count: DispatchCount) -> CounterReport:
@@ -115,12 +126,15 @@ def report_from_dispatch(count: DispatchCount) -> CounterReport:
     )
 
 
-def _torch(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
+def _torch(
+    model: nn.Module, inputs: Sequence[Tensor], ours: DispatchCount | None = None
+) -> CounterReport:
     from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
     counter = FlopCounterMode(display=False)
-    # Our own pass tells what FlopCounterMode leaves at zero (it does not say).
-    ours = count_dispatch(model, inputs, track_memory=False)
+    # Our own count (``ours``, or one pass now) tells what FlopCounterMode leaves at zero.
+    if ours is None:
+        ours = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
     with torch.no_grad(), counter:
         model(*inputs)
     by_cat: dict[str, int] = defaultdict(int)
@@ -129,11 +143,12 @@ def _torch(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
         rule = RULES.get(name)
         by_cat[rule.category if rule else "other"] += int(flops)
     counted = {_packet_name(op) for op in flop_registry}
-    uncounted = [
-        Uncounted(n, s.calls, s.elements)
-        for n, s in {**ours.by_op, **ours.uncounted}.items()
-        if n.split(" ")[0] not in counted
-    ]
+    seen: dict[str, list[int]] = {}  # by ATen name: "mul" and "mul (SE)" are one op here
+    for n, stats in {**ours.by_op, **ours.uncounted}.items():
+        entry = seen.setdefault(n.split(" ")[0], [0, 0])
+        entry[0] += stats.calls
+        entry[1] += stats.elements
+    uncounted = [Uncounted(n, c, e) for n, (c, e) in seen.items() if n not in counted]
     total = int(counter.get_total_flops())
     core = sum(v for k, v in by_cat.items() if k in CORE_CATEGORIES)
     return CounterReport("torch", "FLOPs", total, core // 2, dict(by_cat), uncounted)
@@ -251,13 +266,44 @@ BACKENDS: dict[str, Callable[[nn.Module, Sequence[Tensor]], CounterReport]] = {
 }
 
 
-def run_backend(name: str, model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
-    """Count ``model(*inputs)`` with one backend. The model's mode is left as it was."""
+#: Backends that can take an existing cnnbench count instead of counting again.
+_REUSES_DISPATCH = (_cnnbench, _torch)
+
+
+@contextmanager
+def _modes_set(model: nn.Module, train: bool) -> Iterator[None]:
+    """Put the model in eval (or train) mode; put every module's own flag back on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def run_backend(
+    name: str,
+    model: nn.Module,
+    inputs: Sequence[Tensor],
+    *,
+    train: bool = False,
+    dispatch: DispatchCount | None = None,
+) -> CounterReport:
+    """Count ``model(*inputs)`` with one backend, in eval mode (``train=True``: train mode);
+    every module's train/eval flag is put back afterwards.
+
+    ``dispatch``: an existing cnnbench count of the same model and inputs (in the same mode),
+    used by the ``cnnbench`` and ``torch`` backends instead of counting again.
+    """
     try:
         fn = BACKENDS[name]
     except KeyError:
         raise UsageError(f"unknown counter {name!r}; choose one of {', '.join(BACKENDS)}") from None
-    return fn(model, inputs)
+    with _modes_set(model, train):
+        if dispatch is not None and fn in _REUSES_DISPATCH:
+            return fn(model, inputs, dispatch)  # type: ignore[call-arg]
+        return fn(model, inputs)
 
 
 @dataclass
@@ -282,9 +328,22 @@ def compare_counters(
     inputs: Sequence[Tensor],
     backends: Sequence[str] = ("cnnbench", "torch", "fvcore", "thop"),
     tolerance: float = 0.01,
+    *,
+    profile: StaticProfile | DispatchCount | None = None,
 ) -> CounterComparison:
-    """Run each backend and check that their MACs agree once the extras are set aside."""
-    reports = {name: run_backend(name, model, inputs) for name in backends}
+    """Run each backend (in eval mode, the model's modes put back afterwards) and check that
+    their MACs agree once the extras are set aside.
+
+    ``profile``: an existing static profile (or cnnbench dispatch count) of this model at this
+    input, batch 1, in eval mode; the cnnbench row (and the torch row's list of what it does not
+    count) then comes from it, so cnnbench's FLOPs are the profile's and nothing is counted
+    twice. Without it, cnnbench's counter runs once for both rows.
+    """
+    dispatch = _dispatch_of(profile, inputs)
+    if dispatch is None and any(BACKENDS.get(b) in _REUSES_DISPATCH for b in backends):
+        with _modes_set(model, False):
+            dispatch = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+    reports = {name: run_backend(name, model, inputs, dispatch=dispatch) for name in backends}
     comparison = CounterComparison(reports, tolerance)
     ref = reports.get("cnnbench") or next(iter(reports.values()))
     for name, rep in reports.items():
@@ -300,6 +359,21 @@ def compare_counters(
                 f"{', '.join(u.name for u in rep.uncounted[:5]) or 'none'}"
             )
     return comparison
+
+
+def _dispatch_of(
+    profile: StaticProfile | DispatchCount | None, inputs: Sequence[Tensor]
+) -> DispatchCount | None:
+    """The dispatch count inside ``profile``, checked against the inputs it is to stand for."""
+    if profile is None or isinstance(profile, DispatchCount):
+        return profile
+    shape = tuple(inputs[0].shape) if inputs else ()
+    if len(inputs) != 1 or shape != (1, *profile.input_size):
+        raise UsageError(
+            f"{profile.model}: the profile is for input 1x{'x'.join(map(str, profile.input_size))}"
+            f", not {'x'.join(map(str, shape)) or 'these inputs'}; profile this input instead"
+        )
+    return profile.dispatch
 
 
 def _macs_in(report: CounterReport, category: str) -> int:

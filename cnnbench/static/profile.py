@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,12 @@ from torch import Tensor, nn
 from cnnbench.errors import UsageError
 from cnnbench.results import Result, StageCost
 from cnnbench.static.backends import CounterReport, report_from_dispatch, run_backend
-from cnnbench.static.counting import DispatchCount, count_dispatch, se_module_types
+from cnnbench.static.counting import (
+    DispatchCount,
+    count_dispatch,
+    count_saved_bytes,
+    se_module_types,
+)
 
 __all__ = [
     "StaticProfile",
@@ -97,41 +102,58 @@ def on_meta(model: nn.Module) -> Iterator[nn.Module]:
     still builds an autograd graph), a shared module is swapped once and tied tensors stay
     tied; every original tensor object is put back on exit, even when the forward fails.
     """
-    if all(t.is_meta for t in _tensors(model)):
+    with _swapped_to_meta(list(model.modules())):
         yield model
+
+
+@contextmanager
+def _swapped_to_meta(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """:func:`on_meta` on the (deduplicated) module list of a model."""
+    slots_of = [(m._parameters, m._buffers) for m in modules]
+    if all(t is None or t.is_meta for pair in slots_of for slots in pair for t in slots.values()):
+        yield
         return
     swapped: list[tuple[dict[str, Any], str, Tensor]] = []
     metas: dict[int, Tensor] = {}
-
-    def to_meta(t: Tensor) -> Tensor:
-        if id(t) not in metas:
-            empty = torch.empty_like(t, device="meta")
-            metas[id(t)] = (
-                nn.Parameter(empty, requires_grad=t.requires_grad)
-                if isinstance(t, nn.Parameter)
-                else empty
-            )
-        return metas[id(t)]
-
     try:
-        for module in model.modules():  # each module once, even when shared
-            for slots in (module._parameters, module._buffers):
+        for pair in slots_of:  # each module once, even when shared
+            for slots in pair:
                 for key, t in list(slots.items()):
-                    if t is not None:
-                        swapped.append((slots, key, t))
-                        slots[key] = to_meta(t)
-        yield model
+                    if t is None:
+                        continue
+                    meta = metas.get(id(t))
+                    if meta is None:
+                        meta = _meta_like(t)
+                        if isinstance(t, nn.Parameter):
+                            meta = nn.Parameter(meta, requires_grad=t.requires_grad)
+                        metas[id(t)] = meta
+                    swapped.append((slots, key, t))
+                    slots[key] = meta
+        yield
     finally:
         for slots, key, t in reversed(swapped):
             slots[key] = t
 
 
+def _meta_like(t: Tensor) -> Tensor:
+    """An empty meta tensor like ``t`` (what ``empty_like(t, device="meta")`` returns, without
+    its slow path for dense tensors)."""
+    if t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)):
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+    return torch.empty_like(t, device="meta")
+
+
 @contextmanager
-def _state_kept(model: nn.Module) -> Iterator[None]:
-    """Put back every module's train/eval flag and every real buffer's values on exit: the
-    profile runs in eval mode, and its train-memory pass updates BatchNorm statistics."""
-    modes = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.clone()) for b in model.buffers() if not b.is_meta]
+def _state_kept(modules: Sequence[nn.Module], values: bool = True) -> Iterator[None]:
+    """Put back every module's train/eval flag and (``values``) every real buffer's values on
+    exit: the profile runs in eval mode, and its train-memory pass updates BatchNorm
+    statistics. On the meta path the real buffers are swapped out and cannot change."""
+    modes = [(m, m.training) for m in modules]
+    buffers = (
+        [(b, b.clone()) for b in _unique(m._buffers for m in modules) if not b.is_meta]
+        if values
+        else []
+    )
     try:
         yield
     finally:
@@ -139,12 +161,25 @@ def _state_kept(model: nn.Module) -> Iterator[None]:
             for b, value in buffers:
                 b.copy_(value)
         for m, training in modes:
-            m.training = training
+            if m.training != training:
+                m.training = training
 
 
 def _tensors(model: nn.Module) -> Iterator[Tensor]:
     yield from model.parameters()
     yield from model.buffers()
+
+
+def _unique(slots: Iterable[dict[str, Tensor | None]]) -> list[Tensor]:
+    """The tensors in ``slots`` (modules' _parameters or _buffers), each once, in order."""
+    seen: set[int] = set()
+    out = []
+    for d in slots:
+        for t in d.values():
+            if t is not None and id(t) not in seen:
+                seen.add(id(t))
+                out.append(t)
+    return out
 
 
 def stage_list(model: nn.Module) -> list[tuple[str, int, int | None]]:
@@ -156,21 +191,32 @@ def stage_list(model: nn.Module) -> list[tuple[str, int, int | None]]:
     return [(name, 1, None) for name, _ in model.named_children()]
 
 
-def _param_summary(model: nn.Module) -> tuple[int, int, int, dict[str, int], dict[str, int]]:
-    params = list(model.parameters())
-    total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    buffers = sum(b.numel() for b in model.buffers())
+def _param_summary(
+    modules: Sequence[nn.Module],
+) -> tuple[int, int, int, dict[str, int], dict[str, int]]:
+    """(params, trainable, buffer elements, bytes by dtype, params by module type) of a model
+    given as its module list; each tensor once, as ``parameters()``/``buffers()`` yield them."""
+    params = _unique(m._parameters for m in modules)
+    buffers = _unique(m._buffers for m in modules)
+    total = trainable = 0
     by_dtype: dict[str, int] = defaultdict(int)
-    for t in _tensors(model):
-        by_dtype[str(t.dtype).removeprefix("torch.")] += t.numel() * t.element_size()
+    for p in params:
+        n = p.numel()
+        total += n
+        if p.requires_grad:
+            trainable += n
+        by_dtype[str(p.dtype).removeprefix("torch.")] += n * p.element_size()
+    n_buffers = 0
+    for b in buffers:
+        n_buffers += b.numel()
+        by_dtype[str(b.dtype).removeprefix("torch.")] += b.numel() * b.element_size()
     by_type: dict[str, int] = defaultdict(int)
-    for module in model.modules():
-        n = sum(p.numel() for p in module.parameters(recurse=False))
+    for module in modules:
+        n = sum(p.numel() for p in _unique([module._parameters]))
         if n:
             by_type[type(module).__name__] += n
     ordered = dict(sorted(by_type.items(), key=lambda kv: -kv[1]))
-    return total, trainable, buffers, dict(by_dtype), ordered
+    return total, trainable, n_buffers, dict(by_dtype), ordered
 
 
 def _run_checked(model: nn.Module, name: str, shape: tuple[int, ...], fn: Any) -> Any:
@@ -281,10 +327,12 @@ def profile_static(
     def x() -> Tensor:
         return torch.empty(shape, device=device) if meta else torch.randn(shape)
 
-    params, trainable, buffers, by_dtype, by_type = _param_summary(model)
-    ctx = on_meta(model) if meta else nullcontext(model)
+    modules = list(model.modules())  # walked once: a big model has hundreds
+    params, trainable, buffers, by_dtype, by_type = _param_summary(modules)
+    ctx = _swapped_to_meta(modules) if meta else nullcontext()
     stage_meta = stage_list(model)
-    with _state_kept(model), ctx:
+    se_types = se_module_types()
+    with _state_kept(modules, values=not meta), ctx:
         model.eval()
         # Shapes only: holding the stage outputs would keep them alive and inflate the peak.
         outputs: dict[str, tuple[tuple[int, ...], int] | None] = {}
@@ -299,15 +347,18 @@ def profile_static(
                 model,
                 name,
                 shape,
-                lambda: count_dispatch(model, [x()], se_types=se_module_types()),
+                lambda: count_dispatch(model, [x()], se_types=se_types),
             )
         finally:
             for hook in hooks:
                 hook.remove()
+        # The other backends reuse this count where they need cnnbench's (never count twice).
         report = (
             report_from_dispatch(dispatch)
             if counter == "cnnbench"
-            else _run_checked(model, name, shape, lambda: run_backend(counter, model, [x()]))
+            else _run_checked(
+                model, name, shape, lambda: run_backend(counter, model, [x()], dispatch=dispatch)
+            )
         )
         train_bytes = None
         if train_memory:
@@ -317,26 +368,24 @@ def profile_static(
                     model,
                     name,
                     (2, c, h, w),
-                    lambda: count_dispatch(
+                    lambda: count_saved_bytes(
                         model,
                         [
                             torch.empty(2, c, h, w, device=device)
                             if meta
                             else torch.randn(2, c, h, w)
                         ],
-                        track_memory=False,
-                        track_saved=True,
                     ),
                 )
-                train_bytes = saved.saved_bytes // 2
+                train_bytes = saved // 2
             finally:
-                model.eval()
+                model.eval()  # the flags are put back on exit; eval until then
     stages = []
     for stage_name, blocks, declared in stage_meta:
         out_shape, itemsize = outputs.get(stage_name) or ((), 0)
         scope = dispatch.by_scope.get(stage_name, [0, 0])
         module = getattr(model, stage_name)
-        se_blocks = [m for m in module.modules() if isinstance(m, se_module_types())]
+        se_blocks = [m for m in module.modules() if isinstance(m, se_types)]
         se_counts = dispatch.se_by_scope.get(stage_name, {})
         stages.append(
             StageCost(
