@@ -1,7 +1,10 @@
 """The four counting backends (cnnbench, torch, fvcore, thop) and their comparison.
 
-Models run on real CPU tensors at native size (fvcore traces with torch.jit and needs them).
-The figures pinned for resnet50 are the ones in shared/reference/counters_and_timing.md.
+Models run on real CPU tensors (fvcore traces with torch.jit and needs them): resnet50 at its
+native 224x224, where the figures pinned are the ones in shared/reference/counters_and_timing.md;
+the other models at 64x64, enough for rules that do not depend on the resolution (the backends
+agree on MACs, torch's FLOPs are twice cnnbench's MACs, one SE gate per block). One intra-op
+thread: the counts do not depend on it, and on a shared machine it is much faster.
 """
 
 from __future__ import annotations
@@ -10,9 +13,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from cnnbench.static import backends
 from cnnbench.errors import UsageError
-from cnnbench.static import build_model
+from cnnbench.static import backends, build_model, profile_static
 from cnnbench.static.backends import (
     BACKENDS,
     CORE_CATEGORIES,
@@ -24,21 +26,39 @@ from cnnbench.static.backends import (
 ALL = ("cnnbench", "torch", "fvcore", "thop")
 MODELS = ["resnet18", "resnet50", "se_resnet50", "ghostnet", "efficientnet_b0",
           "mobilenet_v3_large"]  # fmt: skip
+NATIVE = {"resnet50"}  # pinned reference figures at 224x224
+SMALL = 64
 
 
-def _real(name: str) -> tuple[nn.Module, list[Tensor]]:
-    model = build_model(name, device="cpu").eval()
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _real(name: str, resolution: int | None = None) -> tuple[nn.Module, list[Tensor]]:
+    """A zoo model on the CPU in eval mode, and an input (native size or ``resolution``).
+
+    Built on meta and given zero-filled CPU storage: what is counted depends on shapes only,
+    and this skips the weight initialisation (most of a real build's time)."""
+    model = build_model(name).to_empty(device="cpu").eval()
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            t.zero_()
     c, h, w = model.model_info.input_size
+    h = w = resolution or h
     return model, [torch.randn(1, c, h, w)]
 
 
 @pytest.fixture(scope="module")
 def compared() -> dict[str, backends.CounterComparison]:
-    """All four backends on every model, computed once for the module (a few seconds)."""
+    """All four backends on every model, computed once for the module."""
     torch.manual_seed(0)
     out = {}
     for name in MODELS:
-        model, x = _real(name)
+        model, x = _real(name, None if name in NATIVE else SMALL)
         out[name] = compare_counters(model, x)
     return out
 
@@ -168,7 +188,7 @@ def test_failing_forward_leaves_no_state(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", ALL)
 def test_profiling_twice_gives_identical_numbers(backend: str) -> None:
-    model, x = _real("mobilenet_v3_small")
+    model, x = _real("mobilenet_v3_small", SMALL)
     first = run_backend(backend, model, x)
     second = run_backend(backend, model, x)
     assert first.macs > 0
@@ -178,7 +198,7 @@ def test_profiling_twice_gives_identical_numbers(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", ALL)
 def test_backends_never_print(backend: str, capfd: pytest.CaptureFixture[str]) -> None:
-    model, x = _real("ghostnet")
+    model, x = _real("ghostnet", SMALL)
     capfd.readouterr()
     run_backend(backend, model, x)
     assert capfd.readouterr() == ("", "")
@@ -202,9 +222,9 @@ def test_fvcore_on_meta_is_a_clear_usage_error() -> None:
 
 
 def test_meta_capable_backends_match_real_tensors() -> None:
-    real, x = _real("resnet18")
+    real, x = _real("resnet18", SMALL)
     meta = build_model("resnet18").eval()
-    xm = [torch.empty(1, 3, 224, 224, device="meta")]
+    xm = [torch.empty(1, 3, SMALL, SMALL, device="meta")]
     for backend in ("cnnbench", "torch"):
         assert run_backend(backend, meta, xm) == run_backend(backend, real, x)
 
@@ -212,3 +232,96 @@ def test_meta_capable_backends_match_real_tensors() -> None:
 def test_unknown_backend_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown counter 'ptflops'.*cnnbench"):
         run_backend("ptflops", nn.Identity(), [torch.zeros(1)])
+
+
+# --- eval mode, and one count shared by the comparison and the profile -------------------------
+
+
+class TinyResNet(nn.Module):
+    """conv-BN-ReLU stem, one residual block (two conv-BN), global pool, linear: 3 BatchNorms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = torch.relu(self.stem(x))
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return self.fc(self.pool(torch.relu(x + y)).flatten(1))
+
+
+# by hand, on 1x3x16x16: every map is 8x16x16 = 2048 elements
+_MAP = 8 * 16 * 16
+_CONV_MACS = _MAP * 3 * 9 + 2 * _MAP * 8 * 9  # stem, conv1, conv2
+_FC_MACS = 8 * 10
+
+
+def test_fvcore_counts_a_train_mode_model_in_eval_mode() -> None:
+    model = TinyResNet().train()
+    stats = {k: v.clone() for k, v in model.state_dict().items()}
+    report = run_backend("fvcore", model, [torch.randn(1, 3, 16, 16)])
+    # eval-mode rules: BatchNorm 2 per element (train mode would count its statistics too),
+    # adaptive pooling 1 per input element
+    assert report.by_category == {
+        "conv": _CONV_MACS,
+        "matmul": _FC_MACS,
+        "batchnorm": 3 * 2 * _MAP,
+        "pooling": _MAP,
+    }
+    assert report.total == _CONV_MACS + _FC_MACS + 3 * 2 * _MAP + _MAP
+    # the mode is put back and the BatchNorm statistics were not updated
+    assert all(m.training for m in model.modules())
+    assert all(torch.equal(stats[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_every_backend_counts_train_mode_models_as_eval(backend: str) -> None:
+    model, x = _real("resnet18", SMALL)
+    eval_report = run_backend(backend, model, x)
+    model.train()
+    assert run_backend(backend, model, x) == eval_report
+    assert all(m.training for m in model.modules())
+    train_report = run_backend(backend, model, x, train=True)  # asked for: train mode
+    if backend == "cnnbench":  # num_batches_tracked += 1 in each of the 20 BatchNorms
+        assert train_report.flops == eval_report.flops + 20
+
+
+def _counting_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count calls to count_dispatch from the backends and the profile."""
+    from cnnbench.static import profile as profile_module
+
+    calls: list[int] = []
+    real = backends.count_dispatch
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backends, "count_dispatch", counted)
+    monkeypatch.setattr(profile_module, "count_dispatch", counted)
+    return calls
+
+
+def test_comparison_flops_equal_the_profile_and_reuse_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = _real("resnet18", SMALL)
+    model.train()  # as `cnnbench profile` loads it
+    calls = _counting_calls(monkeypatch)
+    prof = profile_static(model, resolution=SMALL)
+    assert len(calls) == 1  # one count per profile
+    comparison = compare_counters(model, x)
+    assert len(calls) == 2  # one count for both the cnnbench and the torch row
+    assert comparison.reports["cnnbench"].flops == prof.flops
+    assert comparison.reports["cnnbench"].macs == prof.macs
+    reused = compare_counters(model, x, profile=prof)
+    assert len(calls) == 2  # nothing counted again
+    assert reused.reports == comparison.reports
+    assert compare_counters(model, x, profile=prof.dispatch).reports == comparison.reports
+    assert all(m.training for m in model.modules())
+    with pytest.raises(UsageError, match="profile is for input 1x3x64x64"):
+        compare_counters(model, [torch.randn(1, 3, 32, 32)], profile=prof)
