@@ -284,15 +284,36 @@ def _check_field(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def _field_types(cls: Any) -> dict[str, Any]:
+    """The resolved annotation of each field of the dataclass ``cls``; a field whose
+    annotation cannot be resolved here is checked as ``Any`` rather than breaking reads."""
+    import dataclasses
+    import sys
+    import typing
+
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):
+        namespace = vars(sys.modules[cls.__module__])
+        hints: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            try:
+                hints[f.name] = (
+                    eval(f.type, namespace) if isinstance(f.type, str) else f.type  # noqa: S307
+                )
+            except Exception:  # noqa: BLE001 - an annotation only for type checkers
+                hints[f.name] = Any
+        return hints
+
+
 def _record_from_dict(cls: Any, data: Any, where: str) -> Any:
     """An instance of the dataclass ``cls`` from a JSON object, each field checked by
     :func:`_check_field` against its annotation; unknown and missing fields are refused."""
     import dataclasses
-    import typing
 
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: expected an object, got {_describe(data)}")
-    hints = typing.get_type_hints(cls)
+    hints = _field_types(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
