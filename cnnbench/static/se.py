@@ -11,9 +11,15 @@ the pooling + gate + scaling work (FLOPs under cnnbench's rule table). Counts pe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
 
 from cnnbench.errors import UsageError
+from cnnbench.static.counting import se_module_types
+
+if TYPE_CHECKING:
+    from cnnbench.static.profile import StaticProfile
 
 __all__ = ["SEStageRow", "SEOverhead", "se_overhead"]
 
@@ -76,12 +82,22 @@ class SEOverhead:
         return next((r.share for r in self.rows if r.stage == stage), 0.0)
 
 
-def se_overhead(name: str, *, resolution: int | None = None, **model_kwargs: Any) -> SEOverhead:
+def se_overhead(
+    name: str,
+    *,
+    resolution: int | None = None,
+    model: nn.Module | None = None,
+    profile: StaticProfile | None = None,
+    **model_kwargs: Any,
+) -> SEOverhead:
     """Measure the SE overhead of zoo model ``name`` (built with ``model_kwargs``).
 
-    The baseline is ``create_model(name, **model_kwargs, se_stages=())``.
+    The baseline is ``create_model(name, **model_kwargs, se_stages=())``, always built and
+    counted. ``model``: the SE model already built with ``model_kwargs`` (any device, any mode),
+    used instead of building it again; ``profile``: its static profile at ``resolution``
+    (``profile_static``'s default counter), used instead of counting it again. Counts per image.
     """
-    from cnnbench.models import SqueezeExcite, get_model_info
+    from cnnbench.models import get_model_info
     from cnnbench.static import build_model, profile_static
 
     info = get_model_info(name)
@@ -90,15 +106,33 @@ def se_overhead(name: str, *, resolution: int | None = None, **model_kwargs: Any
             f"{name}: has no SE blocks; try se_resnet50, efficientnet_b0, mobilenet_v3_large "
             "or ghostnet"
         )
-    model = build_model(name, **model_kwargs)
-    prof = profile_static(model, name=name, resolution=resolution, train_memory=False)
+    if (
+        profile is not None
+        and resolution is not None
+        and profile.input_size[1:]
+        != (
+            resolution,
+            resolution,
+        )
+    ):
+        raise UsageError(
+            f"{name}: the profile given is for {'x'.join(map(str, profile.input_size))}, "
+            f"not resolution {resolution}"
+        )
+    if model is None:
+        model = build_model(name, **model_kwargs)  # meta: shapes only
+    prof = profile or profile_static(model, name=name, resolution=resolution, train_memory=False)
     base_kwargs = {**model_kwargs, "se_stages": ()}
     base = profile_static(
-        build_model(name, **base_kwargs), name=name, resolution=resolution, train_memory=False
+        build_model(name, **base_kwargs),
+        name=name,
+        input_size=prof.input_size,
+        train_memory=False,
     )
+    se_types = se_module_types()
     rows: list[SEStageRow] = []
     for stage in prof.stages:
-        blocks = [m for m in getattr(model, stage.name).modules() if isinstance(m, SqueezeExcite)]
+        blocks = [m for m in getattr(model, stage.name).modules() if isinstance(m, se_types)]
         if not blocks:
             continue
         weight = sum(b.fc1.weight.numel() + b.fc2.weight.numel() for b in blocks)
@@ -138,8 +172,8 @@ def se_overhead(name: str, *, resolution: int | None = None, **model_kwargs: Any
         rows=rows,
         params=prof.params,
         base_params=base.params,
-        macs=prof.macs,
-        base_macs=base.macs,
+        macs=prof.dispatch.macs,
+        base_macs=base.dispatch.macs,
         flops=prof.flops,
         base_flops=base.flops,
         model_kwargs=model_kwargs,
