@@ -620,3 +620,28 @@ def test_gate_config_rejects_a_stored_config_of_the_wrong_shape(tmp_path: Path) 
         gate.config_from_dict({"configs": [{"bogus": 1}]}, f"{tmp_path}: config.gate")
     good = GateConfig(configs=(RuntimeConfig(device="cpu", resolution=32),))
     assert gate.config_from_dict(json.loads(json.dumps(good.to_dict()))) == good
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--budget", "0", "budget_s must be > 0 seconds"),
+        ("--budget", "-1", "budget_s must be > 0 seconds"),
+        ("--budget", "100", "exceeds 60 s per model check"),
+        ("--threads", "0", "threads must be a positive integer"),
+        ("--batch", "0", "batch size must be a positive integer"),
+        ("--resolution", "-32", "resolution must be a positive integer"),
+        ("--device", "tpu", "unknown device 'tpu'"),
+    ],
+)
+def test_gate_bad_command_line_value_fails_before_any_model_is_built(
+    proj: Path, run_cli: CLI, option: str, value: str, needle: str
+) -> None:
+    marker = proj / "built"
+    _net(proj / "net.py", top=f"open({str(marker)!r}, 'w')\n")
+    code, out, err = run_cli(
+        "gate", "check", "--baseline", "base.json", "-m", "net.py:Tiny", option, value
+    )
+    assert code == 2 and out == ""
+    _one_line(err, needle)
+    assert not marker.exists()
