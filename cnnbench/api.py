@@ -15,9 +15,10 @@ from typing import Any
 
 from torch import nn
 
+from cnnbench.errors import UsageError
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result
-from cnnbench.runtime import RuntimeConfig, measure_model
+from cnnbench.runtime import Entry, RuntimeConfig, measure_config
 from cnnbench.spec import LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
 
@@ -50,36 +51,48 @@ def run_models(
     static_only: bool = False,
     stage_times: bool = True,
     model_args: dict[str, Any] | None = None,
+    baseline: str | None = None,
+    cpu_memory: bool = True,
     on_progress: Callable[[str], None] | None = None,
 ) -> Iterator[Result]:
-    """Profile each model (spec or module), then measure it under each configuration.
+    """Profile each model (spec or module), then measure all of them under each
+    configuration, interleaved (:func:`cnnbench.runtime.measure_config`).
 
-    Yields one Result per (model, configuration), or one per model and resolution with
-    ``static_only``. Static counts are per image at each configuration's resolution.
+    Every spec is resolved before anything is measured. Yields one Result per (model,
+    configuration), configuration by configuration, or one per model and resolution with
+    ``static_only``. Static counts are per image at each configuration's resolution. Ratios
+    divide by ``baseline`` (a model name; default the first model).
     """
     notify = on_progress or (lambda _msg: None)
+    loaded = []
     for item in models:
         notify(f"{item if isinstance(item, str) else type(item).__name__}: building")
-        loaded = resolve_model(item, model_args)
-        if static_only:
-            resolutions = {c.resolution for c in configs} or {None}
-            for res in sorted(resolutions, key=lambda r: r or 0):
-                yield static_profile(loaded, res, counter, notify).to_result()
-            continue
-        for config in configs:
-            static = static_profile(loaded, config.resolution, counter, notify)
-            notify(f"{loaded.name}: {describe(config)}")
-            flops = static.flops * (TRAIN_FLOPS_FACTOR if config.mode == "train" else 1)
+        loaded.append(resolve_model(item, model_args))
+    names = [m.name for m in loaded]
+    if baseline is not None and baseline not in names:
+        raise UsageError(f"baseline {baseline!r} is not among the models: {', '.join(names)}")
+    if static_only:
+        resolutions = sorted({c.resolution for c in configs} or {None}, key=lambda r: r or 0)
+        for m in loaded:
+            for res in resolutions:
+                yield static_profile(m, res, counter, notify).to_result()
+        return
+    for config in configs:
+        entries = []
+        for m in loaded:
+            static = static_profile(m, config.resolution, counter, notify)
             row = static.to_result()
-            yield measure_model(
-                loaded.module,
-                config,
-                name=loaded.name,
-                flops_per_image=flops,
-                stages=row.stages if stage_times else None,
-                builder=loaded.rebuild,
-                row=row,
-            )
+            factor = TRAIN_FLOPS_FACTOR if config.mode == "train" else 1
+            entries.append(
+                Entry(
+                    name=m.name, module=m.module, row=row, builder=m.rebuild,
+                    stages=row.stages if stage_times else None,
+                    flops_per_image=static.flops * factor,
+                )
+            )  # fmt: skip
+        notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
+        index = names.index(baseline) if baseline is not None else 0
+        yield from measure_config(entries, config, baseline=index, cpu_memory=cpu_memory)
 
 
 def static_profile(

@@ -1,8 +1,20 @@
-"""Errors that the CLI turns into one line on stderr and an exit code (no traceback)."""
+"""Errors that the CLI turns into one line on stderr and an exit code (no traceback), and the
+interrupts that cnnbench tells apart from a model's own exceptions."""
 
 from __future__ import annotations
 
-__all__ = ["CnnbenchError", "UsageError"]
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = [
+    "CnnbenchError",
+    "UsageError",
+    "Interrupted",
+    "Terminated",
+    "signals_as_exceptions",
+    "is_user_interrupt",
+]
 
 
 class CnnbenchError(Exception):
@@ -16,3 +28,50 @@ class UsageError(CnnbenchError):
 
     The message is one line naming the problem and what would work.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) caught by cnnbench's handler: exit code 130, results kept."""
+
+
+class Terminated(BaseException):
+    """SIGTERM caught by cnnbench's handler: exit code 143, results kept."""
+
+
+_ACTIVE = [False]
+
+
+@contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """Within the block SIGINT raises :class:`Interrupted` and SIGTERM :class:`Terminated`,
+    so a KeyboardInterrupt or SystemExit raised by a model's own code can be told apart from
+    the user stopping the run (see :func:`is_user_interrupt`). Outside the main thread this
+    does nothing."""
+
+    def on_int(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        yield
+        return
+    _ACTIVE[0] = True
+    try:
+        yield
+    finally:
+        _ACTIVE[0] = False
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def is_user_interrupt(exc: BaseException) -> bool:
+    """True when ``exc`` is the user stopping the run (Ctrl-C, SIGTERM), False when it is a
+    model's own code raising (any other exception, SystemExit, or a KeyboardInterrupt raised
+    while cnnbench's signal handlers are active, which only the model can have raised)."""
+    if isinstance(exc, Interrupted | Terminated):
+        return True
+    return isinstance(exc, KeyboardInterrupt) and not _ACTIVE[0]

@@ -18,7 +18,9 @@ from typing import Any
 
 from cnnbench.errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Saved-run versions this cnnbench reads (older ones are upgraded on load).
+READABLE_VERSIONS = (1, 2)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -49,7 +51,10 @@ class StageCost:
     output_bytes: int
     se_params: int = 0  # parameters of the SE blocks in this stage (weights + biases)
     se_flops: int = 0  # FLOPs done inside SE blocks (FCs, pooling, gate, scaling)
-    time_ms: float | None = None
+    time_ms: float | None = None  # median forward time of the stage alone, ms per batch
+    time_ci_low_ms: float | None = None  # 95% CI of that median
+    time_ci_high_ms: float | None = None
+    time_stable: bool | None = None  # the CI reached the target: the time share is shown
 
 
 @dataclass
@@ -96,9 +101,27 @@ class Result:
     achieved_gflops: float | None = None
     peak_gflops: float | None = None
     pct_of_peak: float | None = None
+    # comparison with the baseline model in the same configuration, from paired rounds (each
+    # round times every model once, in a shuffled order): median of the per-round ratios and
+    # its bootstrap 95% CI; significant when the CI excludes 1; None on the baseline's row
+    latency_ratio: float | None = None
+    latency_ratio_ci_low: float | None = None
+    latency_ratio_ci_high: float | None = None
+    latency_ratio_significant: bool | None = None
+    throughput_ratio: float | None = None
+    throughput_ratio_ci_low: float | None = None
+    throughput_ratio_ci_high: float | None = None
+    throughput_ratio_significant: bool | None = None
+    # measurement quality
+    stable: bool | None = None  # the median's CI reached the target (None: not timed)
+    stop_reason: str | None = None  # ci | budget | max_rounds
+    rounds: int | None = None  # interleaved rounds the samples come from
+    load_avg: float | None = None  # 1-minute load average after the measurement
+    not_running_share: float | None = None  # share of wall time the process was not running
     # outcome
     status: str = "ok"  # ok | oom | error | nonfinite | skipped
     error: str | None = None
+    notes: str | None = None  # what the reader should know: unstable, not measured, ...
     samples_ms: list[float] = field(default_factory=list)
     stages: list[StageCost] = field(default_factory=list)
 
@@ -342,10 +365,13 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     if not isinstance(data, dict) or "schema_version" not in data or "results" not in data:
         raise SchemaError(f"{path}: not a cnnbench run (no schema_version/results)")
     version = data["schema_version"]
-    if type(version) is not int or version != SCHEMA_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise SchemaError(
-            f"{path}: schema version {version!r}, this cnnbench reads version {SCHEMA_VERSION}"
+            f"{path}: schema version {version!r}, this cnnbench reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    # version 1 -> 2 only added optional fields (ratios with CIs, stability, load): the
+    # missing ones take their defaults, so the upgrade is reading it as it is
     if not isinstance(data["results"], list):
         raise SchemaError(f"{path}: results: expected a list of result records")
     envelope = {"environment": dict, "config": dict, "complete": bool, "created": str}
@@ -362,7 +388,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             config=data.get("config", {}),
             complete=data.get("complete", True),
             created=data.get("created", ""),
-            schema_version=version,
+            schema_version=SCHEMA_VERSION,
         )
     except SchemaError as exc:
         raise SchemaError(f"{path}: {exc}") from None

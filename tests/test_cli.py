@@ -94,7 +94,7 @@ def test_static_only_compare_json_to_stdout(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)
-    assert run["schema_version"] == 1 and run["environment"]["torch"]
+    assert run["schema_version"] == 2 and run["environment"]["torch"]
     assert [r["model"] for r in run["results"]] == ["lenet5", "senet18"]
     assert run["results"][0]["params"] == 61_706
     assert run["results"][1]["params"] == 11_260_354

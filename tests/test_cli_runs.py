@@ -69,7 +69,7 @@ def test_timed_compare_of_a_zoo_model_and_a_user_file(
     mine = rows[1]
     assert mine["family"] == "custom"
     assert mine["params"] == (3 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (8 * 10 + 10)
-    assert "no named stages" in (mine["error"] or "")  # noted, never a failure
+    assert "no named stages" in (mine["notes"] or "")  # noted, never a failure
 
 
 def test_name_collision_measures_the_users_network(
@@ -89,6 +89,8 @@ def test_name_collision_measures_the_users_network(
     assert zoo["peak_memory_bytes"] > 11_689_512 * 4 > 2 * mine["peak_memory_bytes"]
 
 
+# Each configuration is measured by one measure_config call (all models interleaved), so
+# "the second call" below is the second configuration (--batch 1,2).
 @pytest.mark.parametrize(
     ("raised", "code", "word"),
     [(KeyboardInterrupt, 130, "interrupted"), ("sigterm", 143, "terminated")],
@@ -96,7 +98,7 @@ def test_name_collision_measures_the_users_network(
 def test_interrupt_keeps_the_rows_measured_so_far(
     raised: object, code: int, word: str, tmp_path: Path, monkeypatch, run_cli
 ) -> None:
-    real = api.measure_model
+    real = api.measure_config
     calls = []
 
     def second_call_interrupted(*args, **kwargs):
@@ -107,15 +109,14 @@ def test_interrupt_keeps_the_rows_measured_so_far(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api, "measure_model", second_call_interrupted)
+    monkeypatch.setattr(api, "measure_config", second_call_interrupted)
     got, _, stderr = run_cli(
-        "compare", "lenet5", "lenet5", *FAST, "--out", str(tmp_path),
-        "-f", "json",
+        "compare", "lenet5", "--batch", "1,2", *FAST, "--out", str(tmp_path), "-f", "json",
     )  # fmt: skip
     assert got == code, stderr
     assert word in stderr and "1 result(s) kept" in stderr
-    assert _files(tmp_path) == ["compare-lenet5-lenet5-incomplete.json"]
-    run = json.loads((tmp_path / "compare-lenet5-lenet5-incomplete.json").read_text())
+    assert _files(tmp_path) == ["compare-lenet5-incomplete.json"]
+    run = json.loads((tmp_path / "compare-lenet5-incomplete.json").read_text())
     assert run["complete"] is False and len(run["results"]) == 1
     assert run["results"][0]["latency_ms_median"] > 0
 
@@ -123,7 +124,7 @@ def test_interrupt_keeps_the_rows_measured_so_far(
 def test_error_after_the_first_row_keeps_it(tmp_path: Path, monkeypatch, run_cli) -> None:
     from cnnbench.errors import UsageError
 
-    real = api.measure_model
+    real = api.measure_config
     calls = []
 
     def second_call_fails(*args, **kwargs):
@@ -132,7 +133,7 @@ def test_error_after_the_first_row_keeps_it(tmp_path: Path, monkeypatch, run_cli
             raise UsageError("boom: the second configuration cannot run")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api, "measure_model", second_call_fails)
+    monkeypatch.setattr(api, "measure_config", second_call_fails)
     code, _, stderr = run_cli(
         "compare", "lenet5", "--batch", "1,2", *FAST, "--out",
         str(tmp_path),
@@ -150,7 +151,7 @@ def test_a_typo_in_the_last_model_is_found_before_measuring(
     tmp_path: Path, monkeypatch, run_cli
 ) -> None:
     measured = []
-    monkeypatch.setattr(api, "measure_model", lambda *a, **k: measured.append(1))
+    monkeypatch.setattr(api, "measure_config", lambda *a, **k: measured.append(1))
     code, _, stderr = run_cli("compare", "lenet5", "resnet5O", *FAST, "--out", str(tmp_path))
     assert code == 2 and "did you mean resnet50" in stderr
     assert measured == [] and not tmp_path.exists() or _files(tmp_path) == []

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,7 +38,7 @@ from cnnbench.cli.options import (
     parse_formats,
     runtime_configs,
 )
-from cnnbench.errors import CnnbenchError, UsageError
+from cnnbench.errors import CnnbenchError, Terminated, UsageError, signals_as_exceptions
 
 if TYPE_CHECKING:
     from cnnbench.report.table import Table
@@ -59,10 +56,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="What a convolutional network costs: params, MACs/FLOPs, memory, latency, throughput.",
 )
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: handled like Ctrl-C (results kept), exit code 143."""
 
 
 def _version(value: bool) -> None:
@@ -95,24 +88,6 @@ def _json(data: Any) -> None:
 def _run_name(command: str, models: list[str]) -> str:
     slug = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", m) for m in models)[:60]
     return f"{command}-{slug}"
-
-
-@contextmanager
-def _sigterm_as_exception() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` (so results can be saved)."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _progress_columns(total: int) -> tuple:
@@ -192,7 +167,7 @@ def _measure_and_report(
         *_progress_columns(total), console=err, transient=True, disable=quiet or not tty
     )
     try:
-        with progress, _sigterm_as_exception():
+        with progress, signals_as_exceptions():
             task = progress.add_task("starting", total=total)
             for result in run_models(
                 models,
@@ -200,6 +175,7 @@ def _measure_and_report(
                 counter=counter.value,
                 static_only=static_only,
                 model_args=parse_model_args(model_args),
+                baseline=baseline,
                 on_progress=lambda msg: progress.update(task, description=escape(msg)),
             ):
                 run.results.append(result)

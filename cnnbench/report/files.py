@@ -170,12 +170,30 @@ def _results_table(run: Run, baseline: str | None) -> tuple[Table, str | None]:
             fmt.latency(r.latency_ms_median, r.latency_ms_ci_low, r.latency_ms_ci_high),
             fmt.ips(r.throughput_ips),
             fmt.nbytes(r.peak_memory_bytes),
-            *(fmt.ratio(rel[c]) for c in RELATIVE_COLUMNS),
+            fmt.ratio(rel["params_x"]),
+            fmt.ratio(rel["macs_x"]),
+            _measured_ratio(r, "latency", rel["latency_x"], is_base),
+            _measured_ratio(r, "throughput", rel["throughput_x"], is_base),
+            fmt.ratio(rel["memory_x"]),
         ]
         if failed:
             cells.append(r.status)
         table.add(cells, mark="baseline" if is_base else "")
     return table, base
+
+
+def _measured_ratio(r: Result, metric: str, fallback: float | None, is_base: bool) -> str:
+    """A timed ratio from the paired rounds with its CI (``≈`` and ``n.s.`` when the CI
+    includes 1); a run without paired ratios shows the plain quotient."""
+    point = getattr(r, f"{metric}_ratio")
+    if point is None or is_base:
+        return fmt.ratio(fallback)
+    return fmt.ratio_ci(
+        point,
+        getattr(r, f"{metric}_ratio_ci_low"),
+        getattr(r, f"{metric}_ratio_ci_high"),
+        getattr(r, f"{metric}_ratio_significant"),
+    )
 
 
 def _stage_table(r: Result, title: str = "") -> Table:
@@ -198,7 +216,8 @@ def _stage_table(r: Result, title: str = "") -> Table:
         ]
         if timed:
             share = s.time_ms / total_time if s.time_ms is not None and total_time else None
-            cells += [fmt.ms(s.time_ms), fmt.pct(share)]
+            shown = share if s.time_stable is not False else None  # unstable: no share
+            cells += [fmt.latency(s.time_ms, s.time_ci_low_ms, s.time_ci_high_ms), fmt.pct(shown)]
         if has_se:
             cells += [fmt.count(s.se_params), fmt.pct(s.se_params / s.params if s.params else None)]
         table.add(cells)
@@ -235,12 +254,17 @@ def _title(run: Run) -> str:
 
 
 def _failures(run: Run) -> list[str]:
-    return [
-        f"{r.model} ({config_label(r, varying_config(run.results)) or r.device}): "
-        f"{r.status}" + (f": {r.error}" if r.error else "")
-        for r in run.results
-        if r.status != "ok"
-    ]
+    """One line per failed row (status and error) and per row with notes (unstable, not
+    measured, ...)."""
+    vary = varying_config(run.results)
+    lines = []
+    for r in run.results:
+        label = f"{r.model} ({config_label(r, vary) or r.device})"
+        if r.status != "ok":
+            lines.append(f"{label}: {r.status}" + (f": {r.error}" if r.error else ""))
+        if r.notes:
+            lines.append(f"{label}: {r.notes}")
+    return lines
 
 
 # --------------------------------------------------------------------------- renderers

@@ -34,6 +34,7 @@ __all__ = [
     "latency",
     "ips",
     "ratio",
+    "ratio_ci",
     "change",
     "pct",
     "exact",
@@ -151,6 +152,19 @@ def ips(value: float | None) -> str:
 def ratio(value: float | None) -> str:
     """A ratio: ``1.10×``."""
     return MISSING if is_missing(value) or math.isinf(value) else f"{value:.2f}×"  # type: ignore[arg-type]
+
+
+def ratio_ci(
+    value: float | None, low: float | None, high: float | None, significant: bool | None
+) -> str:
+    """A measured ratio with its 95% CI: ``1.12× [1.10, 1.14]``; when the CI includes 1 the
+    difference is not significant: ``≈1.00× n.s. [0.97, 1.03]``."""
+    if is_missing(value):
+        return MISSING
+    interval = "" if is_missing(low) or is_missing(high) else f" [{low:.2f}, {high:.2f}]"
+    if significant is False:
+        return f"≈{value:.2f}× n.s.{interval}"
+    return f"{ratio(value)}{interval}"
 
 
 def change(value: float | None) -> str:

@@ -1,7 +1,9 @@
-"""Runtime measurement: configuration, preparation, the timing harness, the measurement of a
-model under one configuration, per-stage time, CPU/CUDA peak memory and the machine's peak."""
+"""Runtime measurement: configuration, preparation, the timing harness, the engine that times
+the models of one configuration interleaved (with ratios, CIs and noise flags), per-stage
+time, CPU/CUDA peak memory and the machine's peak."""
 
 from cnnbench.runtime.config import MEMORY_FORMATS, MODES, PRECISIONS, RuntimeConfig, resolve_device
+from cnnbench.runtime.engine import Entry, measure_config, paired_ratio
 from cnnbench.runtime.measure import (
     measure_model,
     stage_times,
@@ -26,4 +28,7 @@ __all__ = [
     "with_stage_times",
     "time_vs_macs",
     "is_oom",
+    "Entry",
+    "measure_config",
+    "paired_ratio",
 ]

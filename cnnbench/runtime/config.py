@@ -4,6 +4,7 @@ compile and mode, validated on construction."""
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ MEMORY_FORMATS: dict[str, torch.memory_format] = {
 MODES = ("inference", "train")
 _DEVICE_HELP = "use cpu, cuda, cuda:N or auto"
 _DEFAULT_BUDGET_S = 5.0
+_MAX_BUDGET_S = 3600.0  # one configuration's timing budget at most an hour
 
 
 def _choices(table: Mapping[str, Any] | Sequence[str]) -> str:
@@ -85,8 +87,21 @@ class RuntimeConfig:
                 f"target CI must be a fraction of the median in (0, 1), e.g. 0.02, "
                 f"got {self.target_ci!r}"
             )
-        if not (isinstance(self.budget_s, (int, float)) and self.budget_s > 0):
-            raise UsageError(f"time budget must be > 0 seconds, got {self.budget_s!r}")
+        if not (
+            isinstance(self.budget_s, (int, float))
+            and not isinstance(self.budget_s, bool)
+            and 0 < self.budget_s <= _MAX_BUDGET_S
+        ):
+            raise UsageError(
+                f"time budget must be a number of seconds in (0, {_MAX_BUDGET_S:g}], "
+                f"got {self.budget_s!r}; e.g. --budget 3"
+            )
+        cpus = os.cpu_count() or 1
+        if self.threads is not None and self.threads > 4 * cpus:
+            raise UsageError(
+                f"threads {self.threads} is more than 4x this machine's {cpus} CPUs; "
+                f"use --threads 1..{cpus}"
+            )
 
     @classmethod
     def grid(cls, **axes: Sequence[Any] | Any) -> list[RuntimeConfig]:

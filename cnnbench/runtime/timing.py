@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["TimingStats", "measure", "median_ci", "percentile", "summarize"]
+__all__ = ["TimingStats", "measure", "median_ci", "percentile", "summarize", "warm_up"]
 
 Clock = Callable[[], int]
 
@@ -302,6 +302,32 @@ def _warm_up(
         if n >= max_warmup or t > deadline_ns:
             return n, False
         t = loop(fn, min(window, max_warmup - n), raw, deadline_ns, clock, sync)
+
+
+def warm_up(
+    fn: Callable[[], Any],
+    *,
+    device: str | torch.device = "cpu",
+    budget_s: float = 1.0,
+    min_warmup: int = 2,
+    max_warmup: int = 500,
+    tol: float = 0.05,
+    clock: Clock = time.perf_counter_ns,
+) -> tuple[int, bool, float]:
+    """Warm ``fn`` up as :func:`measure` does (until two consecutive windows agree within
+    ``tol``, or ``budget_s`` / ``max_warmup`` run out). Returns (calls, settled, estimate of
+    one call in ms from a final short probe)."""
+    dev = torch.device(device)
+    loop = _loop_for(dev)
+    raw_to_ms = _RAW_TO_MS[dev.type]
+    started = clock()
+    iters, settled = _warm_up(
+        loop, fn, clock=clock, sync=None, raw_to_ms=raw_to_ms, min_warmup=min_warmup,
+        max_warmup=max_warmup, tol=tol, deadline_ns=started + int(budget_s * 1e9),
+    )  # fmt: skip
+    probe: list[float] = []
+    loop(fn, 3, probe, None, clock, None)
+    return iters, settled, _median(probe) * raw_to_ms
 
 
 def measure(

@@ -1,0 +1,512 @@
+"""The measurement engine: every model of one configuration timed interleaved, so that drift
+and bursts of a busy machine fall on all of them alike.
+
+One configuration's measurement of ``k`` models:
+
+1. **Prepare** each model (device, autocast, memory format, threads, cudnn.benchmark: see
+   :func:`cnnbench.runtime.prepare.prepare`); the first call is checked for non-finite
+   output; out of memory gives status ``oom`` (or, with back-off, a retry at half the
+   batch); an exception from the model's code, ``SystemExit`` included, gives status
+   ``error``. A failed model leaves the others running.
+2. **Warm up** each model until two consecutive windows agree within 5%.
+3. **Rounds**: every round times each model for one short block (about 25 ms of calls, at
+   least one call), in a freshly shuffled order. A model's latency is the median of all its
+   samples, with the distribution-free 95% CI of that median; it is ``stable`` when the CI
+   is within ``target_ci`` of the median. Rounds stop when every model is stable (after at
+   least :data:`MIN_ROUNDS`), when the budget is spent, or at :data:`MAX_ROUNDS`.
+4. **Ratios**: each non-baseline model's ``latency_ratio`` is the median over rounds of its
+   block median divided by the baseline's block median in the same round (the pairing
+   cancels drift between rounds), with a bootstrap 95% CI over rounds; ``significant``
+   when the CI excludes 1. Throughput ratios are the reciprocals (same batch).
+5. **Stages** of each model with named stages are timed the same way: each stage on the real
+   output of the previous one, stages interleaved in shuffled rounds, with a CI each.
+6. **Peak memory**: CUDA max allocated/reserved over a few steps of each model alone; on CPU
+   the peak RSS of a child process that rebuilds the model (see
+   :func:`cnnbench.runtime.memory.cpu_peak_memory`).
+
+**Budget**: ``config.budget_s`` seconds per model. The configuration's warm-up and rounds get
+75% of ``k x budget_s``, stage timing 25%; a model whose single call is longer than the
+budget still gets :data:`MIN_ROUNDS` calls (its row then says ``stop_reason = budget``). The
+CPU memory probe runs afterwards in a child process whose time limit is the budget's
+remainder, at least :data:`MEMORY_MIN_TIMEOUT_S` (a fresh interpreter has to start).
+
+**Noise**: the 1-minute load average after the rounds and, on CPU, the share of wall time the
+measuring thread was not running (``1 - thread CPU time / wall time``) are recorded on every
+row; an unstable row with a busy machine says so in ``error``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnbench.errors import UsageError, is_user_interrupt
+from cnnbench.results import Result, StageCost
+from cnnbench.runtime.config import RuntimeConfig, resolve_device
+from cnnbench.runtime.memory import cpu_peak_memory, cuda_peak_memory
+from cnnbench.runtime.peak import Peak
+from cnnbench.runtime.prepare import (
+    Prepared,
+    _all_finite,
+    _first_line,
+    _free,
+    _global_settings,
+    _peak_for,
+    _sync,
+    is_oom,
+    prepare,
+)
+from cnnbench.runtime.timing import _RAW_TO_MS, _loop_for, median_ci, percentile, summarize, warm_up
+
+__all__ = ["Entry", "measure_config", "paired_ratio", "stage_samples", "MIN_ROUNDS", "MAX_ROUNDS"]
+
+MIN_ROUNDS = 5
+MAX_ROUNDS = 2000
+MEMORY_MIN_TIMEOUT_S = 20.0
+_BLOCK_S = 0.025  # one block of calls lasts about this long
+_ROUNDS_SHARE = 0.75  # of the configuration's budget: warm-up + rounds; the rest: stages
+_WARMUP_SHARE = 0.2  # of the rounds' share, per model
+_N_BOOT = 2000
+_BUSY_LOAD_PER_CPU = 1.0
+_BUSY_NOT_RUNNING = 0.1
+_STAGE_TARGET_CI = 0.05  # a stage's time share is shown when its CI is within 5%
+
+
+@dataclass
+class Entry:
+    """One model to measure in a configuration: display ``name``, the module, the record to
+    fill (``row``, typically the static profile's), a picklable ``builder`` for the CPU memory
+    child (None: the module is sent pickled), the static per-stage costs to time (None: no
+    stage timing) and the FLOPs of one image's work (for achieved GFLOP/s)."""
+
+    name: str
+    module: nn.Module
+    row: Result | None = None
+    builder: Callable[[], nn.Module] | str | None = None
+    stages: Sequence[StageCost] | None = None
+    flops_per_image: int | None = None
+    input_size: Sequence[int] | None = None
+    # filled while measuring
+    result: Result = field(init=False)
+    prepared: Prepared | None = field(default=None, init=False, repr=False)
+    estimate_ms: float = field(default=0.0, init=False)
+    samples: list[float] = field(default_factory=list, init=False, repr=False)
+    round_medians: list[float] = field(default_factory=list, init=False, repr=False)
+    warmup_iters: int = field(default=0, init=False)
+    settled: bool = field(default=False, init=False)
+
+
+def _note(result: Result, text: str) -> None:
+    """Add ``text`` to the row's notes (``; `` separated)."""
+    result.notes = text if not result.notes else f"{result.notes}; {text}"
+
+
+def _new_result(entry: Entry, config: RuntimeConfig, device: torch.device) -> Result:
+    info = getattr(entry.module, "model_info", None)
+    base = entry.row or Result(model=entry.name, family=getattr(info, "family", "") or "")
+    return dataclasses.replace(
+        base,
+        model=entry.name,
+        batch_size=config.batch_size,
+        device=str(device) if device.type == "cpu" else f"cuda:{device.index}",
+        precision=config.precision,
+        memory_format=config.memory_format,
+        compiled=config.compile,
+        mode=config.mode,
+    )
+
+
+def _fault(exc: BaseException) -> str:
+    """The text of a failure in the model's code (an exception, or SystemExit it raised)."""
+    if isinstance(exc, SystemExit):
+        return f"the model called sys.exit({exc.code!r})"
+    return f"{'out of memory' if is_oom(exc) else type(exc).__name__}: {_first_line(exc)}"
+
+
+def _start(entry: Entry, config: RuntimeConfig) -> None:
+    """Prepare the entry and run its first call (checked), with OOM back-off."""
+    result = entry.result
+    batch = config.batch_size
+    failed: list[int] = []
+    device = resolve_device(config.device)
+    while True:
+        try:
+            prepared = prepare(
+                entry.module, config, name=entry.name, input_size=entry.input_size,
+                batch_size=batch,
+            )  # fmt: skip
+            with prepared.context():
+                output = prepared.step()
+                _sync(device)
+                finite = _all_finite(output)
+                del output
+            break
+        except UsageError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the model's own code: a row status
+            if is_user_interrupt(exc):
+                raise
+            oom = is_oom(exc)
+            _free(device)
+            if not oom or not config.oom_backoff or batch == 1:
+                result.status = "oom" if oom else "error"
+                notes = f" (after out of memory at batch {', '.join(map(str, failed))})"
+                result.error = f"batch {batch}: {_fault(exc)}" + (notes if failed else "")
+                return
+            failed.append(batch)
+            batch = max(1, batch // 2)
+    if failed:
+        _note(
+            result,
+            f"out of memory at batch {', '.join(map(str, failed))}; measured at batch {batch}",
+        )
+    entry.prepared = prepared
+    result.input_size = list(prepared.input_size)
+    result.autocast_dtype = prepared.autocast_name
+    result.effective_batch_size = batch
+    result.threads = torch.get_num_threads()
+    if not finite:
+        result.status = "nonfinite"
+        result.error = "model output contains NaN or inf"
+
+
+def _drop(entry: Entry, exc: BaseException) -> None:
+    """A model that failed during the rounds: its row says why, its samples are dropped."""
+    entry.result.status = "oom" if is_oom(exc) else "error"
+    entry.result.error = _fault(exc)
+    entry.prepared = None
+    entry.samples.clear()
+    entry.round_medians.clear()
+
+
+def _rounds(
+    entries: list[Entry], device: torch.device, deadline: float, target_ci: float, seed: int
+) -> tuple[int, str]:
+    """Time the entries in shuffled rounds of short blocks; returns (rounds, stop reason)."""
+    loop = _loop_for(device)
+    raw_to_ms = _RAW_TO_MS[device.type]
+    rng = random.Random(seed)
+    live = [e for e in entries if e.prepared is not None]
+    counts = {id(e): max(1, round(_BLOCK_S * 1000 / max(e.estimate_ms, 1e-6))) for e in live}
+    n_rounds, reason = 0, "max_rounds"
+    while live and n_rounds < MAX_ROUNDS:
+        order = live[:]
+        rng.shuffle(order)
+        for e in order:
+            assert e.prepared is not None
+            raw: list[float] = []
+            try:
+                with e.prepared.context():
+                    loop(e.prepared.step, counts[id(e)], raw, None, time.perf_counter_ns, None)
+            except BaseException as exc:  # noqa: BLE001 - the model's own code
+                if is_user_interrupt(exc):
+                    raise
+                _drop(e, exc)
+                continue
+            block = [v * raw_to_ms for v in raw]
+            e.samples += block
+            e.round_medians.append(percentile(sorted(block), 50))
+        live = [e for e in live if e.prepared is not None]
+        n_rounds += 1
+        if n_rounds >= MIN_ROUNDS:
+            if all(_rel_halfwidth(e.samples) <= target_ci for e in live):
+                reason = "ci"
+                break
+            if time.perf_counter() > deadline:
+                reason = "budget"
+                break
+    return n_rounds, reason
+
+
+def _rel_halfwidth(samples: Sequence[float]) -> float:
+    values = sorted(samples)
+    med = percentile(values, 50)
+    low, high = median_ci(values)
+    return max(med - low, high - med) / med if med > 0 else 0.0
+
+
+def paired_ratio(
+    numerator: Sequence[float], denominator: Sequence[float], *, seed: int = 0
+) -> tuple[float, float, float]:
+    """(median, CI low, CI high) of the per-round ratios ``numerator[r] / denominator[r]``;
+    the 95% CI is a percentile bootstrap over rounds (:data:`_N_BOOT` resamples)."""
+    ratios = sorted(a / b for a, b in zip(numerator, denominator, strict=True) if b > 0)
+    if not ratios:
+        raise ValueError("no paired rounds")
+    point = percentile(ratios, 50)
+    rng = random.Random(seed)
+    n = len(ratios)
+    boots = sorted(percentile(sorted(rng.choices(ratios, k=n)), 50) for _ in range(_N_BOOT))
+    return point, percentile(boots, 2.5), percentile(boots, 97.5)
+
+
+def _ratios_into(entries: list[Entry], baseline: Entry, seed: int) -> None:
+    base = baseline.round_medians
+    for e in entries:
+        if e is baseline or not e.round_medians or len(e.round_medians) != len(base):
+            continue
+        point, low, high = paired_ratio(e.round_medians, base, seed=seed)
+        r = e.result
+        r.latency_ratio, r.latency_ratio_ci_low, r.latency_ratio_ci_high = point, low, high
+        r.latency_ratio_significant = not (low <= 1.0 <= high)
+        r.throughput_ratio, r.throughput_ratio_ci_low, r.throughput_ratio_ci_high = (
+            1.0 / point,
+            1.0 / high,
+            1.0 / low,
+        )
+        r.throughput_ratio_significant = r.latency_ratio_significant
+
+
+def _stage_inputs(prepared: Prepared, names: Sequence[str]) -> list[tuple[str, nn.Module, Any]]:
+    """Each named stage with the real output of the previous one as its input."""
+    out = []
+    x: Any = prepared.inputs
+    for name in names:
+        module = getattr(prepared.model, name)
+        out.append((name, module, x))
+        x = module(x)
+    return out
+
+
+def stage_samples(
+    prepared: Prepared, *, budget_s: float, target_ci: float
+) -> dict[str, list[float]]:
+    """Per-call samples (ms) of each named stage of a StagedNet (``stem``, ``stage1`` ..,
+    ``head``), in order: each stage on the real output of the previous one, the stages timed
+    in interleaved shuffled rounds within ``budget_s`` seconds. Always inference (eval mode,
+    inference_mode, the configuration's autocast and memory format), uncompiled modules.
+    UsageError when the model has no ``stage_names()``."""
+    model, name = prepared.model, prepared.name
+    names_of = getattr(model, "stage_names", None)
+    if names_of is None:
+        raise UsageError(
+            f"{name}: the model has no named stages (stage_names()); per-stage time needs a "
+            "cnnbench StagedNet"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), prepared.autocast():
+            subjects = []
+            for stage, module, x in _stage_inputs(prepared, names_of()):
+                step = lambda m=module, inp=x: m(inp)  # noqa: E731
+                sub = Entry(name=stage, module=module)
+                sub.prepared = dataclasses.replace(prepared, step=step, name=stage)
+                sub.estimate_ms = _estimate(step, prepared.device)
+                subjects.append(sub)
+            _rounds(subjects, prepared.device, time.perf_counter() + budget_s, target_ci, seed=1)
+    finally:
+        model.train(was_training)
+    return {s.name: s.samples for s in subjects}
+
+
+def _stage_times(entry: Entry, budget_s: float, target_ci: float) -> None:
+    """The entry's static stage costs with their median time, CI and stability."""
+    assert entry.prepared is not None and entry.stages is not None
+    if getattr(entry.prepared.model, "stage_names", None) is None:
+        _note(entry.result, "per-stage time not measured: the model has no named stages")
+        return
+    timed = stage_samples(entry.prepared, budget_s=budget_s, target_ci=target_ci)
+    out = []
+    for cost in entry.stages:
+        samples = timed.get(cost.name)
+        if not samples:
+            out.append(cost)
+            continue
+        values = sorted(samples)
+        low, high = median_ci(values)
+        out.append(
+            dataclasses.replace(
+                cost,
+                time_ms=percentile(values, 50),
+                time_ci_low_ms=low,
+                time_ci_high_ms=high,
+                time_stable=_rel_halfwidth(values) <= max(target_ci, _STAGE_TARGET_CI),
+            )
+        )
+    entry.result.stages = out
+
+
+def _estimate(step: Callable[[], Any], device: torch.device) -> float:
+    """A quick estimate of one call in ms (3 calls, the fastest)."""
+    raw: list[float] = []
+    _loop_for(device)(step, 3, raw, None, time.perf_counter_ns, None)
+    return min(raw) * _RAW_TO_MS[device.type]
+
+
+def _stats_into(entry: Entry, n_rounds: int, reason: str, target_ci: float) -> None:
+    r = entry.result
+    stats = summarize(
+        entry.samples,
+        warmup_iters=entry.warmup_iters,
+        warmup_settled=entry.settled,
+        stop_reason=reason,
+    )
+    batch = r.effective_batch_size or r.batch_size
+    r.latency_ms_median = stats.median_ms
+    r.latency_ms_mean = stats.mean_ms
+    r.latency_ms_std = stats.std_ms
+    r.latency_ms_min = stats.min_ms
+    r.latency_ms_p90 = stats.p90_ms
+    r.latency_ms_p99 = stats.p99_ms
+    r.latency_ms_iqr = stats.iqr_ms
+    r.latency_ms_ci_low = stats.ci_low_ms
+    r.latency_ms_ci_high = stats.ci_high_ms
+    r.warmup_iters = stats.warmup_iters
+    r.timed_iters = stats.timed_iters
+    r.samples_ms = list(stats.samples_ms)
+    r.throughput_ips = batch * 1000.0 / stats.median_ms if stats.median_ms > 0 else None
+    r.rounds = n_rounds
+    r.stable = stats.ci_rel_halfwidth <= target_ci
+    r.stop_reason = "ci" if r.stable else reason
+
+
+def _memory_into(
+    entry: Entry, config: RuntimeConfig, device: torch.device, timeout_s: float
+) -> None:
+    r = entry.result
+    prepared = entry.prepared
+    assert prepared is not None
+    if device.type == "cuda":
+        with prepared.context(), cuda_peak_memory(device) as peak:
+            for _ in range(3):
+                prepared.step()
+            _sync(device)
+        r.peak_memory_bytes = peak.allocated_bytes
+        r.peak_reserved_bytes = peak.reserved_bytes
+        return
+    cfg = dataclasses.replace(
+        config, batch_size=r.effective_batch_size or config.batch_size, compile=False,
+        threads=r.threads,
+    )  # fmt: skip
+    builder = entry.builder or _ModuleCopy(entry.module)
+    peak = cpu_peak_memory(builder, cfg, input_size=entry.input_size, timeout_s=timeout_s)
+    if peak.error is None:
+        r.peak_memory_bytes = peak.above_start_bytes
+    else:
+        _note(r, f"cpu peak memory not measured: {peak.error}")
+
+
+@dataclass(frozen=True)
+class _ModuleCopy:
+    """A builder that returns the very module it was pickled with (weights included): the
+    fallback for a module handed over without a spec to rebuild it from."""
+
+    module: nn.Module
+
+    def __call__(self) -> nn.Module:
+        return self.module
+
+
+def _noise_into(results: Sequence[Result], load: float | None, not_running: float | None) -> None:
+    cpus = os.cpu_count() or 1
+    for r in results:
+        r.load_avg = load
+        r.not_running_share = not_running
+        if r.stable is False:
+            busy = []
+            if load is not None and load > _BUSY_LOAD_PER_CPU * cpus:
+                busy.append(f"load {load:.1f} on {cpus} CPUs")
+            if not_running is not None and not_running > _BUSY_NOT_RUNNING:
+                busy.append(f"not running {100 * not_running:.0f}% of the time")
+            half = 0.0
+            if r.latency_ms_median:
+                half = (
+                    max(
+                        r.latency_ms_median - (r.latency_ms_ci_low or r.latency_ms_median),
+                        (r.latency_ms_ci_high or r.latency_ms_median) - r.latency_ms_median,
+                    )
+                    / r.latency_ms_median
+                )
+            text = f"unstable: ±{100 * half:.0f}% after {r.rounds} rounds ({r.stop_reason})"
+            _note(r, text + (f", machine busy: {', '.join(busy)}" if busy else ""))
+
+
+def _load_avg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def measure_config(
+    entries: Sequence[Entry],
+    config: RuntimeConfig,
+    *,
+    baseline: int = 0,
+    peak: Peak | None = None,
+    cpu_memory: bool = True,
+    stage_budget_s: float | None = None,
+    seed: int = 0,
+) -> list[Result]:
+    """Measure every entry under ``config``, interleaved (see the module docstring); one
+    Result per entry, in order. ``baseline`` is the index of the entry the ratios divide by;
+    ``stage_budget_s`` overrides each model's share of the budget for stage timing. Bad input
+    raises UsageError before anything is timed."""
+    device = resolve_device(config.device)
+    entries = list(entries)
+    for e in entries:
+        e.result = _new_result(e, config, device)
+    k = len(entries)
+    started = time.perf_counter()
+    budget = config.budget_s * k
+    with _global_settings(config, device):
+        for e in entries:
+            _start(e, config)
+        live = [e for e in entries if e.prepared is not None]
+        warm_budget = config.budget_s * _ROUNDS_SHARE * _WARMUP_SHARE
+        for e in live:
+            assert e.prepared is not None
+            with e.prepared.context():
+                e.warmup_iters, e.settled, e.estimate_ms = warm_up(
+                    e.prepared.step, device=device, budget_s=warm_budget
+                )
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        n_rounds, reason = _rounds(
+            live, device, started + budget * _ROUNDS_SHARE, config.target_ci, seed
+        )
+        wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+        not_running = max(0.0, 1.0 - cpu / wall) if device.type == "cpu" and wall > 0 else None
+        load = _load_avg()
+        live = [e for e in live if e.prepared is not None and e.samples]
+        for e in live:
+            _stats_into(e, n_rounds, reason, config.target_ci)
+        if entries[baseline] in live:
+            _ratios_into(live, entries[baseline], seed)
+        stage_budget = max(0.0, started + budget - time.perf_counter()) / max(1, len(live))
+        for e in live:
+            if e.stages is not None:
+                _stage_times(e, stage_budget_s or stage_budget, config.target_ci)
+        for e in live:
+            _efficiency_into(e, device, peak)
+        remaining = max(MEMORY_MIN_TIMEOUT_S, started + budget - time.perf_counter())
+        if device.type == "cuda" or cpu_memory:
+            for e in live:
+                _memory_into(e, config, device, remaining)
+    results = [e.result for e in entries]
+    _noise_into(results, load, not_running)
+    for e in entries:
+        e.prepared = None
+    _free(device)
+    return results
+
+
+def _efficiency_into(entry: Entry, device: torch.device, peak: Peak | None) -> None:
+    r = entry.result
+    if entry.flops_per_image is None or not r.latency_ms_median:
+        return
+    batch = r.effective_batch_size or r.batch_size
+    achieved = entry.flops_per_image * batch / (r.latency_ms_median / 1000.0) / 1e9
+    dtype = getattr(torch, r.autocast_dtype) if r.autocast_dtype else None
+    p = _peak_for(device, dtype, peak)
+    r.achieved_gflops = achieved
+    r.peak_gflops = p.matmul_gflops
+    r.pct_of_peak = 100.0 * achieved / p.matmul_gflops if p.matmul_gflops else None
