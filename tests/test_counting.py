@@ -35,6 +35,17 @@ from cnnbench.static.counting import (
 
 aten = torch.ops.aten
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread for the real-tensor passes: the counts do not depend on it, and on a
+    shared machine several threads per process can make small CPU ops many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # The shape most cases use: 1 x 16 x 32 x 32 = 16,384 elements.
 N, C, H, W = 1, 16, 32, 32
 ELEMS = N * C * H * W
@@ -309,25 +320,43 @@ def _fingerprint(count: DispatchCount) -> tuple:
     )
 
 
+def _real_model(name: str) -> nn.Module:
+    """A zoo model on the CPU without its weight initialisation (the counts depend on shapes
+    only): built on meta, given zero-filled CPU storage."""
+    model = build_model(name).to_empty(device="cpu")
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            t.zero_()
+    return model
+
+
+# meta == real is a property of the counter, not of the input size: 64x64 keeps the real
+# forward passes short.
+SMALL = 64
+
+
 @pytest.mark.parametrize("name", ["resnet18", "ghostnet", "mobilenet_v3_large", "densenet121"])
 def test_meta_and_real_tensors_give_identical_counts(name: str) -> None:
-    real = build_model(name, device="cpu").eval()
-    c, h, w = real.model_info.input_size
-    counted_real = count_dispatch(real, [torch.randn(1, c, h, w)], se_types=se_module_types())
+    real = _real_model(name).eval()
+    counted_real = count_dispatch(
+        real, [torch.randn(1, 3, SMALL, SMALL)], se_types=se_module_types()
+    )
     meta = build_model(name).eval()
-    counted_meta = count_dispatch(meta, _meta_input(meta), se_types=se_module_types())
+    x = [torch.empty(1, 3, SMALL, SMALL, device="meta")]
+    counted_meta = count_dispatch(meta, x, se_types=se_module_types())
     assert counted_real.macs > 0
     assert _fingerprint(counted_real) == _fingerprint(counted_meta)
 
 
 def test_meta_and_real_saved_bytes_agree() -> None:
-    real = build_model("mobilenet_v3_small", device="cpu").train()
+    real = _real_model("mobilenet_v3_small").train()
     meta = build_model("mobilenet_v3_small").train()
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, 3, SMALL, SMALL)
     a = count_dispatch(real, [x], track_memory=False, track_saved=True)
     b = count_dispatch(meta, [x.to("meta")], track_memory=False, track_saved=True)
     assert a.saved_bytes > 0 and a.saved_bytes == b.saved_bytes
     assert a.flops == b.flops
+    assert count_saved_bytes(real, [x]) == count_saved_bytes(meta, [x.to("meta")]) == a.saved_bytes
 
 
 def test_counter_never_prints_and_leaves_no_hooks(capfd: pytest.CaptureFixture[str]) -> None:
@@ -407,22 +436,47 @@ class _CompareShortcuts(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize("name", ["se_resnet50", "ghostnet", "mobilenet_v3_large", "densenet121",
-                                  "efficientnet_b0", "inception_v3"])  # fmt: skip
-def test_meta_shortcuts_match_pytorch_meta_kernels(name: str) -> None:
-    model = build_model(name)
+# Between them these take every shortcut that the zoo takes (cat, hardswish_, silu_, hardtanh_,
+# ...), in eval and in train mode (batch norm with statistics, num_batches_tracked += 1), and two
+# of them in channels-last layout.
+SHORTCUT_PASSES = [
+    *[(name, train, "contiguous") for name in
+      ("ghostnet", "mobilenet_v3_large", "efficientnet_b0", "mobilenet_v2") for train in (0, 1)],
+    ("ghostnet", 0, "channels_last"),
+    ("efficientnet_b0", 0, "channels_last"),
+]  # fmt: skip
+_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+@pytest.mark.parametrize(("name", "train", "layout"), SHORTCUT_PASSES)
+def test_meta_shortcuts_match_pytorch_meta_kernels(name: str, train: int, layout: str) -> None:
+    memory_format = _FORMATS[layout]
+    model = build_model(name).train(bool(train)).to(memory_format=memory_format)
     c, h, w = model.model_info.input_size
-    taken: set[str] = set()
-    for train, memory_format in ((False, torch.contiguous_format), (True, torch.contiguous_format),
-                                 (False, torch.channels_last)):  # fmt: skip
-        model.train(train).to(memory_format=memory_format)
-        x = torch.empty(2 if train else 1, c, h, w, device="meta").to(memory_format=memory_format)
-        mode = _CompareShortcuts()
-        with torch.enable_grad() if train else torch.no_grad(), mode:
-            model(x)
-        assert mode.mismatches == []
-        taken |= set(mode.taken)
-    assert "aten.native_batch_norm.default" in taken and "aten.convolution.default" in taken
+    x = torch.empty(1 + train, c, h, w, device="meta").to(memory_format=memory_format)
+    mode = _CompareShortcuts()
+    with torch.enable_grad() if train else torch.no_grad(), mode:
+        model(x)
+    assert mode.mismatches == []
+    assert {"aten.native_batch_norm.default", "aten.convolution.default"} <= set(mode.taken)
+
+
+_CAPTURED_TENSORS = {"_native_batch_norm_legit", "_native_batch_norm_legit_no_training"}
+
+
+@pytest.mark.parametrize("rule", sorted(set(CASE_RULES) - _CAPTURED_TENSORS))
+def test_rule_on_meta_with_shortcuts(rule: str) -> None:
+    # every rule's case again on the meta device: the same counts, and each shortcut taken
+    # gives PyTorch's meta kernel's output
+    case = _case(rule)
+    module = case.module.to("meta")
+    inputs = [t.to("meta") if isinstance(t, Tensor) else t for t in case.inputs]
+    mode = _CompareShortcuts()
+    with mode:
+        module(*inputs)
+    assert mode.mismatches == []
+    count = count_dispatch(module, inputs)
+    assert (count.macs, count.flops) == (case.macs, case.flops)
 
 
 def test_meta_shortcuts_leave_errors_to_pytorch() -> None:

@@ -18,6 +18,16 @@ from cnnbench.static import build_model, on_meta, profile_static
 from tests.reference_counts import REFERENCE, REFERENCE_GMACS
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread for the real-tensor passes: the counts do not depend on it, and on a
+    shared machine several threads per process can make small CPU ops many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def resnet50():
     return profile_static("resnet50")
