@@ -299,6 +299,18 @@ def test_se_measures() -> None:
     assert m("se_fc_per_conv", model="senet18") == 16 / 20
 
 
+def test_se_measures_agree_with_se_overhead() -> None:
+    """The claims' SE numbers come from cached meta builds (initialisation skipped); they
+    equal cnnbench.static.se_overhead's, so a skipped init never changes a count."""
+    from cnnbench.static.se import se_overhead
+
+    ref = se_overhead("se_resnet50")
+    assert m("se_added_params", model="se_resnet50") == ref.added_params
+    assert m("se_macs_increase", model="se_resnet50") == ref.macs_increase
+    assert m("se_flops_increase", model="se_resnet50") == ref.flops_increase
+    assert m("se_final_stage_share", model="se_resnet50") == ref.share_of("stage4")
+
+
 def test_final_stage_share_means_the_final_stage() -> None:
     """Without SE in stage4 the final stage holds no SE weights; the last SE stage is stage3."""
     kwargs = {"model": "se_resnet50", "model_kwargs": {"se_stages": [1, 2, 3]}}
@@ -676,7 +688,6 @@ def some_verdicts() -> list[Verdict]:
     return check_claims([c for c in load_claims() if c.id in _FOLLOWED])
 
 
-@pytest.mark.slow  # checks the whole default file: a few seconds on 2 cores
 def test_every_default_claim_has_a_verdict(verdicts) -> None:
     claims = load_claims()
     assert len(claims) >= 8

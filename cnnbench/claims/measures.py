@@ -19,12 +19,14 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from cnnbench.errors import UsageError
 
@@ -317,6 +319,37 @@ VARIANTS: dict[str, tuple[str, Callable[[nn.Module], int]]] = {
 }
 
 
+# torch.nn.init's functions and the in-place ops they are made of: on meta tensors there is
+# nothing to initialise, and PyTorch's meta decompositions of them are slow (the first one
+# imports dynamo).
+_INIT_OPS = frozenset(
+    {"normal_", "uniform_", "zero_", "fill_", "erfinv_", "mul_", "add_", "sub_", "div_"}
+    | {"clamp_", "exponential_", "random_", "bernoulli_", "copy_"}
+)
+
+
+class _SkipMetaInit(TorchFunctionMode):
+    """While building a module on the meta device: make in-place initialisers of meta tensors
+    no-ops. Only for construction, never around a forward pass (a counted in-place add would
+    vanish from the count)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        init = getattr(func, "__module__", "") == "torch.nn.init"
+        init = init or getattr(func, "__name__", "") in _INIT_OPS
+        target = args[0] if args else kwargs.get("tensor")  # nn.init passes tensor=...
+        if init and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def _building() -> Iterator[None]:
+    """Build modules on the meta device, without running their (meaningless) initialisation."""
+    with torch.device("meta"), _SkipMetaInit():
+        yield
+
+
 @cache
 def _model(name: str, frozen: tuple, variant: str | None) -> nn.Module:
     """The zoo model on the meta device (shared: measures must not change it)."""
@@ -324,7 +357,7 @@ def _model(name: str, frozen: tuple, variant: str | None) -> nn.Module:
 
     kwargs = _thaw_kwargs(frozen)
     try:
-        with torch.device("meta"):
+        with _building():
             model = create_model(name, **kwargs)
             if variant is not None:
                 if VARIANTS[variant][1](model) == 0:
@@ -355,17 +388,88 @@ def _profile(name: str, frozen: tuple, variant: str | None, resolution: int | No
     )
 
 
-@cache
-def _overhead(name: str, frozen: tuple, resolution: int | None) -> Any:
-    from cnnbench.models import UnknownModelError
-    from cnnbench.static.se import se_overhead
+@dataclass(frozen=True)
+class _SERow:
+    """SE parameters of one stage: FC weights, all params (biases too), the SENet formula."""
 
-    try:
-        return se_overhead(name, resolution=resolution, **_thaw_kwargs(frozen))
-    except UnknownModelError as exc:
-        raise MeasureError(f"{exc} (not in the zoo yet?)") from None
-    except (TypeError, ValueError) as exc:
-        raise MeasureError(f"{name}: SE overhead not measurable ({exc})") from None
+    stage: str
+    weight_params: int
+    params: int
+    formula_params: int
+    share: float
+
+
+@dataclass(frozen=True)
+class _SEOverhead:
+    """A model with SE against the same model built with ``se_stages=()`` (as
+    :func:`cnnbench.static.se.se_overhead` defines it), from the cached builds and profiles."""
+
+    model: str
+    num_stages: int
+    rows: tuple[_SERow, ...]
+    params: int
+    base_params: int
+    macs: int
+    base_macs: int
+    flops: int
+    base_flops: int
+
+    @property
+    def se_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def added_params(self) -> int:
+        return self.params - self.base_params
+
+    @property
+    def params_increase(self) -> float:
+        return self.added_params / self.base_params
+
+    @property
+    def macs_increase(self) -> float:
+        return (self.macs - self.base_macs) / self.base_macs
+
+    @property
+    def flops_increase(self) -> float:
+        return (self.flops - self.base_flops) / self.base_flops
+
+    def share_of(self, stage: str) -> float:
+        return next((r.share for r in self.rows if r.stage == stage), 0.0)
+
+
+@cache
+def _overhead(name: str, frozen: tuple, resolution: int | None) -> _SEOverhead:
+    from cnnbench.models import SqueezeExcite
+
+    model = _model(name, frozen, None)
+    stages = [s.name for s in model.stages()]
+    rows = []
+    for stage in stages:
+        blocks = [b for b in getattr(model, stage).modules() if isinstance(b, SqueezeExcite)]
+        if blocks:
+            weights = sum(b.fc1.weight.numel() + b.fc2.weight.numel() for b in blocks)
+            params = sum(p.numel() for b in blocks for p in b.parameters())
+            # (2 / r) C^2 with r = C / R is 2 C R per block
+            formula = sum(2 * b.channels * b.reduced_channels for b in blocks)
+            rows.append((stage, weights, params, formula))
+    if not rows:
+        raise MeasureError(f"{name}: has no SE blocks (built with {_thaw_kwargs(frozen)})")
+    total = sum(r[2] for r in rows)
+    base_frozen = _freeze({**_thaw_kwargs(frozen), "se_stages": []})
+    prof = _profile(name, frozen, None, resolution)
+    base = _profile(name, base_frozen, None, resolution)
+    return _SEOverhead(
+        model=name,
+        num_stages=model.num_stages,
+        rows=tuple(_SERow(*r, share=r[2] / total) for r in rows),
+        params=prof.params,
+        base_params=base.params,
+        macs=prof.macs,
+        base_macs=base.macs,
+        flops=prof.flops,
+        base_flops=base.flops,
+    )
 
 
 @dataclass(frozen=True)
@@ -415,6 +519,7 @@ def _trace(
     """Every typed layer in forward order, and (input shape, output shape) of every module
     that ran, by module path (one meta forward with hooks; shapes without the batch dim)."""
     from cnnbench.models import SqueezeExcite
+    from cnnbench.static.counting import count_dispatch
 
     model = _model(name, frozen, variant)
     c, h, w = model.model_info.input_size
@@ -467,9 +572,8 @@ def _trace(
         return record
 
     handles = [m.register_forward_hook(hook(p, m)) for p, m in model.named_modules() if p]
-    try:
-        with torch.no_grad():
-            model(torch.empty(1, c, h, w, device="meta"))
+    try:  # under the counter: its shape-only meta kernels are faster than PyTorch's
+        count_dispatch(model, [torch.empty(1, c, h, w, device="meta")], track_memory=False)
     except Exception as exc:  # noqa: BLE001 - a failing forward becomes one line
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise MeasureError(f"{name}: forward failed at {c}x{h}x{w} ({first_line})") from None
@@ -807,7 +911,7 @@ def _sk_fuse_params_ratio(
     from cnnbench.models.sknet import SKConv
 
     def fuse(r: int) -> int:
-        with torch.device("meta"):
+        with _building():
             sk = SKConv(channels, reduction=r, min_dim=min_dim)
         return sum(p.numel() for m in (sk.fc_reduce, sk.fc_select) for p in m.parameters())
 
@@ -846,7 +950,7 @@ def _conv_stack_cost(layers: tuple, in_channels: int, resolution: int) -> tuple[
     """(conv weights, MACs) of a stack of bias-free convs with 'same' padding."""
     from cnnbench.static.counting import count_dispatch
 
-    with torch.device("meta"):
+    with _building():
         stack = _stack(layers, in_channels)
     x = torch.empty(1, in_channels, resolution, resolution, device="meta")
     macs = count_dispatch(stack, [x], track_memory=False).macs
@@ -928,7 +1032,7 @@ def _ghost(in_channels: int, out_channels: int, ratio: int) -> nn.Module:
 
     if ratio < 2:
         raise MeasureError(f"a Ghost module needs ratio >= 2, got {ratio}")
-    with torch.device("meta"):
+    with _building():
         return GhostModule(in_channels, out_channels, ratio=ratio)
 
 
@@ -941,6 +1045,21 @@ def _count(module: nn.Module, resolution: int, in_channels: int, metric: str) ->
     return count_dispatch(module.to("meta").eval(), [x], track_memory=False).macs
 
 
+def _output_shape(module: nn.Module, in_channels: int, resolution: int) -> tuple[int, ...]:
+    """Output shape (batch dim dropped) of a meta forward, run under the counter (its
+    shape-only kernels are faster than PyTorch's meta decompositions)."""
+    from cnnbench.static.counting import count_dispatch
+
+    seen: list[tuple[int, ...]] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape[1:])))
+    x = torch.empty(1, in_channels, resolution, resolution, device="meta")
+    try:
+        count_dispatch(module.eval(), [x], track_memory=False)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
 @_measure("ghost_module_reduction", unit="ratio")
 def _ghost_module_reduction(
     in_channels: int,
@@ -950,7 +1069,7 @@ def _ghost_module_reduction(
     metric: Literal["params", "macs"] = "macs",
 ) -> float:
     """Plain 1x1 conv cost / zoo Ghost module cost (conv weights only for params; BN excluded)."""
-    with torch.device("meta"):
+    with _building():
         plain = nn.Conv2d(in_channels, out_channels, 1, bias=False)
     ghost = _ghost(in_channels, out_channels, ratio)
     return _count(plain, resolution, in_channels, metric) / _count(
@@ -963,12 +1082,10 @@ def _ghost_output_matches(
     in_channels: int, out_channels: int, ratio: int, resolution: int
 ) -> tuple[int, str]:
     """1 if the zoo Ghost module's output shape equals the plain 1x1 conv's, else 0."""
-    with torch.device("meta"):
+    with _building():
         plain = nn.Conv2d(in_channels, out_channels, 1, bias=False)
     ghost = _ghost(in_channels, out_channels, ratio)
-    x = torch.empty(1, in_channels, resolution, resolution, device="meta")
-    with torch.no_grad():
-        a, b = tuple(plain(x).shape[1:]), tuple(ghost.eval()(x).shape[1:])
+    a, b = (_output_shape(x, in_channels, resolution) for x in (plain, ghost))
     return int(a == b), f"ghost {'x'.join(map(str, b))} vs conv {'x'.join(map(str, a))}"
 
 
@@ -991,7 +1108,7 @@ def _ghost_surplus_channels(
 # --- Squeeze-and-Excitation ----------------------------------------------------------------
 
 
-def _se_of(model: str, model_kwargs: dict[str, Any] | None, resolution: int | None) -> Any:
+def _se_of(model: str, model_kwargs: dict[str, Any] | None, resolution: int | None) -> _SEOverhead:
     return _overhead(model, _freeze(model_kwargs or {}), resolution)
 
 
@@ -1007,13 +1124,13 @@ def _se_measure(
     _measure(name, unit)(measure)
 
 
-def _final_share(o: Any) -> tuple[float, str]:
-    final = f"stage{_model(o.model, _freeze(o.model_kwargs), None).num_stages}"
+def _final_share(o: _SEOverhead) -> tuple[float, str]:
+    final = f"stage{o.num_stages}"
     params = next((r.params for r in o.rows if r.stage == final), 0)
     return o.share_of(final), f"{final}: {params:,} of {o.se_params:,} SE params"
 
 
-def _last_se_share(o: Any) -> tuple[float, str]:
+def _last_se_share(o: _SEOverhead) -> tuple[float, str]:
     if not o.rows:
         return 0.0, "no SE"
     row = o.rows[-1]
@@ -1083,7 +1200,7 @@ def _se_block_weights(channels: int, reduction: int) -> int:
 
     if reduction < 1 or channels // reduction < 1:
         raise MeasureError(f"reduction {reduction} leaves no channels for C={channels}")
-    with torch.device("meta"):
+    with _building():
         se = SqueezeExcite(channels, channels // reduction)
     return se.fc1.weight.numel() + se.fc2.weight.numel()
 
