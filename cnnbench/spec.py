@@ -161,10 +161,21 @@ def _absolute(spec: str) -> str:
     return spec
 
 
-def load(spec: str, model_args: dict[str, Any] | None = None) -> LoadedModel:
+def load(
+    spec: str, model_args: dict[str, Any] | None = None, *, device: str = "cpu"
+) -> LoadedModel:
     """Resolve a spec once: its display name, its module and its rebuild recipe. This is the
-    one place a spec becomes a model; the memory child rebuilds through ``rebuild``."""
-    name, module = load_model(spec, model_args)
+    one place a spec becomes a model; the memory child rebuilds through ``rebuild``.
+
+    ``device="meta"`` builds a zoo model without allocating or initialising weights (for
+    counting only); a user's spec is always built as its code builds it."""
+    if device != "cpu" and ":" not in spec:
+        import torch
+
+        with torch.device(device):
+            name, module = load_model(spec, model_args)
+    else:
+        name, module = load_model(spec, model_args)
     rebuild = Rebuild(_absolute(spec), tuple(sorted((model_args or {}).items())))
     return LoadedModel(name, module, rebuild)
 

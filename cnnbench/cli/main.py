@@ -268,7 +268,7 @@ def info(
     from cnnbench.report.tables import stages_table
     from cnnbench.spec import load, parse_model_args
 
-    prof = static_profile(load(model, parse_model_args(model_arg)), resolution)
+    prof = static_profile(load(model, parse_model_args(model_arg), device="meta"), resolution)
     if json_:
         _json(prof.to_result().to_dict())
         return

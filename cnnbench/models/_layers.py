@@ -157,7 +157,11 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def init_weights(module: nn.Module) -> None:
-    """Kaiming-normal convs, unit BatchNorm, small normal linears (torchvision's defaults)."""
+    """Kaiming-normal convs, unit BatchNorm, small normal linears (torchvision's defaults).
+    A model built on the meta device has no values to initialise: skipped (on meta, the
+    random initialisers load PyTorch's Python reference kernels, about a second)."""
+    if any(p.is_meta for p in module.parameters()):
+        return
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
