@@ -361,25 +361,18 @@ def profile_static(
             )
         )
         train_bytes = None
-        if train_memory:
+        if train_memory:  # a second, uncounted pass (its flags are put back on exit)
             model.train()
-            try:
-                saved = _run_checked(
+            saved = _run_checked(
+                model,
+                name,
+                (2, c, h, w),
+                lambda: count_saved_bytes(
                     model,
-                    name,
-                    (2, c, h, w),
-                    lambda: count_saved_bytes(
-                        model,
-                        [
-                            torch.empty(2, c, h, w, device=device)
-                            if meta
-                            else torch.randn(2, c, h, w)
-                        ],
-                    ),
-                )
-                train_bytes = saved // 2
-            finally:
-                model.eval()  # the flags are put back on exit; eval until then
+                    [torch.empty(2, c, h, w, device=device) if meta else torch.randn(2, c, h, w)],
+                ),
+            )
+            train_bytes = saved // 2
     stages = []
     for stage_name, blocks, declared in stage_meta:
         out_shape, itemsize = outputs.get(stage_name) or ((), 0)
