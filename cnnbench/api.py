@@ -17,12 +17,20 @@ from torch import nn
 
 from cnnbench.errors import UsageError
 from cnnbench.report.format import config_label as describe
-from cnnbench.results import Result
+from cnnbench.results import Result, Run
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config
 from cnnbench.spec import LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
 
-__all__ = ["run_models", "resolve_model", "static_profile", "describe", "TRAIN_FLOPS_FACTOR"]
+__all__ = [
+    "profile",
+    "compare",
+    "run_models",
+    "resolve_model",
+    "static_profile",
+    "describe",
+    "TRAIN_FLOPS_FACTOR",
+]
 
 #: Training-step FLOPs per image are estimated as 3 x forward (forward + 2 x backward).
 TRAIN_FLOPS_FACTOR = 3
@@ -53,6 +61,7 @@ def run_models(
     model_args: dict[str, Any] | None = None,
     baseline: str | None = None,
     cpu_memory: bool = True,
+    input_size: Sequence[int] | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> Iterator[Result]:
     """Profile each model (spec or module), then measure all of them under each
@@ -60,8 +69,9 @@ def run_models(
 
     Every spec is resolved before anything is measured. Yields one Result per (model,
     configuration), configuration by configuration, or one per model and resolution with
-    ``static_only``. Static counts are per image at each configuration's resolution. Ratios
-    divide by ``baseline`` (a model name; default the first model).
+    ``static_only``. Static counts are per image at each configuration's resolution (or at
+    ``input_size``, C x H x W, for every model). Ratios divide by ``baseline`` (a model name;
+    default the first model).
     """
     notify = on_progress or (lambda _msg: None)
     loaded = []
@@ -75,12 +85,12 @@ def run_models(
         resolutions = sorted({c.resolution for c in configs} or {None}, key=lambda r: r or 0)
         for m in loaded:
             for res in resolutions:
-                yield static_profile(m, res, counter, notify).to_result()
+                yield static_profile(m, res, counter, notify, input_size).to_result()
         return
     for config in configs:
         entries = []
         for m in loaded:
-            static = static_profile(m, config.resolution, counter, notify)
+            static = static_profile(m, config.resolution, counter, notify, input_size)
             row = static.to_result()
             factor = TRAIN_FLOPS_FACTOR if config.mode == "train" else 1
             entries.append(
@@ -88,6 +98,7 @@ def run_models(
                     name=m.name, module=m.module, row=row, builder=m.rebuild,
                     stages=row.stages if stage_times else None,
                     flops_per_image=static.flops * factor,
+                    input_size=tuple(input_size) if input_size else None,
                 )
             )  # fmt: skip
         notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
@@ -100,10 +111,11 @@ def static_profile(
     resolution: int | None = None,
     counter: str = "cnnbench",
     notify: Callable[[str], None] | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> StaticProfile:
-    """The static profile of a loaded model at ``resolution``, counted once per resolution
-    and counter (cached on the LoadedModel)."""
-    key = (resolution, counter)
+    """The static profile of a loaded model at ``resolution`` (or ``input_size`` C, H, W),
+    counted once per input and counter (cached on the LoadedModel)."""
+    key = (resolution, counter, tuple(input_size) if input_size else None)
     if key not in loaded.profiles:
         if notify is not None:
             notify(f"{loaded.name}: counting (static profile)")
@@ -111,7 +123,131 @@ def static_profile(
             loaded.module,
             name=loaded.name,
             resolution=resolution,
+            input_size=tuple(input_size) if input_size else None,
             counter=counter,
             meta=counter != "fvcore",
         )
     return loaded.profiles[key]
+
+
+def _run(
+    command: str,
+    models: Sequence[ModelLike],
+    *,
+    input_size: Sequence[int] | None,
+    static_only: bool,
+    device: str,
+    batch: int | Sequence[int],
+    precision: str | Sequence[str],
+    memory_format: str | Sequence[str],
+    resolution: int | None,
+    threads: int | None,
+    budget: float,
+    counter: str,
+    compile: bool,
+    train: bool,
+    model_args: dict[str, Any] | None,
+    baseline: str | None,
+    cpu_memory: bool,
+) -> Run:
+    from cnnbench.environment import fingerprint
+    from cnnbench.runtime import resolve_device
+
+    configs = RuntimeConfig.grid(
+        device=device,
+        precision=list(precision) if isinstance(precision, list | tuple) else precision,
+        memory_format=list(memory_format)
+        if isinstance(memory_format, list | tuple)
+        else memory_format,
+        batch_size=list(batch) if isinstance(batch, list | tuple) else batch,
+        resolution=resolution,
+        threads=threads,
+        compile=compile,
+        mode="train" if train else "inference",
+        budget_s=budget,
+    )
+    labels = [m if isinstance(m, str) else type(m).__name__ for m in models]
+    run = Run(
+        results=[],
+        environment=fingerprint(resolve_device(configs[0].device)),
+        config={
+            "command": command,
+            "models": labels,
+            "counter": counter,
+            "static_only": static_only,
+            "configs": [vars(c) for c in configs],
+            "input_size": list(input_size) if input_size else None,
+        },
+    )
+    try:
+        for result in run_models(
+            models, configs, counter=counter, static_only=static_only, model_args=model_args,
+            baseline=baseline, cpu_memory=cpu_memory, input_size=input_size,
+        ):  # fmt: skip
+            run.results.append(result)
+    except KeyboardInterrupt:
+        run.complete = False
+    return run
+
+
+def profile(
+    model: ModelLike,
+    *,
+    input_size: Sequence[int] | None = None,
+    static_only: bool = False,
+    device: str = "auto",
+    batch: int | Sequence[int] = 1,
+    precision: str | Sequence[str] = "fp32",
+    memory_format: str | Sequence[str] = "contiguous",
+    resolution: int | None = None,
+    threads: int | None = None,
+    budget: float = 3.0,
+    counter: str = "cnnbench",
+    compile: bool = False,
+    train: bool = False,
+    model_args: dict[str, Any] | None = None,
+    cpu_memory: bool = True,
+) -> Run:
+    """Profile one model (a zoo name, a spec such as ``"net.py:make"``, or an ``nn.Module``)
+    and return the :class:`~cnnbench.results.Run`: static counts per image and, unless
+    ``static_only``, latency, throughput and peak memory per configuration (every
+    combination of ``batch``, ``precision`` and ``memory_format``). ``input_size`` is
+    (C, H, W) of one input. Prints nothing; Ctrl-C returns the rows measured so far with
+    ``run.complete`` False."""
+    return _run(
+        "profile", [model], input_size=input_size, static_only=static_only, device=device,
+        batch=batch, precision=precision, memory_format=memory_format, resolution=resolution,
+        threads=threads, budget=budget, counter=counter, compile=compile, train=train,
+        model_args=model_args, baseline=None, cpu_memory=cpu_memory,
+    )  # fmt: skip
+
+
+def compare(
+    models: Sequence[ModelLike],
+    *,
+    baseline: str | None = None,
+    input_size: Sequence[int] | None = None,
+    static_only: bool = False,
+    device: str = "auto",
+    batch: int | Sequence[int] = 1,
+    precision: str | Sequence[str] = "fp32",
+    memory_format: str | Sequence[str] = "contiguous",
+    resolution: int | None = None,
+    threads: int | None = None,
+    budget: float = 3.0,
+    counter: str = "cnnbench",
+    compile: bool = False,
+    train: bool = False,
+    model_args: dict[str, Any] | None = None,
+    cpu_memory: bool = True,
+) -> Run:
+    """Compare models (zoo names, specs and ``nn.Module`` objects mixed freely), timed
+    interleaved per configuration; each row carries its latency and throughput ratio to
+    ``baseline`` (a model name; default the first) with a 95% CI. Same options as
+    :func:`profile`; returns the :class:`~cnnbench.results.Run`, printing nothing."""
+    return _run(
+        "compare", models, input_size=input_size, static_only=static_only, device=device,
+        batch=batch, precision=precision, memory_format=memory_format, resolution=resolution,
+        threads=threads, budget=budget, counter=counter, compile=compile, train=train,
+        model_args=model_args, baseline=baseline, cpu_memory=cpu_memory,
+    )  # fmt: skip

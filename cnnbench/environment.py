@@ -50,6 +50,7 @@ def fingerprint(device: str | torch.device | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
+        "host": platform.node(),
         "cpu": cpu_model(),
         "cpu_count": torch.multiprocessing.cpu_count(),
         "threads": torch.get_num_threads(),

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnbench.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 2
 #: Saved-run versions this cnnbench reads (older ones are upgraded on load).
@@ -29,6 +33,8 @@ __all__ = [
     "Run",
     "SchemaError",
     "atomic_write_text",
+    "results_frame",
+    "ENVIRONMENT_COLUMNS",
     "load_run",
 ]
 
@@ -163,8 +169,44 @@ class Run:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """The results as a pandas DataFrame (see :func:`results_frame`)."""
+        return results_frame(self.results)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         return atomic_write_text(path, self.to_json())
+
+
+#: Environment fingerprint keys repeated on every CSV/DataFrame row (as ``env_<key>``), so a
+#: merged table still says where each row was measured.
+ENVIRONMENT_COLUMNS = ("host", "cpu", "device_name", "torch", "threads", "commit")
+
+
+def _int_columns() -> list[str]:
+    return [
+        f.name
+        for f in fields(Result)
+        if f.name in Result.flat_columns() and str(f.type).split("|")[0].strip() == "int"
+    ]
+
+
+def results_frame(
+    results: Sequence[Result | dict[str, Any]], environment: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """One flat row per result (records or their dicts, e.g. ``json.load(f)["results"]``);
+    columns exactly :meth:`Result.flat_columns` in schema order (``input_size`` as
+    ``"3x224x224"``; integer fields as nullable ``Int64``), then ``env_*`` columns when an
+    environment is given. pandas is imported on first use."""
+    import pandas as pd
+
+    records = [r if isinstance(r, Result) else Result.from_dict(dict(r)) for r in results]
+    columns = Result.flat_columns()
+    df = pd.DataFrame([r.flat() for r in records], columns=columns)
+    for col in _int_columns():
+        df[col] = df[col].astype("Int64")
+    for key in ENVIRONMENT_COLUMNS if environment is not None else ():
+        df[f"env_{key}"] = environment.get(key)
+    return df
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

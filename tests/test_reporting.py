@@ -14,10 +14,18 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from cnnbench.errors import UsageError
 from cnnbench.report import charts
 from cnnbench.report import files as reporting
-from cnnbench.errors import UsageError
-from cnnbench.results import Result, Run, SchemaError, StageCost, atomic_write_text, load_run
+from cnnbench.results import (
+    ENVIRONMENT_COLUMNS,
+    Result,
+    Run,
+    SchemaError,
+    StageCost,
+    atomic_write_text,
+    load_run,
+)
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -163,9 +171,10 @@ def test_unknown_baseline_is_a_usage_error() -> None:
 
 def test_csv_parses_back_with_the_fixed_header() -> None:
     text = reporting.render_csv(_run())
-    assert text.splitlines()[0] == ",".join(Result.flat_columns())
+    header = Result.flat_columns() + [f"env_{k}" for k in ENVIRONMENT_COLUMNS]
+    assert text.splitlines()[0] == ",".join(header)
     df = pd.read_csv(io.StringIO(text))
-    assert list(df.columns) == Result.flat_columns()
+    assert list(df.columns) == header
     assert df["params"].tolist() == [1_000_000, 2_000_000, 500_000, 1_000_000, 2_000_000]
     assert df["latency_ms_median"].tolist() == [10.0, 20.0, 4.0, 40.0, 100.0]
 
@@ -412,5 +421,6 @@ def test_renderers_cope_with_static_only_failed_and_odd_rows(tmp_path: Path) -> 
     assert weird in buf.getvalue() and "oom" in buf.getvalue()
     empty = Run(results=[])
     assert "No results" in reporting.render_html(empty)
-    assert reporting.render_csv(empty).strip() == ",".join(Result.flat_columns())
+    header = Result.flat_columns() + [f"env_{k}" for k in ENVIRONMENT_COLUMNS]
+    assert reporting.render_csv(empty).strip() == ",".join(header)
     assert reporting.relative_to(run.results)[2]["params_x"] is None

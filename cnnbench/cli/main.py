@@ -442,12 +442,24 @@ def claims(
     file: Annotated[
         Path | None, typer.Option("--file", help="A claims TOML file (default: built-in).")
     ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
+    measures: Annotated[
+        bool, typer.Option("--measures", help="List the measures a claim can use.")
+    ] = False,
 ) -> None:
-    """Every claim with its verdict and measured value."""
-    from cnnbench.claims import check_claims, load_claims
+    """Every claim with its verdict and measured value (published entries without one)."""
+    from cnnbench.claims import check_claims, load_claims, measure_help
     from cnnbench.report.tables import claims_table
 
-    _print(claims_table(check_claims(load_claims(file))))
+    if measures:
+        for name, args, text in measure_help():
+            out.print(f"{name}({args}): {text}", markup=False, highlight=False)
+        return
+    verdicts = check_claims(load_claims(file, published=True))
+    if json_:
+        _json([v.to_dict() for v in verdicts])
+        return
+    _print(claims_table(verdicts))
 
 
 @app.command()

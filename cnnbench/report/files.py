@@ -17,7 +17,6 @@ import io
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from cnnbench.report import format as fmt
 from cnnbench.report.charts import CHARTS, all_charts, stage_results
 from cnnbench.report.format import CONFIG_FIELDS, CONVENTIONS, config_label, varying_config
 from cnnbench.report.table import Table, md_escape, to_html, to_markdown, to_rich
-from cnnbench.results import Result, Run, atomic_write_text
+from cnnbench.results import ENVIRONMENT_COLUMNS, Result, Run, atomic_write_text, results_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,11 +72,6 @@ _MATCH_KEYS = (
     ("batch_size", "precision", "memory_format", "device", "mode", "compiled", "input_size"),
     ("batch_size", "precision", "memory_format", "device", "mode"),
 )
-_INT_COLUMNS = [
-    f.name
-    for f in fields(Result)
-    if f.name in Result.flat_columns() and str(f.type).split("|")[0].strip() == "int"
-]
 
 
 # --------------------------------------------------------------------------- data
@@ -123,19 +117,23 @@ def relative_to(results: Sequence[Result], baseline: str | None = None) -> list[
 
 
 def to_dataframe(
-    results: Sequence[Result], *, relative: bool = False, baseline: str | None = None
+    results: Run | Sequence[Result | dict[str, Any]],
+    *,
+    relative: bool = False,
+    baseline: str | None = None,
 ) -> pd.DataFrame:
-    """One flat row per result; columns exactly :meth:`Result.flat_columns` in schema order
-    (``input_size`` as ``"3x224x224"``; integer fields as nullable ``Int64``). With
-    ``relative``, the :data:`RELATIVE_COLUMNS` are appended (see :func:`relative_to`)."""
+    """One flat row per result (a Run, records, or their dicts as saved in a run's JSON);
+    columns exactly :meth:`Result.flat_columns` in schema order, plus the ``env_*`` columns
+    for a Run. With ``relative``, the :data:`RELATIVE_COLUMNS` are appended (see
+    :func:`relative_to`)."""
     import pandas as pd
 
-    columns = Result.flat_columns()
-    df = pd.DataFrame([r.flat() for r in results], columns=columns)
-    for col in _INT_COLUMNS:
-        df[col] = df[col].astype("Int64")
+    environment = results.environment if isinstance(results, Run) else None
+    rows = results.results if isinstance(results, Run) else results
+    records = [r if isinstance(r, Result) else Result.from_dict(dict(r)) for r in rows]
+    df = results_frame(records, environment)
     if relative:
-        rel = relative_to(results, baseline)
+        rel = relative_to(records, baseline)
         for col in RELATIVE_COLUMNS:
             df[col] = pd.Series([row[col] for row in rel], index=df.index, dtype="float64")
     return df
@@ -320,14 +318,16 @@ def _csv_cell(value: Any) -> str:
 
 
 def render_csv(run: Run) -> str:
-    """One row per result, header = :meth:`Result.flat_columns` (fixed, schema order)."""
+    """One row per result, header = :meth:`Result.flat_columns` (fixed, schema order), then
+    the run's environment as ``env_*`` columns (host, cpu, device, torch, threads, commit)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     columns = Result.flat_columns()
-    writer.writerow(columns)
+    writer.writerow(columns + [f"env_{k}" for k in ENVIRONMENT_COLUMNS])
+    env = [_csv_cell(run.environment.get(k)) for k in ENVIRONMENT_COLUMNS]
     for r in run.results:
         flat = r.flat()
-        writer.writerow([_csv_cell(flat[c]) for c in columns])
+        writer.writerow([_csv_cell(flat[c]) for c in columns] + env)
     return buffer.getvalue()
 
 

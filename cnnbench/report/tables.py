@@ -200,34 +200,39 @@ def _claim_value(value: float, unit: str) -> str:
     return fmt.sig(value, 4)
 
 
+_ONE_SIDED = {"at_least": ">=", "at_most": "<=", "greater_than": ">", "less_than": "<"}
+
+
 def claims_table(verdicts: Sequence[Any]) -> Table:
-    """Every claim with its expected and measured value and the verdict."""
+    """Every claim with its source id, expected and measured value, rule and verdict;
+    published entries (no verdict) show the published figure."""
     table = Table.of(
         "claims checked against measurement",
+        "id",
         "claim",
         "source",
         "expected",
         "measured",
-        "tolerance",
+        "rule",
         "verdict",
-        text=(0, 1, 4, 5),
+        text=(0, 1, 2, 5, 6),
     )
     for v in verdicts:
-        c = v.claim
-        tol = {
-            "relative": f"±{100 * c.tolerance:g}%",
-            "absolute": f"±{_claim_value(c.tolerance, c.unit)}",
-            "at_least": ">=",
-        }[c.kind]
-        table.add(
-            [
-                c.text,
-                c.source,
-                _claim_value(c.expected, c.unit),
-                _claim_value(v.measured, c.unit),
-                tol,
-                "holds" if v.holds else "does not hold",
-            ],
-            style="green" if v.holds else "red",
-        )
+        c, unit = v.claim, v.unit
+        if c.kind == "published":
+            expected, rule = c.published, "published"
+        elif c.kind == "between":
+            expected = f"{_claim_value(c.low, unit)} .. {_claim_value(c.high, unit)}"
+            rule = "between"
+        else:
+            expected = _claim_value(c.expected, unit)
+            rule = {
+                "relative": f"±{100 * c.tolerance:g}%",
+                "absolute": f"±{_claim_value(c.tolerance, unit)}",
+            }.get(c.kind) or _ONE_SIDED[c.kind]
+        measured = "" if v.measured is None else _claim_value(v.measured, unit)
+        verdict = v.status if v.error is None else f"error: {v.error}"
+        style = {"holds": "green", "does not hold": "red"}.get(v.status, "")
+        sid = c.source_id or (f"({c.part_of})" if c.part_of else "")
+        table.add([sid, c.text, c.source, expected, measured, rule, verdict], style=style)
     return table
