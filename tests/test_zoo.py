@@ -17,7 +17,13 @@ CASES = [(name, kw, n) for name, variants in REFERENCE.items() for kw, n in vari
 # Models above this many GMACs at native size run their native-size forward only in the slow suite.
 _FAST_GMACS = 2.0
 # Small input (H = W) per model where the default 64 does not fit the architecture.
-_SMALL = {"lenet5": 32, "senet18": 32, "inception_v3": 80}
+_SMALL = {
+    "lenet5": 32,
+    "senet18": 32,
+    "inception_v3": 80,
+    "inception_v4": 80,
+    "inception_resnet_v2": 80,
+}
 
 
 def _param_count(name: str, **kwargs: object) -> int:

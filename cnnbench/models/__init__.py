@@ -20,6 +20,7 @@ from . import (  # noqa: E402,F401  isort: skip
     efficientnet,
     ghostnet,
     inception,
+    inception_v4,
     lenet,
     mobilenet,
     resnet,

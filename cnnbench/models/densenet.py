@@ -3,7 +3,8 @@
 ImageNet layout of the paper's Table 1 (DenseNet-BC: bottleneck layers and compression 0.5):
 growth rate 32, bottleneck width 4 x 32, 64 initial features; stem conv7x7/2 + BN + ReLU +
 maxpool 3x3/2; four dense blocks with transitions between them; final BN + ReLU, global average
-pool and a linear classifier. Parameter counts equal torchvision's densenet121/169/201.
+pool and a linear classifier. Parameter counts equal torchvision's densenet121/169/201; densenet264 (not in torchvision)
+is the paper's fourth configuration built the same way (33,337,704 parameters).
 
 Each dense layer is BN-ReLU-conv1x1(4k)-BN-ReLU-conv3x3(k) and returns its input concatenated
 with its k new feature maps, so a dense block is a plain chain of layers. A transition is
@@ -35,6 +36,7 @@ __all__ = [
     "densenet121",
     "densenet169",
     "densenet201",
+    "densenet264",
 ]
 
 _PAPER = "Huang et al. 2017, Densely Connected Convolutional Networks"
@@ -117,6 +119,7 @@ _BLOCKS: dict[str, tuple[int, int, int, int]] = {
     "densenet121": (6, 12, 24, 16),
     "densenet169": (6, 12, 32, 32),
     "densenet201": (6, 12, 48, 32),
+    "densenet264": (6, 12, 64, 48),
 }
 
 
@@ -183,3 +186,9 @@ def densenet169(**kwargs: Unpack[DenseNetArgs]) -> DenseNet:
 def densenet201(**kwargs: Unpack[DenseNetArgs]) -> DenseNet:
     """DenseNet-201: dense blocks of (6, 12, 48, 32) layers, growth rate 32."""
     return _create_densenet("densenet201", **kwargs)
+
+
+@register_model(family="densenet", paper=_PAPER)
+def densenet264(**kwargs: Unpack[DenseNetArgs]) -> DenseNet:
+    """DenseNet-264 (the paper's Table 1): dense blocks of (6, 12, 64, 48) layers, growth 32."""
+    return _create_densenet("densenet264", **kwargs)

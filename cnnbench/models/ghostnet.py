@@ -33,7 +33,14 @@ from torch import Tensor, nn
 from ._layers import ConvBNAct, SqueezeExcite, StagedNet, init_weights, make_divisible
 from ._registry import register_model, registered_defaults
 
-__all__ = ["GhostNetArgs", "GhostModule", "GhostBottleneck", "ghostnet"]
+__all__ = [
+    "GhostNetArgs",
+    "GhostModule",
+    "GhostBottleneck",
+    "ghostnet",
+    "ghostnet_050",
+    "ghostnet_130",
+]
 
 _PAPER = "Han et al. 2020, GhostNet: More Features from Cheap Operations"
 
@@ -156,7 +163,7 @@ class GhostNetArgs(TypedDict, total=False):
 
 
 #: registered name -> width multiplier
-_WIDTHS = {"ghostnet": 1.0}
+_WIDTHS = {"ghostnet": 1.0, "ghostnet_050": 0.5, "ghostnet_130": 1.3}
 
 
 def _create_ghostnet(variant: str, **kwargs: Unpack[GhostNetArgs]) -> StagedNet:
@@ -219,3 +226,15 @@ def ghostnet(**kwargs: Unpack[GhostNetArgs]) -> StagedNet:
     """GhostNet 1.0x (5.18M params); ``width`` scales it. ``se_stages=()`` or
     ``se_reduction=None`` builds it without SE; SE sits only where the paper puts it."""
     return _create_ghostnet("ghostnet", **kwargs)
+
+
+@register_model(family="ghostnet", paper=_PAPER, se_reduction=4, se_stages=_SE_STAGES)
+def ghostnet_050(**kwargs: Unpack[GhostNetArgs]) -> StagedNet:
+    """GhostNet 0.5x (timm ghostnet_050): 2,587,292 parameters."""
+    return _create_ghostnet("ghostnet_050", **kwargs)
+
+
+@register_model(family="ghostnet", paper=_PAPER, se_reduction=4, se_stages=_SE_STAGES)
+def ghostnet_130(**kwargs: Unpack[GhostNetArgs]) -> StagedNet:
+    """GhostNet 1.3x (timm ghostnet_130): 7,358,820 parameters."""
+    return _create_ghostnet("ghostnet_130", **kwargs)

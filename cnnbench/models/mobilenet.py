@@ -2,7 +2,8 @@
 
 - V1: Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision
   Applications", 2017. Thirteen depthwise-separable blocks; counts equal timm's
-  ``mobilenetv1_100``.
+  ``mobilenetv1_100``; width multipliers 0.75, 0.5, 0.25 as ``mobilenet_v1_075`` etc. SE is a
+  switch (``se_reduction=16``: the SENet paper's SE-MobileNet, SE on every block output).
 - V2: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018.
   Counts equal torchvision's ``mobilenet_v2``.
 - V3: Howard et al., "Searching for MobileNetV3", ICCV 2019. Large and small; counts equal
@@ -40,6 +41,9 @@ __all__ = [
     "MobileNetV3Args",
     "InvertedResidual",
     "mobilenet_v1",
+    "mobilenet_v1_075",
+    "mobilenet_v1_050",
+    "mobilenet_v1_025",
     "mobilenet_v2",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
@@ -102,12 +106,21 @@ class InvertedResidual(nn.Module):
         return out + x if self.use_residual else out
 
 
-def _depthwise_separable(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    """MobileNet V1 block: depthwise 3x3 + BN + ReLU, pointwise 1x1 + BN + ReLU (no shortcut)."""
-    return nn.Sequential(
+def _depthwise_separable(
+    in_channels: int, out_channels: int, stride: int, se_reduction: int | None = None
+) -> nn.Sequential:
+    """MobileNet V1 block: depthwise 3x3 + BN + ReLU, pointwise 1x1 + BN + ReLU (no shortcut),
+    then, with ``se_reduction``, ``SqueezeExcite(out, out // r)`` on the block output (the
+    SENet paper's SE-MobileNet)."""
+    layers: list[nn.Module] = [
         ConvBNAct(in_channels, in_channels, 3, stride, groups=in_channels, act=_ReLU),
         ConvBNAct(in_channels, out_channels, 1, act=_ReLU),
-    )
+    ]
+    if se_reduction is not None:
+        if out_channels // se_reduction < 1:
+            raise ValueError(f"se_reduction={se_reduction} leaves no channels for {out_channels}")
+        layers.append(SqueezeExcite(out_channels, out_channels // se_reduction))
+    return nn.Sequential(*layers)
 
 
 def _classifier(in_features: int, num_classes: int, dropout: float = 0.0) -> list[nn.Module]:
@@ -125,29 +138,56 @@ def _classifier(in_features: int, num_classes: int, dropout: float = 0.0) -> lis
 _V1_STAGES = ((64, 1), (128, 2), (256, 2), (512, 6), (1024, 2))
 
 
+_V1_SE_STAGES = tuple(range(1, len(_V1_STAGES) + 1))
+#: registered name -> width multiplier (channels make_divisible(c * width, 8))
+_V1_WIDTHS = {
+    "mobilenet_v1": 1.0,
+    "mobilenet_v1_075": 0.75,
+    "mobilenet_v1_050": 0.5,
+    "mobilenet_v1_025": 0.25,
+}
+
+
 class MobileNetV1Args(TypedDict, total=False):
-    """Keywords of the MobileNet V1 builders."""
+    """Keywords of the MobileNet V1 builders: ``se_reduction`` (None = no SE, the default; 16 =
+    the SENet paper's SE-MobileNet, SE on every block output) and ``se_stages`` (1-based, 1-5)."""
 
     num_classes: int
+    se_reduction: int | None
+    se_stages: Sequence[int]
 
 
 def _create_mobilenet_v1(variant: str, **kwargs: Unpack[MobileNetV1Args]) -> StagedNet:
-    return _build_mobilenet_v1(**registered_defaults(variant, kwargs, "num_classes"))
+    args = registered_defaults(variant, kwargs, "num_classes", "se_reduction", "se_stages")
+    return _build_mobilenet_v1(_V1_WIDTHS[variant], **args)
 
 
-def _build_mobilenet_v1(*, num_classes: int) -> StagedNet:
-    stem = ConvBNAct(3, 32, 3, stride=2, act=_ReLU)
+def _build_mobilenet_v1(
+    width: float, *, num_classes: int, se_reduction: int | None, se_stages: Sequence[int]
+) -> StagedNet:
+    se_stages = tuple(se_stages)
+    bad = sorted(set(se_stages) - set(_V1_SE_STAGES))
+    if bad:
+        raise ValueError(f"se_stages must be in 1..{len(_V1_STAGES)}, got {bad}")
+
+    def ch(c: int) -> int:
+        return make_divisible(c * width, 8)
+
+    stem_out = ch(32)
+    stem = ConvBNAct(3, stem_out, 3, stride=2, act=_ReLU)
     stages = []
-    in_ch = 32
-    for index, (out_ch, n) in enumerate(_V1_STAGES):
+    in_ch = stem_out
+    for index, (out_c, n) in enumerate(_V1_STAGES):
+        out_ch = ch(out_c)
+        reduction = se_reduction if index + 1 in se_stages else None
         blocks = []
         for i in range(n):
             stride = 2 if index > 0 and i == 0 else 1
-            blocks.append(_depthwise_separable(in_ch, out_ch, stride))
+            blocks.append(_depthwise_separable(in_ch, out_ch, stride, reduction))
             in_ch = out_ch
         stages.append(nn.Sequential(*blocks))
     head = nn.Sequential(*_classifier(in_ch, num_classes))
-    channels = [32, *(c for c, _ in _V1_STAGES), num_classes]
+    channels = [stem_out, *(ch(c) for c, _ in _V1_STAGES), num_classes]
     model = StagedNet(stem, stages, head, channels=channels)
     init_weights(model)
     return model
@@ -332,10 +372,29 @@ def _build_mobilenet_v3(
 # Builders
 
 
-@register_model(family="mobilenet", paper=_PAPER_V1)
+@register_model(family="mobilenet", paper=_PAPER_V1, se_stages=_V1_SE_STAGES)
 def mobilenet_v1(**kwargs: Unpack[MobileNetV1Args]) -> StagedNet:
-    """MobileNet V1 (width 1.0, 224x224): 13 depthwise-separable blocks, no dropout."""
+    """MobileNet V1 (width 1.0, 224x224): 13 depthwise-separable blocks, no dropout;
+    ``se_reduction=16`` gives the SENet paper's SE-MobileNet."""
     return _create_mobilenet_v1("mobilenet_v1", **kwargs)
+
+
+@register_model(family="mobilenet", paper=_PAPER_V1, se_stages=_V1_SE_STAGES)
+def mobilenet_v1_075(**kwargs: Unpack[MobileNetV1Args]) -> StagedNet:
+    """MobileNet V1 with width multiplier 0.75 (224x224)."""
+    return _create_mobilenet_v1("mobilenet_v1_075", **kwargs)
+
+
+@register_model(family="mobilenet", paper=_PAPER_V1, se_stages=_V1_SE_STAGES)
+def mobilenet_v1_050(**kwargs: Unpack[MobileNetV1Args]) -> StagedNet:
+    """MobileNet V1 with width multiplier 0.5 (224x224)."""
+    return _create_mobilenet_v1("mobilenet_v1_050", **kwargs)
+
+
+@register_model(family="mobilenet", paper=_PAPER_V1, se_stages=_V1_SE_STAGES)
+def mobilenet_v1_025(**kwargs: Unpack[MobileNetV1Args]) -> StagedNet:
+    """MobileNet V1 with width multiplier 0.25 (224x224)."""
+    return _create_mobilenet_v1("mobilenet_v1_025", **kwargs)
 
 
 @register_model(family="mobilenet", paper=_PAPER_V2)

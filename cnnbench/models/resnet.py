@@ -30,6 +30,18 @@ SENet-154 is SE-ResNeXt-152 (64x4d) with the SENet appendix changes: a stem of t
 convolutions (3->64 stride 2, 64->64, 64->128), the first 1x1 of each bottleneck at half the group
 width, 3x3 stride-2 projection shortcuts in stages 2-4, dropout 0.2 before the classifier.
 
+``resnext101_32x4d`` is timm's (v1.5 layout). ``se_resnext101_32x4d`` is the SENet reference
+layout (timm's legacy_seresnext101_32x4d): the stride sits on the 3x3 as in v1.5, but the stem's
+3x3/2 max pool has no padding and rounds up (``ceil_mode``), the Caffe convention; the 56x56 map
+and every count are those of ResNeXt-101 32x4d + SE (48,955,416 parameters).
+
+``preact_resnet18`` / ``preact_resnet50`` are the ImageNet pre-activation ResNets of He et al.,
+"Identity Mappings in Deep Residual Networks" (ECCV 2016), in the layout of the authors'
+fb.resnet.torch ``preresnet.lua``: BN-ReLU before every convolution, plain 1x1 projection
+shortcuts fed with the pre-activated input, no ReLU after the addition, a final BN-ReLU before
+the pool. Same convolutions (and MACs) as resnet18 / resnet50; 1,792 / 7,680 fewer BatchNorm
+parameters.
+
 ``senet18`` is the CIFAR pre-activation SENet-18 (3x32x32, 10 classes) of the SENet tutorial
 code: no ReLU after the addition, 1x1 shortcut without BN applied to ``relu(bn1(x))``. Its head
 pools globally (the reference's 4x4 average pool is global at 32x32), so it also runs elsewhere.
@@ -52,6 +64,13 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "PreActSEBlock",
+    "PreActBasicBlock",
+    "PreActBottleneck",
+    "PreActResNetArgs",
+    "preact_resnet18",
+    "preact_resnet50",
+    "resnext101_32x4d",
+    "se_resnext101_32x4d",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -71,6 +90,7 @@ __all__ = [
 _RESNET = "He et al. 2016, Deep Residual Learning for Image Recognition"
 _RESNEXT = "Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks"
 _SENET = "Hu et al. 2018, Squeeze-and-Excitation Networks"
+_PREACT_PAPER = "He et al. 2016, Identity Mappings in Deep Residual Networks"
 
 ALL_STAGES: tuple[int, ...] = (1, 2, 3, 4)
 
@@ -192,6 +212,86 @@ class PreActSEBlock(nn.Module):
         return self.se(out) + shortcut
 
 
+PreAct = Literal["none", "both", "residual"]
+
+
+class _PreActBlock(nn.Module):
+    """Shared forward of the ImageNet pre-activation blocks (He et al. 2016, "Identity Mappings
+    in Deep Residual Networks"; fb.resnet.torch ``preresnet.lua``).
+
+    ``preact`` says where the block's leading BN-ReLU sits: ``"both"`` (first block of stages
+    2-4) applies it to the input before the split, so the 1x1 projection shortcut (no BN) sees
+    the pre-activated tensor; ``"residual"`` (the other blocks) applies it on the residual branch
+    only, the identity shortcut carrying the raw sum; ``"none"`` (first block of stage 1) has
+    none because the stem already ends in BN-ReLU. No activation after the addition.
+    """
+
+    def _setup(self, in_channels: int, out_channels: int, stride: int, preact: PreAct) -> None:
+        self.preact = preact
+        self.pre: nn.Module = nn.Identity()
+        if preact != "none":
+            self.pre = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=False))
+        self.shortcut: nn.Module | None = None
+        if stride != 1 or in_channels != out_channels:
+            if preact == "residual":
+                raise ValueError("a projection shortcut needs preact 'both' or 'none'")
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def residual(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.preact == "both":
+            x = self.pre(x)
+            out = self.residual(x)
+        else:
+            out = self.residual(self.pre(x))
+        shortcut = self.shortcut(x) if self.shortcut is not None else x
+        return out + shortcut
+
+
+class PreActBasicBlock(_PreActBlock):
+    """[BN-ReLU] conv3x3 (stride) - BN-ReLU - conv3x3, + shortcut."""
+
+    expansion = 1
+
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, preact: PreAct = "residual"
+    ) -> None:
+        super().__init__()
+        self._setup(in_channels, planes, stride, preact)
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+
+    def residual(self, x: Tensor) -> Tensor:
+        return self.conv2(self.act1(self.bn1(self.conv1(x))))
+
+
+class PreActBottleneck(_PreActBlock):
+    """[BN-ReLU] conv1x1 - BN-ReLU - conv3x3 (stride) - BN-ReLU - conv1x1 x4, + shortcut."""
+
+    expansion = 4
+
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, preact: PreAct = "residual"
+    ) -> None:
+        super().__init__()
+        self._setup(in_channels, planes * 4, stride, preact)
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.act2 = nn.ReLU(inplace=True)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+
+    def residual(self, x: Tensor) -> Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        return self.conv3(self.act2(self.bn2(self.conv2(out))))
+
+
 def _projection(in_channels: int, out_channels: int, stride: int, kernel_size: int) -> nn.Module:
     """Projection shortcut: conv (no bias) + BN."""
     return nn.Sequential(
@@ -241,7 +341,9 @@ Block = type[BasicBlock] | type[Bottleneck]
 @dataclass(frozen=True)
 class _ResNetCfg:
     """One architecture. ``stem="deep"`` is SENet-154's three 3x3 convolutions (128 channels,
-    ceil-mode max pool); ``down_kernel`` is the kernel of stride-2 projection shortcuts (3 for
+    ceil-mode max pool); ``stem="7x7_ceil"`` the SENet reference's (Caffe-derived) 7x7 stem whose
+    3x3/2 max pool has no padding and rounds up (same 56x56 map at 224, shifted by a pixel);
+    ``down_kernel`` is the kernel of stride-2 projection shortcuts (3 for
     SENet-154; a stride-1 projection is always 1x1)."""
 
     block: Block
@@ -250,7 +352,7 @@ class _ResNetCfg:
     width_per_group: int = 64
     stride_in_1x1: bool = False
     halve_first: bool = False
-    stem: Literal["7x7", "deep"] = "7x7"
+    stem: Literal["7x7", "7x7_ceil", "deep"] = "7x7"
     down_kernel: int = 1
     drop_rate: float = 0.0
 
@@ -270,6 +372,10 @@ _VARIANTS: dict[str, _ResNetCfg] = {
     "se_resnet101": _ResNetCfg(Bottleneck, _R101),
     "se_resnet152": _ResNetCfg(Bottleneck, _R152),
     "se_resnext50_32x4d": _ResNetCfg(Bottleneck, _R50, groups=32, width_per_group=4),
+    "resnext101_32x4d": _ResNetCfg(Bottleneck, _R101, groups=32, width_per_group=4),
+    "se_resnext101_32x4d": _ResNetCfg(
+        Bottleneck, _R101, groups=32, width_per_group=4, stem="7x7_ceil"
+    ),
     "senet154": _ResNetCfg(
         Bottleneck,
         _R152,
@@ -307,6 +413,11 @@ def _build_resnet(
     if cfg.stem == "7x7":
         stem_module = nn.Sequential(
             ConvBNAct(3, 64, 7, stride=2), nn.MaxPool2d(3, stride=2, padding=1)
+        )
+        in_channels = 64
+    elif cfg.stem == "7x7_ceil":
+        stem_module = nn.Sequential(
+            ConvBNAct(3, 64, 7, stride=2), nn.MaxPool2d(3, stride=2, ceil_mode=True)
         )
         in_channels = 64
     elif cfg.stem == "deep":
@@ -363,6 +474,55 @@ def _build_resnet(
         nn.Linear(in_channels, num_classes),
     )
     model = StagedNet(stem_module, stages, head, channels=[*channels, num_classes])
+    init_weights(model)
+    return model
+
+
+class PreActResNetArgs(TypedDict, total=False):
+    """Keywords of the pre-activation ResNet builders."""
+
+    num_classes: int
+
+
+_PREACT: dict[str, tuple[type[_PreActBlock], tuple[int, int, int, int]]] = {
+    "preact_resnet18": (PreActBasicBlock, _R18),
+    "preact_resnet50": (PreActBottleneck, _R50),
+}
+
+
+def _create_preact_resnet(variant: str, **kwargs: Unpack[PreActResNetArgs]) -> StagedNet:
+    block, layers = _PREACT[variant]
+    return _build_preact_resnet(
+        block, layers, **registered_defaults(variant, kwargs, "num_classes")
+    )
+
+
+def _build_preact_resnet(
+    block: type[_PreActBlock], layers: Sequence[int], *, num_classes: int
+) -> StagedNet:
+    """Stem conv7x7/2-BN-ReLU-maxpool, four stages of pre-activation blocks, and a head that
+    opens with the final BN-ReLU (the last block's sum is not normalised otherwise)."""
+    stem = nn.Sequential(ConvBNAct(3, 64, 7, stride=2), nn.MaxPool2d(3, stride=2, padding=1))
+    in_channels = 64
+    channels = [64]
+    stages: list[nn.Module] = []
+    for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True), 1):
+        stride = 1 if index == 1 else 2
+        first: PreAct = "none" if index == 1 else "both"
+        out_channels = planes * block.expansion  # type: ignore[attr-defined]
+        stage = [block(in_channels, planes, stride, first)]  # type: ignore[call-arg]
+        stage += [block(out_channels, planes) for _ in range(1, blocks)]  # type: ignore[call-arg]
+        stages.append(nn.Sequential(*stage))
+        channels.append(out_channels)
+        in_channels = out_channels
+    head = nn.Sequential(
+        nn.BatchNorm2d(in_channels),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(1),
+        nn.Linear(in_channels, num_classes),
+    )
+    model = StagedNet(stem, stages, head, channels=[*channels, num_classes])
     init_weights(model)
     return model
 
@@ -444,6 +604,29 @@ def resnext50_32x4d(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     return _create_resnet("resnext50_32x4d", **kwargs)
 
 
+@register_model(family="resnet", paper=_RESNEXT, se_stages=ALL_STAGES)
+def resnext101_32x4d(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
+    """ResNeXt-101 32x4d (Bottleneck, [3, 4, 23, 3]; timm resnext101_32x4d, v1.5 layout)."""
+    return _create_resnet("resnext101_32x4d", **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pre-activation ResNet (ImageNet)
+
+
+@register_model(family="resnet", paper=_PREACT_PAPER)
+def preact_resnet18(**kwargs: Unpack[PreActResNetArgs]) -> StagedNet:
+    """Pre-activation ResNet-18 (ImageNet, 224x224): resnet18's convolutions, BN-ReLU before
+    each convolution, BN-free projection shortcuts, a final BN-ReLU in the head."""
+    return _create_preact_resnet("preact_resnet18", **kwargs)
+
+
+@register_model(family="resnet", paper=_PREACT_PAPER)
+def preact_resnet50(**kwargs: Unpack[PreActResNetArgs]) -> StagedNet:
+    """Pre-activation ResNet-50 (ImageNet, 224x224; stride on the 3x3 as in fb.resnet.torch)."""
+    return _create_preact_resnet("preact_resnet50", **kwargs)
+
+
 # ---------------------------------------------------------------------------------------------
 # SE-ResNet / SE-ResNeXt / SENet (SE r=16 in every stage by default, switchable)
 
@@ -476,6 +659,13 @@ def se_resnet152(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
 def se_resnext50_32x4d(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
     """SE-ResNeXt-50 32x4d (timm seresnext50_32x4d)."""
     return _create_resnet("se_resnext50_32x4d", **kwargs)
+
+
+@register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
+def se_resnext101_32x4d(**kwargs: Unpack[BottleneckArgs]) -> StagedNet:
+    """SE-ResNeXt-101 32x4d in the SENet reference layout (timm legacy_seresnext101_32x4d):
+    stride on the 3x3, unpadded ceil-mode stem pool, 1x1 projections."""
+    return _create_resnet("se_resnext101_32x4d", **kwargs)
 
 
 @register_model(family="senet", paper=_SENET, se_reduction=16, se_stages=ALL_STAGES)
