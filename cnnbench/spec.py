@@ -92,8 +92,18 @@ def _from_file(path_str: str, attr: str, spec: str) -> Any:
     sys.modules[mod_name] = module
     try:
         module_spec.loader.exec_module(module)
+    except SystemExit as exc:  # e.g. argparse on sys.argv at import time
+        sys.modules.pop(mod_name, None)
+        raise UsageError(
+            f"{spec}: importing {path} called sys.exit({exc.code!r}) (does it parse the "
+            "command line at import? guard that code with `if __name__ == '__main__':`)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - user code: report it in one line
-        raise UsageError(f"{spec}: importing {path} failed ({type(exc).__name__}: {exc})") from exc
+        sys.modules.pop(mod_name, None)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(
+            f"{spec}: importing {path} failed ({type(exc).__name__}: {first})"
+        ) from exc
     return _attr(module, attr, spec)
 
 
@@ -113,9 +123,32 @@ def _from_library(library: str, name: str, spec: str, kwargs: dict[str, Any]) ->
     except ImportError:
         raise UsageError(f"{spec}: {library} is not installed; pip install {library}") from None
     if library == "timm":
-        return lib.create_model(name, pretrained=False, **kwargs)
-    models = importlib.import_module("torchvision.models")
-    return models.get_model(name, weights=None, **kwargs)
+        model = lib.create_model(name, pretrained=False, **kwargs)
+        # timm records each model's native input, e.g. (3, 384, 384) for *_384 variants
+        cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+        size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    else:
+        models = importlib.import_module("torchvision.models")
+        model = models.get_model(name, weights=None, **kwargs)
+        size = _torchvision_input_size(models, name)
+    if size is not None and getattr(model, "model_info", None) is None:
+        from cnnbench.models import ModelInfo
+
+        c, h, w = (int(v) for v in size)
+        model.model_info = ModelInfo(name=name, family=library, paper="", input_size=(c, h, w))
+    return model
+
+
+def _torchvision_input_size(models: Any, name: str) -> tuple[int, int, int] | None:
+    """The native input of a torchvision model from its default weights' transforms (the crop
+    size), without downloading anything; None when torchvision does not say."""
+    try:
+        weights = models.get_model_weights(name).DEFAULT
+        crop = weights.transforms().crop_size
+    except Exception:  # noqa: BLE001 - metadata is optional
+        return None
+    side = crop[0] if isinstance(crop, list | tuple) else crop
+    return (3, int(side), int(side))
 
 
 def ensure_info(model: nn.Module, name: str) -> nn.Module:
@@ -193,9 +226,16 @@ def load_model(spec: str, model_args: dict[str, Any] | None = None) -> tuple[str
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{spec}: bad model arguments ({exc})") from None
     prefix, attr = spec.rsplit(":", 1)
+    is_file = prefix.endswith(".py") or "/" in prefix
+    dotted = all(part.isidentifier() for part in prefix.split("."))
+    if not prefix or not attr.isidentifier() or not (is_file or dotted):
+        raise UsageError(
+            f"model spec {spec!r}: expected a zoo name, package.module:factory, "
+            "path/to/file.py:Factory, timm:NAME or torchvision:NAME"
+        )
     if prefix in ("timm", "torchvision"):
         model = _from_library(prefix, attr, spec, kwargs)
-    elif prefix.endswith(".py") or "/" in prefix:
+    elif is_file:
         model = _call(_from_file(prefix, attr, spec), spec, kwargs)
     else:
         try:

@@ -25,6 +25,7 @@ from cnnbench.cli.options import (
     DebugOpt,
     DeviceOpt,
     FormatOpt,
+    InputSizeOpt,
     JsonOpt,
     MemoryFormatOpt,
     ModelArgOpt,
@@ -36,6 +37,7 @@ from cnnbench.cli.options import (
     ThreadsOpt,
     TrainOpt,
     parse_formats,
+    parse_input_size,
     runtime_configs,
 )
 from cnnbench.errors import CnnbenchError, Terminated, UsageError, signals_as_exceptions
@@ -137,13 +139,13 @@ def _measure_and_report(
     json_stdout: bool,
     quiet: bool,
     baseline: str | None,
+    input_size: tuple[int, int, int] | None = None,
 ) -> None:
     """Measure every model under every configuration, with progress on stderr, then print
     and write the reports. Ctrl-C, SIGTERM or an error after the first result keep what was
     measured (``*-incomplete.json``)."""
     from rich.progress import Progress
 
-    from cnnbench import report as reporting
     from cnnbench.api import run_models
     from cnnbench.environment import fingerprint
     from cnnbench.results import Run
@@ -158,6 +160,7 @@ def _measure_and_report(
         "static_only": static_only,
         "configs": [vars(c) for c in configs],
         "model_args": model_args or [],
+        "input_size": list(input_size) if input_size else None,
     }
     run = Run(results=[], environment=fingerprint(resolve_device(configs[0].device)), config=config)
     name = _run_name(command, labels)
@@ -176,6 +179,7 @@ def _measure_and_report(
                 static_only=static_only,
                 model_args=parse_model_args(model_args),
                 baseline=baseline,
+                input_size=input_size,
                 on_progress=lambda msg: progress.update(task, description=escape(msg)),
             ):
                 run.results.append(result)
@@ -196,12 +200,41 @@ def _measure_and_report(
             path = _save_incomplete(run, out_dir, name)
             exc.args = (f"{exc} ({len(run.results)} result(s) measured before kept in {path})",)
         raise
+    _emit(run, formats, out_dir, name, baseline=baseline, quiet=quiet, json_stdout=json_stdout)
+
+
+def _check_out(out_dir: Path, formats: list[str]) -> None:
+    """``--out -`` takes exactly one file format (written to stdout)."""
+    files = [f for f in formats if f != "table"]
+    if str(out_dir) == "-" and len(files) != 1:
+        raise UsageError(
+            f"--out - writes one format to stdout, got {', '.join(files) or 'none'}; "
+            "e.g. --out - --format csv"
+        )
+
+
+def _emit(
+    run: Run,
+    formats: list[str],
+    out_dir: Path,
+    name: str,
+    *,
+    baseline: str | None,
+    quiet: bool = False,
+    json_stdout: bool = False,
+) -> None:
+    """Print the table and write the report files (``--out -``: the one format to stdout)."""
+    from cnnbench import report as reporting
+
+    files = [f for f in formats if f != "table"]
+    to_stdout = str(out_dir) == "-"
     if json_stdout:
         sys.stdout.write(run.to_json() + "\n")
-    if "table" in formats and not quiet and not json_stdout:
+    if "table" in formats and not quiet and not json_stdout and not to_stdout:
         reporting.render_table(run, out, baseline=baseline)
-    files = [f for f in formats if f != "table"]
-    if files:
+    if to_stdout:
+        sys.stdout.write(reporting.render(run, files[0], baseline=baseline))
+    elif files:
         paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
         if not quiet:
             err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
@@ -261,6 +294,7 @@ def info(
     model: Annotated[str, typer.Argument(help="Zoo name or module:factory spec.")],
     resolution: ResolutionOpt = None,
     model_arg: ModelArgOpt = None,
+    input_size: InputSizeOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
     """Stages with blocks, channels, params and MACs per stage."""
@@ -268,7 +302,8 @@ def info(
     from cnnbench.report.tables import stages_table
     from cnnbench.spec import load, parse_model_args
 
-    prof = static_profile(load(model, parse_model_args(model_arg), device="meta"), resolution)
+    loaded = load(model, parse_model_args(model_arg), device="meta")
+    prof = static_profile(loaded, resolution, input_size=parse_input_size(input_size))
     if json_:
         _json(prof.to_result().to_dict())
         return
@@ -295,20 +330,24 @@ def profile(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     model_arg: ModelArgOpt = None,
+    input_size: InputSizeOpt = None,
 ) -> None:
     """The full static + runtime profile of one model."""
     from cnnbench.api import static_profile
     from cnnbench.spec import load, parse_model_args
 
     formats = parse_formats(format_)
+    _check_out(out_dir, formats)
     configs = runtime_configs(
         device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
         train, budget,
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
+    size = parse_input_size(input_size)
     loaded = load(model, kwargs)
     if not quiet and not json_:
-        _print_static(loaded, static_profile(loaded, resolution, counter.value), kwargs, resolution)
+        prof = static_profile(loaded, resolution, counter.value, input_size=size)
+        _print_static(loaded, prof, kwargs, resolution)
     _measure_and_report(
         "profile",
         [loaded],
@@ -321,6 +360,7 @@ def profile(
         json_stdout=json_,
         quiet=quiet,
         baseline=None,
+        input_size=size,
     )
 
 
@@ -374,6 +414,7 @@ def compare(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     model_arg: ModelArgOpt = None,
+    input_size: InputSizeOpt = None,
 ) -> None:
     """One row per model and configuration, relative to the baseline (first model by default)."""
     from cnnbench.spec import load, parse_model_args
@@ -381,11 +422,13 @@ def compare(
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
     formats = parse_formats(format_)
+    _check_out(out_dir, formats)
     configs = runtime_configs(
         device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
         train, budget,
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
+    size = parse_input_size(input_size)
     loaded = [load(spec, kwargs) for spec in models]  # every spec resolved before measuring
     _measure_and_report(
         "compare",
@@ -399,6 +442,7 @@ def compare(
         json_stdout=json_,
         quiet=quiet,
         baseline=baseline,
+        input_size=size,
     )
 
 
@@ -407,31 +451,58 @@ def se_cmd(
     model: Annotated[str, typer.Argument(help="A zoo model with SE blocks.")],
     resolution: ResolutionOpt = None,
     model_arg: ModelArgOpt = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print overhead and claims as JSON.")
+    ] = False,
 ) -> None:
     """The per-stage SE overhead table and the claims that concern the model."""
+    from dataclasses import asdict
+
     from cnnbench.claims import check_claim, load_claims
+    from cnnbench.models import UnknownModelError
     from cnnbench.report.tables import claims_table, se_table
     from cnnbench.spec import parse_model_args
     from cnnbench.static.se import se_overhead
 
+    if ":" in model:
+        raise UsageError(
+            f"se {model!r}: the SE analysis needs a zoo model (it rebuilds it without SE); "
+            "try se_resnet50, or `cnnbench info` for any model"
+        )
     kwargs = parse_model_args(model_arg)
-    _print(se_table(se_overhead(model, resolution=resolution, **kwargs)))
+    try:
+        overhead = se_overhead(model, resolution=resolution, **kwargs)
+    except UnknownModelError as exc:
+        raise UsageError(str(exc)) from None
     related = [c for c in load_claims() if c.args.get("model") == model]
-    if related:
-        if kwargs:  # the claims follow the model the user built
-            related = [
-                type(c)(
-                    **{
-                        **vars(c),
-                        "args": {
-                            **c.args,
-                            "model_kwargs": {**c.args.get("model_kwargs", {}), **kwargs},
-                        },
-                    }
-                )
-                for c in related
-            ]
-        _print(claims_table([check_claim(c) for c in related]))
+    if kwargs:  # the claims follow the model the user built
+        related = [
+            type(c)(
+                **{
+                    **vars(c),
+                    "args": {
+                        **c.args,
+                        "model_kwargs": {**c.args.get("model_kwargs", {}), **kwargs},
+                    },
+                }
+            )
+            for c in related
+        ]
+    verdicts = [check_claim(c) for c in related]
+    if json_:
+        derived = (
+            "se_params",
+            "added_params",
+            "params_increase",
+            "macs_increase",
+            "flops_increase",
+        )
+        summary = {**asdict(overhead), **{k: getattr(overhead, k) for k in derived}}
+        _json({"overhead": summary, "claims": [v.to_dict() for v in verdicts]})
+        return
+    _print(se_table(overhead))
+    if verdicts:
+        _print(claims_table(verdicts))
 
 
 app.command("se-overhead", hidden=True)(se_cmd)
@@ -470,19 +541,14 @@ def report(
     baseline: Annotated[str | None, typer.Option("--baseline")] = None,
 ) -> None:
     """Re-render a saved run in any format without re-measuring."""
-    from cnnbench import report as reporting
     from cnnbench.results import load_run
 
-    run = load_run(run_file)
     formats = parse_formats(format_)
+    _check_out(out_dir, formats)
+    run = load_run(run_file)
     if not run.complete:
         err.print(f"note: {run_file} is an incomplete run ({len(run.results)} results)")
-    if "table" in formats:
-        reporting.render_table(run, out, baseline=baseline)
-    files = [f for f in formats if f != "table"]
-    if files:
-        paths = reporting.write_reports(run, out_dir, files, run_file.stem, baseline=baseline)
-        err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
+    _emit(run, formats, out_dir, run_file.stem, baseline=baseline)
 
 
 def main() -> None:

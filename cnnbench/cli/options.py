@@ -68,6 +68,12 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or ta
 ModelArgOpt = Annotated[
     list[str] | None, typer.Option("--model-arg", help="Builder keyword, key=value (repeatable).")
 ]
+InputSizeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-size", help="One input as C,H,W or CxHxW (e.g. 1,28,28); default: the model's."
+    ),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
@@ -84,6 +90,23 @@ def parse_batches(values: list[str] | None) -> list[int]:
             except ValueError:
                 raise UsageError(f"--batch {part!r}: not an integer; e.g. --batch 1,8") from None
     return out_
+
+
+def parse_input_size(value: str | None) -> tuple[int, int, int] | None:
+    """``"1,28,28"`` or ``"1x28x28"`` -> ``(1, 28, 28)``; UsageError otherwise."""
+    if value is None:
+        return None
+    parts = value.lower().replace("x", ",").split(",")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) != 3 or min(size) <= 0 or max(size) > 65_536:
+        raise UsageError(
+            f"--input-size {value!r}: expected three positive integers C,H,W (at most 65536), "
+            "e.g. --input-size 3,224,224"
+        )
+    return size  # type: ignore[return-value]
 
 
 def parse_formats(value: str) -> list[str]:

@@ -40,6 +40,7 @@ __all__ = [
     "FORMATS",
     "RELATIVE_COLUMNS",
     "relative_to",
+    "render",
     "render_csv",
     "render_html",
     "render_json",
@@ -483,6 +484,22 @@ def render_html(
 
 
 # --------------------------------------------------------------------------- files
+
+
+def render(run: Run, kind: str, baseline: str | None = None) -> str:
+    """The text of one file format (``csv``, ``md``, ``json``, ``html``) of the run; charts
+    are inlined in HTML and left out of Markdown (there is no file to reference)."""
+    renderers = {
+        "csv": lambda: render_csv(run),
+        "md": lambda: render_markdown(run, baseline=baseline),
+        "json": lambda: render_json(run),
+        "html": lambda: render_html(run, baseline=baseline),
+    }
+    if kind not in renderers:
+        raise UsageError(
+            f"format {kind!r} cannot be rendered as text; choose csv, md, json or html"
+        )
+    return renderers[kind]()
 
 
 def write_reports(

@@ -99,7 +99,8 @@ def si(value: float | None, unit: str = "") -> str:
         # 999,600 rounds to 1.00 M, not 1,000 K
         if abs(value) >= scale * 0.9995:
             return f"{sig(value / scale)} {prefix}{unit}"
-    return f"{sig(value)} {unit}".rstrip() if value else f"0 {unit}".rstrip()
+    text = f"{value:.0f}" if float(value).is_integer() else sig(value)
+    return f"{text} {unit}".rstrip()
 
 
 def count(value: float | None) -> str:
