@@ -1,0 +1,144 @@
+"""Models users bring and the Python API: modules and specs mixed, any input size, the
+machine-readable outputs (--json, --out -, CSV environment columns), --version."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from torch import nn
+
+import cnnbench
+from cnnbench.errors import UsageError
+
+FAST = {"device": "cpu", "threads": 1, "budget": 0.2}
+
+MNIST = """
+from torch import nn
+
+def net():
+    # one input channel, 28x28 (hand count: conv 1*8*9 + 8, linear 8*13*13*10 + 10)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 13 * 13, 10)
+    )
+"""
+MNIST_PARAMS = (1 * 8 * 9 + 8) + (8 * 13 * 13 * 10 + 10)
+MNIST_MACS = 8 * 26 * 26 * 9 + 8 * 13 * 13 * 10
+
+
+@pytest.fixture
+def mnist(tmp_path: Path) -> Path:
+    path = tmp_path / "mnist.py"
+    path.write_text(MNIST)
+    return path
+
+
+def test_compare_mixes_modules_and_specs_and_returns_a_run(tmp_path: Path) -> None:
+    plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 30 * 30, 10))
+    run = cnnbench.compare(["lenet5", plain], input_size=(1, 32, 32), **FAST)
+    assert run.complete and [r.model for r in run.results] == ["lenet5", "Sequential"]
+    mine = run.results[1]
+    assert mine.params == (1 * 4 * 9 + 4) + (4 * 30 * 30 * 10 + 10)
+    assert mine.latency_ms_median > 0 and mine.peak_memory_bytes is not None
+    low, high = mine.latency_ratio_ci_low, mine.latency_ratio_ci_high
+    assert low <= mine.latency_ratio <= high and isinstance(mine.latency_ratio_significant, bool)
+    assert run.results[0].latency_ratio is None  # the baseline row
+    df = run.to_dataframe()
+    assert list(df["model"]) == ["lenet5", "Sequential"] and "latency_ratio" in df
+    path = run.save(tmp_path / "run.json")
+    again = cnnbench.load_run(path)
+    assert [r.params for r in again.results] == [r.params for r in run.results]
+    saved = json.loads(path.read_text())["results"]
+    assert list(cnnbench.to_dataframe(saved)["params"]) == [61_706, mine.params]
+
+
+def test_profile_static_only_of_a_one_channel_file_model(mnist: Path) -> None:
+    run = cnnbench.profile(f"{mnist}:net", input_size=(1, 28, 28), static_only=True)
+    (row,) = run.results
+    assert row.input_size == [1, 28, 28]
+    assert row.params == MNIST_PARAMS and row.macs == MNIST_MACS
+    assert row.latency_ms_median is None
+
+
+def test_input_size_on_the_command_line(mnist: Path, run_cli) -> None:
+    code, stdout, stderr = run_cli("info", f"{mnist}:net", "--input-size", "1x28x28", "--json")
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["input_size"] == [1, 28, 28] and data["macs"] == MNIST_MACS
+    code, _, stderr = run_cli("info", f"{mnist}:net", "--input-size", "1,28")
+    assert code == 2 and "expected three positive integers C,H,W" in stderr
+
+
+def test_out_dash_writes_one_format_to_stdout(tmp_path: Path, run_cli, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run_cli("compare", "lenet5", "--static-only", "--out", "-", "-f", "csv")
+    assert code == 0, stderr
+    df = pd.read_csv(io.StringIO(stdout))
+    assert df["params"].tolist() == [61_706]
+    for column in ("env_host", "env_cpu", "env_torch", "env_threads", "env_commit"):
+        assert column in df.columns
+    assert df["env_torch"].iloc[0] == __import__("torch").__version__
+    assert list(tmp_path.iterdir()) == []  # no directory named '-'
+    code, _, stderr = run_cli("compare", "lenet5", "--static-only", "--out", "-", "-f", "csv,md")
+    assert code == 2 and "one format" in stderr
+
+
+def test_list_json_pipes_into_python(run_cli) -> None:
+    code, stdout, _ = run_cli("list", "--json")
+    rows = json.loads(stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["lenet5"]["params"] == 61_706 and by_name["lenet5"]["input_size"] == [1, 32, 32]
+    assert len(rows) == len(cnnbench.models.list_models())
+
+
+def test_se_and_claims_json(run_cli) -> None:
+    code, stdout, stderr = run_cli("se", "se_resnet50", "--json")
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["overhead"]["added_params"] == 28_088_024 - 25_557_032
+    assert data["claims"] and all("verdict" in c for c in data["claims"])
+    code, _, stderr = run_cli("se", "net.py:Net")
+    assert code == 2 and "needs a zoo model" in stderr
+
+
+def test_version(run_cli) -> None:
+    code, stdout, _ = run_cli("--version")
+    assert code == 0 and stdout.strip() == f"cnnbench {cnnbench.__version__}"
+
+
+@pytest.mark.parametrize("spec", [":", ".:x", "a:", "pkg.:f", "a b:c"])
+def test_malformed_specs_are_one_line(spec: str) -> None:
+    from cnnbench.spec import load
+
+    with pytest.raises(UsageError, match="expected a zoo name, package.module:factory"):
+        load(spec)
+
+
+def test_a_file_that_exits_at_import_is_named(tmp_path: Path) -> None:
+    from cnnbench.spec import load
+
+    path = tmp_path / "cli_script.py"
+    path.write_text("import argparse\nargparse.ArgumentParser().parse_args(['--nope'])\n")
+    with pytest.raises(UsageError, match=r"cli_script.py called sys.exit\(2\).*__main__"):
+        load(f"{path}:net")
+
+
+def test_timm_models_get_their_native_input_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in ``timm`` module (no download, no real timm here): the model's own
+    pretrained_cfg says 3x384x384, and that is what cnnbench feeds it."""
+
+    def create_model(name: str, pretrained: bool = False) -> nn.Module:
+        assert pretrained is False
+        model = nn.Sequential(nn.Conv2d(3, 2, 16, stride=16), nn.Flatten())
+        model.pretrained_cfg = {"input_size": (3, 384, 384)}
+        return model
+
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create_model))
+    run = cnnbench.profile("timm:vit_base_patch16_384", static_only=True)
+    assert run.results[0].input_size == [3, 384, 384]
+    assert run.results[0].macs == 2 * 24 * 24 * 3 * 16 * 16
