@@ -162,3 +162,29 @@ def test_overrides_update_the_metadata() -> None:
     m = _meta("vgg11", in_channels=1)
     assert m.model_info.input_size == (1, 224, 224)
     assert get_model_info("vgg11").input_size == (3, 224, 224)  # the registry is untouched
+
+
+# --- published accuracy (cited, never measured) -------------------------------------------
+
+
+def test_published_top1_is_cited() -> None:
+    info = get_model_info("resnet50")
+    assert info.published_top1 == 76.13 and "torchvision" in info.top1_source
+    assert get_model_info("mobilenet_v1").published_top1 == 70.6  # MobileNet paper, Table 6
+    cited = 0
+    for name in list_models():
+        info = get_model_info(name)
+        if info.published_top1 is None:
+            assert info.top1_source == "", name
+            continue
+        cited += 1
+        assert 40.0 < info.published_top1 < 90.0 and info.top1_source, name
+        assert "measured" not in info.top1_source.lower()
+    assert cited >= 30
+    assert get_model_info("lenet5").published_top1 is None  # no ImageNet figure exists
+
+
+def test_published_top1_is_dropped_with_the_architecture() -> None:
+    assert _meta("resnet50").model_info.published_top1 == 76.13
+    assert _meta("resnet50", se_reduction=16).model_info.published_top1 is None
+    assert _meta("resnet50", num_classes=10).model_info.published_top1 is None

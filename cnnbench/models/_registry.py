@@ -172,8 +172,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model. Keyword arguments go to its builder.
 
     The returned module carries ``model_info`` (a ModelInfo): num_classes, the SE fields and
-    the input channels follow the keyword arguments actually passed, and the stored ``params``
-    and ``macs`` are kept only when no keyword may have changed the architecture (else None).
+    the input channels follow the keyword arguments actually passed, and the stored ``params``,
+    ``macs`` and ``published_top1`` are kept only when no keyword may have changed the
+    architecture (else None).
     """
     info = get_model_info(name)
     assert info.builder is not None
@@ -193,8 +194,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         for k, v in kwargs.items()
         if k not in COST_NEUTRAL_KWARGS and not _same_as_registered(info, k, v)
     ]
-    if changed:
-        overrides["params"] = overrides["macs"] = None
+    if changed:  # costs and published accuracy describe the registered configuration only
+        overrides["params"] = overrides["macs"] = overrides["published_top1"] = None
     model.model_info = replace(info, **overrides)  # type: ignore[assignment]
     return model
 
