@@ -274,22 +274,22 @@ def test_gate_check_model_code_raising_while_timed_is_an_error_verdict(
 
 
 @pytest.mark.parametrize(
-    ("where", "kwargs"),
+    ("where", "kwargs", "message"),
     [
-        ("import", {"top": "import sys\nsys.exit(0)\n"}),
-        ("factory", {"init": "sys.exit(0)"}),
-        ("factory", {"init": "raise KeyboardInterrupt"}),
+        ("import", {"top": "import sys\nsys.exit(0)\n"}, "importing net.py called sys.exit(0)"),
+        ("factory", {"init": "sys.exit(0)"}, "building the model: the model code raised"),
+        ("factory", {"init": "raise KeyboardInterrupt"}, "building the model: the model code"),
     ],
 )
 def test_gate_check_model_code_raising_while_built_stops_before_timing(
-    proj: Path, run_cli: CLI, where: str, kwargs: dict[str, str]
+    proj: Path, run_cli: CLI, where: str, kwargs: dict[str, str], message: str
 ) -> None:
     _net(proj / "net.py", **kwargs)
     code, out, err = run_cli(
         "gate", "check", "--baseline", "base.json", "-m", "net.py:Tiny", "--junit", "j.xml"
     )
     assert code == 2 and out == ""
-    _one_line(err, "net.py:Tiny: building the model: the model code raised")
+    _one_line(err, f"net.py:Tiny: {message}")
     assert _files(proj) == {"base.json", "net.py"}  # no verdict file for an unmeasured check
 
 

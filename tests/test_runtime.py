@@ -249,6 +249,15 @@ def test_cpu_memory_is_measured_on_the_users_model_not_a_zoo_namesake() -> None:
     assert r.peak_memory_bytes < 11_689_512 * 4 / 2
 
 
+def test_contiguous_after_channels_last_is_contiguous_again() -> None:
+    """One module serves every configuration: its weights follow each one's memory format."""
+    net = tiny_net()
+    prepare(net, RuntimeConfig(memory_format="channels_last", **FAST))
+    assert not net.stem[0].weight.is_contiguous()
+    prepare(net, RuntimeConfig(memory_format="contiguous", **FAST))
+    assert all(m.weight.is_contiguous() for m in net.modules() if isinstance(m, nn.Conv2d))
+
+
 def test_channels_last_applies_to_model_and_input() -> None:
     net = tiny_net()
     p = prepare(net, RuntimeConfig(memory_format="channels_last", batch_size=2, **FAST))

@@ -15,7 +15,14 @@ from torch import nn
 
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result
-from cnnbench.runtime import Prepared, RuntimeConfig, prepare, resolve_device, stats_into
+from cnnbench.runtime import (
+    Prepared,
+    RuntimeConfig,
+    measurement_settings,
+    prepare,
+    resolve_device,
+    stats_into,
+)
 from cnnbench.runtime.timing import measure, summarize
 from cnnbench.spec import load_model
 
@@ -31,17 +38,6 @@ Progress = Callable[[str], None]
 
 def _quiet(_msg: str) -> None:
     return None
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    old = torch.get_num_threads()
-    try:
-        if n is not None:
-            torch.set_num_threads(n)
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def calibration_workload(device: str | torch.device = "cpu") -> Callable[[], Any]:
@@ -76,7 +72,7 @@ def calibration_workload(device: str | torch.device = "cpu") -> Callable[[], Any
             c_in = c_out
     fc = (torch.randn(1000, c_in, generator=gen) * 0.01).to(dev)
     x0 = torch.randn(batch, 3, 224, 224, generator=gen).to(dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     F = torch.nn.functional
 
     def apply(x: torch.Tensor, c: tuple[torch.Tensor, int, int]) -> torch.Tensor:
@@ -194,7 +190,7 @@ def _measure_calibrated(
         device = prepared.device
         samples: list[float] = []
         cal: list[float] = []
-        with _threads(config.threads):
+        with measurement_settings(config, device):
             threads = torch.get_num_threads()
             warm = min(_MAX_WARMUP_S, cfg.budget_s / 10)
             with prepared.context():
@@ -232,17 +228,14 @@ def _peak_memory(model: _Model, prepared: Prepared) -> tuple[int | None, str | N
     steps; on CPU the peak RSS of a child process that rebuilds the model from its spec
     (``(None, None)`` without a spec: not measurable; ``(None, reason)`` when the child
     failed, e.g. the model code exited)."""
-    from cnnbench.runtime.memory import cpu_peak_memory, cuda_peak_memory
+    from cnnbench.runtime.memory import cpu_peak_memory, cuda_own_peak
 
-    if prepared.device.type == "cuda":
-        with (
-            model_code(f"{model.name}: peak memory"),
-            prepared.context(),
-            cuda_peak_memory(prepared.device) as peak,
-        ):
-            for _ in range(3):
-                prepared.step()
-        return peak.allocated_bytes, None
+    if prepared.device.type == "cuda":  # in ab mode both models stay on the GPU
+        with model_code(f"{model.name}: peak memory"), prepared.context():
+            allocated, _ = cuda_own_peak(
+                prepared.model, prepared.inputs, prepared.step, prepared.device
+            )
+        return allocated, None
     builder = model.builder()
     if builder is None:
         return None, None
@@ -266,7 +259,7 @@ class _Interleaved:
 
     @contextlib.contextmanager
     def _settings(self) -> Iterator[None]:
-        with _threads(self.a.config.threads), self.a.context():
+        with measurement_settings(self.a.config, self.a.device), self.a.context():
             yield
 
     def warm_up(self, budget_s: float) -> None:

@@ -11,7 +11,13 @@ from cnnbench.runtime.measure import (
     time_vs_macs,
     with_stage_times,
 )
-from cnnbench.runtime.prepare import Prepared, check_input_size, is_oom, prepare
+from cnnbench.runtime.prepare import (
+    Prepared,
+    check_input_size,
+    is_oom,
+    measurement_settings,
+    prepare,
+)
 
 __all__ = [
     "PRECISIONS",
@@ -28,6 +34,7 @@ __all__ = [
     "with_stage_times",
     "time_vs_macs",
     "is_oom",
+    "measurement_settings",
     "Entry",
     "measure_config",
     "paired_ratio",

@@ -51,17 +51,17 @@ from torch import nn
 from cnnbench.errors import UsageError, is_user_interrupt
 from cnnbench.results import Result, StageCost
 from cnnbench.runtime.config import RuntimeConfig, resolve_device
-from cnnbench.runtime.memory import cpu_peak_memory, cuda_peak_memory
+from cnnbench.runtime.memory import cpu_peak_memory, cuda_own_peak
 from cnnbench.runtime.peak import Peak
 from cnnbench.runtime.prepare import (
     Prepared,
     _all_finite,
     _first_line,
     _free,
-    _global_settings,
     _peak_for,
     _sync,
     is_oom,
+    measurement_settings,
     prepare,
 )
 from cnnbench.runtime.timing import _RAW_TO_MS, _loop_for, median_ci, percentile, summarize, warm_up
@@ -375,13 +375,11 @@ def _memory_into(
     r = entry.result
     prepared = entry.prepared
     assert prepared is not None
-    if device.type == "cuda":
-        with prepared.context(), cuda_peak_memory(device) as peak:
-            for _ in range(3):
-                prepared.step()
-            _sync(device)
-        r.peak_memory_bytes = peak.allocated_bytes
-        r.peak_reserved_bytes = peak.reserved_bytes
+    if device.type == "cuda":  # the other models stay on the GPU: charge only this one's
+        with prepared.context():
+            r.peak_memory_bytes, r.peak_reserved_bytes = cuda_own_peak(
+                prepared.model, prepared.inputs, prepared.step, device
+            )
         return
     cfg = dataclasses.replace(
         config, batch_size=r.effective_batch_size or config.batch_size, compile=False,
@@ -458,7 +456,7 @@ def measure_config(
     k = len(entries)
     started = time.perf_counter()
     budget = config.budget_s * k
-    with _global_settings(config, device):
+    with measurement_settings(config, device):
         for e in entries:
             _start(e, config)
         live = [e for e in entries if e.prepared is not None]

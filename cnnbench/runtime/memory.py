@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import pickle
 import subprocess
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cuda_peak_memory",
+    "cuda_own_peak",
     "CpuPeak",
     "cpu_peak_memory",
     "child_peak_rss",
@@ -79,6 +81,10 @@ class cuda_peak_memory:  # noqa: N801  (used like a function: ``with cuda_peak_m
 
     def __enter__(self) -> cuda_peak_memory:
         torch.cuda.synchronize(self.device)
+        # Return cached blocks first, or the reserved peak would carry an earlier, larger
+        # configuration's cache (a batch-1 row after a batch-64 row).
+        gc.collect()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(self.device)
         return self
 
@@ -142,6 +148,22 @@ def mark_baseline() -> None:
     mark, so the peak counts only what comes after. Harmless elsewhere."""
     _MARK["rss"] = current_rss_bytes()
     _MARK["reset"] = reset_peak_rss()
+
+
+def cuda_own_peak(
+    model: nn.Module, inputs: Any, run: Callable[[], Any], device: torch.device, steps: int = 3
+) -> tuple[int, int]:
+    """(peak allocated, peak reserved) bytes of ``steps`` calls of ``run`` charged to this
+    model alone: the peak above what was allocated on entry (other models and tensors that
+    stay on the GPU are not its cost), plus the model's own weights, buffers and input."""
+    before = torch.cuda.memory_allocated(device)
+    own = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if isinstance(inputs, torch.Tensor):
+        own += inputs.numel() * inputs.element_size()
+    with cuda_peak_memory(device) as peak:
+        for _ in range(steps):
+            run()
+    return max(0, peak.allocated_bytes - before) + own, peak.reserved_bytes
 
 
 @dataclass(frozen=True)

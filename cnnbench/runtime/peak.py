@@ -133,14 +133,24 @@ def machine_peak(
     if dev.type not in _MATMUL_MAX_N:
         raise ValueError(f"no peak for device {str(dev)!r}; use cpu or cuda")
     name = _dtype_name(dtype)
-    tf32 = bool(dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32)
+    # fp32 convolutions use TF32 when cuDNN allows it (PyTorch's default): the peak they are
+    # compared with is the matmul peak under the same rule, or fp32 rows exceed 100%.
+    tf32 = bool(
+        dev.type == "cuda"
+        and (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+    )
     key = (str(dev), name, torch.get_num_threads(), tf32)
     if not refresh and key in _CACHE:
         return _CACHE[key]
     torch_dtype = DTYPES[name]
-    with torch.inference_mode():
-        gflops, n = _matmul_peak(dev, torch_dtype)
-        gbps, nbytes = _copy_peak(dev, torch_dtype)
+    old_tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = tf32 or old_tf32
+        with torch.inference_mode():
+            gflops, n = _matmul_peak(dev, torch_dtype)
+            gbps, nbytes = _copy_peak(dev, torch_dtype)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old_tf32
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     peak = Peak(

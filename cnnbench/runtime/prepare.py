@@ -24,7 +24,7 @@ from cnnbench.runtime.config import (
 from cnnbench.runtime.peak import Peak, machine_peak
 from cnnbench.static import fits_on_meta, meta_forward, smallest_resolution
 
-__all__ = ["Prepared", "prepare", "check_input_size", "is_oom"]
+__all__ = ["Prepared", "prepare", "check_input_size", "is_oom", "measurement_settings"]
 
 _TRAIN_LR = 1e-3
 
@@ -198,15 +198,20 @@ def prepare(
     fmt = MEMORY_FORMATS[config.memory_format]
 
     model.to(device=device)
-    if config.memory_format == "channels_last":
-        model.to(memory_format=fmt)
+    # Always converted, both ways: the same module serves every configuration, and a
+    # contiguous row after a channels_last one must not run channels_last weights.
+    model.to(memory_format=fmt)
     # Created on the device itself (a batch too large fails there, not in host memory).
     gen = torch.Generator(device=device).manual_seed(0)
     inputs = torch.randn(batch, channels, height, width, generator=gen, device=device)
     inputs = inputs.contiguous(memory_format=fmt)
     runner: nn.Module | Callable[..., Any] = model
     if config.compile:
-        runner = torch.compile(model)
+        # A fresh, static-shape compile per configuration: reusing dynamo's cache across
+        # batch sizes recompiles dynamically and, after its recompile limit, silently runs
+        # the eager model while the row would still say "compiled".
+        torch._dynamo.reset()
+        runner = torch.compile(model, dynamic=False)
 
     prepared = Prepared(
         model=model,
@@ -266,7 +271,7 @@ def _train_step(
 
 
 @contextlib.contextmanager
-def _global_settings(config: RuntimeConfig, device: torch.device) -> Iterator[None]:
+def measurement_settings(config: RuntimeConfig, device: torch.device) -> Iterator[None]:
     """Apply CPU threads and cudnn.benchmark for the measurement, restore them afterwards."""
     old_threads = torch.get_num_threads()
     old_benchmark = torch.backends.cudnn.benchmark
