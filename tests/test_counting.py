@@ -489,6 +489,8 @@ def test_meta_shortcuts_leave_errors_to_pytorch() -> None:
         count_dispatch(nn.Conv2d(4, 8, 3).to("meta"), [m])
     with pytest.raises(RuntimeError):  # in place into a smaller tensor
         count_dispatch(Fn(lambda a, b: a.add_(b)), [m[:, :, :1, :1], m])
+    with pytest.raises(RuntimeError):  # a dimension reduced twice
+        count_dispatch(Fn(lambda a: a.mean((2, 2))), [m])
     # cases the shortcuts decline still count, through PyTorch's own meta kernels
     count = count_dispatch(
         Fn(lambda a, b: a * b), [m, torch.empty(1, 8, 4, 4, device="meta").transpose(2, 3)]

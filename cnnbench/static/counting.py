@@ -383,7 +383,11 @@ def _native_batch_norm(args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         return None
     for t in stats:
         if t is not None and not (
-            isinstance(t, Tensor) and t.is_meta and t.dim() == 1 and t.shape[0] == c
+            isinstance(t, Tensor)
+            and t.is_meta
+            and t.dtype == x.dtype
+            and t.dim() == 1
+            and t.shape[0] == c
         ):
             return None
     return (
@@ -403,6 +407,8 @@ def _mean_dim(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
     if any(not -nd <= d < nd for d in dims):
         return None
     reduced = {d % nd for d in dims}
+    if len(reduced) != len(dims):  # a repeated dimension: PyTorch raises
+        return None
     if keepdim:
         shape = [1 if i in reduced else n for i, n in enumerate(x.shape)]
     else:
@@ -459,7 +465,9 @@ def _convolution(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
     c_out = w.shape[0]
     if x.shape[1] == 0 or x.shape[1] != w.shape[1] * groups or c_out % groups:
         return None
-    if bias is not None and not (_float_meta(bias) and tuple(bias.shape) == (c_out,)):
+    if bias is not None and not (
+        _float_meta(bias) and bias.dtype == x.dtype and tuple(bias.shape) == (c_out,)
+    ):
         return None
     shape = [x.shape[0], c_out]
     for i in range(spatial):
