@@ -109,7 +109,7 @@ class Result:
     pct_of_peak: float | None = None
     # comparison with the baseline model in the same configuration, from paired rounds (each
     # round times every model once, in a shuffled order): median of the per-round ratios and
-    # its bootstrap 95% CI; significant when the CI excludes 1; None on the baseline's row
+    # its distribution-free 95% CI; significant when the CI excludes 1; None on the baseline's row
     latency_ratio: float | None = None
     latency_ratio_ci_low: float | None = None
     latency_ratio_ci_high: float | None = None

@@ -16,8 +16,9 @@ One configuration's measurement of ``k`` models:
    least :data:`MIN_ROUNDS`), when the budget is spent, or at :data:`MAX_ROUNDS`.
 4. **Ratios**: each non-baseline model's ``latency_ratio`` is the median over rounds of its
    block median divided by the baseline's block median in the same round (the pairing
-   cancels drift between rounds), with a bootstrap 95% CI over rounds; ``significant``
-   when the CI excludes 1. Throughput ratios are the reciprocals (same batch).
+   cancels drift between rounds), with the distribution-free 95% CI of that median over
+   rounds; ``significant`` when the CI excludes 1. Throughput ratios are the reciprocals
+   (same batch).
 5. **Stages** of each model with named stages are timed the same way: each stage on the real
    output of the previous one, stages interleaved in shuffled rounds, with a CI each.
 6. **Peak memory**: CUDA max allocated/reserved over a few steps of each model alone; on CPU
@@ -74,7 +75,6 @@ MEMORY_MIN_TIMEOUT_S = 20.0
 _BLOCK_S = 0.025  # one block of calls lasts about this long
 _ROUNDS_SHARE = 0.75  # of the configuration's budget: warm-up + rounds; the rest: stages
 _WARMUP_SHARE = 0.2  # of the rounds' share, per model
-_N_BOOT = 2000
 _BUSY_LOAD_PER_CPU = 1.0
 _BUSY_NOT_RUNNING = 0.1
 _STAGE_TARGET_CI = 0.05  # a stage's time share is shown when its CI is within 5%
@@ -234,26 +234,25 @@ def _rel_halfwidth(samples: Sequence[float]) -> float:
 
 
 def paired_ratio(
-    numerator: Sequence[float], denominator: Sequence[float], *, seed: int = 0
+    numerator: Sequence[float], denominator: Sequence[float]
 ) -> tuple[float, float, float]:
-    """(median, CI low, CI high) of the per-round ratios ``numerator[r] / denominator[r]``;
-    the 95% CI is a percentile bootstrap over rounds (:data:`_N_BOOT` resamples)."""
+    """(median, CI low, CI high) of the per-round ratios ``numerator[r] / denominator[r]``.
+    The 95% CI is the distribution-free interval of that median (order statistics of a
+    Binomial(n, 1/2), as for latencies): with few rounds it is honestly wide (below 6 rounds
+    it is the whole range of the ratios), where a bootstrap would be over-confident."""
     ratios = sorted(a / b for a, b in zip(numerator, denominator, strict=True) if b > 0)
     if not ratios:
         raise ValueError("no paired rounds")
-    point = percentile(ratios, 50)
-    rng = random.Random(seed)
-    n = len(ratios)
-    boots = sorted(percentile(sorted(rng.choices(ratios, k=n)), 50) for _ in range(_N_BOOT))
-    return point, percentile(boots, 2.5), percentile(boots, 97.5)
+    low, high = median_ci(ratios)
+    return percentile(ratios, 50), low, high
 
 
-def _ratios_into(entries: list[Entry], baseline: Entry, seed: int) -> None:
+def _ratios_into(entries: list[Entry], baseline: Entry) -> None:
     base = baseline.round_medians
     for e in entries:
         if e is baseline or not e.round_medians or len(e.round_medians) != len(base):
             continue
-        point, low, high = paired_ratio(e.round_medians, base, seed=seed)
+        point, low, high = paired_ratio(e.round_medians, base)
         r = e.result
         r.latency_ratio, r.latency_ratio_ci_low, r.latency_ratio_ci_high = point, low, high
         r.latency_ratio_significant = not (low <= 1.0 <= high)
@@ -425,7 +424,12 @@ def _noise_into(results: Sequence[Result], load: float | None, not_running: floa
                     / r.latency_ms_median
                 )
             text = f"unstable: ±{100 * half:.0f}% after {r.rounds} rounds ({r.stop_reason})"
-            _note(r, text + (f", machine busy: {', '.join(busy)}" if busy else ""))
+            if busy:
+                text += f", machine busy: {', '.join(busy)}"
+                if (r.threads or 1) > 1 and r.device == "cpu":
+                    text += f"; {r.threads} threads on a busy machine wait for each other: "
+                    text += "--threads 1 is steadier"
+            _note(r, text)
 
 
 def _load_avg() -> float | None:
@@ -478,7 +482,7 @@ def measure_config(
         for e in live:
             _stats_into(e, n_rounds, reason, config.target_ci)
         if entries[baseline] in live:
-            _ratios_into(live, entries[baseline], seed)
+            _ratios_into(live, entries[baseline])
         stage_budget = max(0.0, started + budget - time.perf_counter()) / max(1, len(live))
         for e in live:
             if e.stages is not None:

@@ -1,0 +1,240 @@
+"""Noise benchmark: do comparisons hold on a busy machine?
+
+Every figure comes from `cnnbench compare ... --json` run as a user runs it (a fresh CLI
+process, default threads), next to a bursty neighbour process that computes for 2 s and
+sleeps for 1 s, round and round:
+
+* A vs A: ``resnet18`` against a file spec that builds the very same zoo model. Target: the
+  latency ratio within 0.95-1.05 in at least 9 of 10 runs, never marked significant outside
+  0.93-1.07.
+* A vs 2A: ``resnet18`` against a model whose forward runs the network twice. Target:
+  2.00 +- 0.10 and significant in 10 of 10.
+* Quiet machine (no neighbour): the resnet50 / se_resnet50 ratio of one default compare
+  against a long independent interleaved measurement of the two (``--budget 20``), within 3%.
+* The default ``cnnbench compare resnet50 se_resnet50 ghostnet``: wall time (goal <= 25 s on
+  2 cores) and its ratio CIs.
+
+Results: ``benchmarks/results/noise.md`` (``--out`` to change), with the machine and its load.
+Usage: ``python benchmarks/bench_noise.py [--runs 10] [--only aa,a2a,quiet,default]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SAME = """
+from cnnbench.models import create_model
+
+def same():
+    return create_model("resnet18")
+"""
+TWICE = """
+from torch import nn
+from cnnbench.models import create_model
+
+class Twice(nn.Module):
+    \"\"\"The zoo resnet18, run twice per forward: exactly 2x the work.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.net = create_model("resnet18")
+        self.model_info = self.net.model_info
+
+    def forward(self, x):
+        self.net(x)
+        return self.net(x)
+
+def twice():
+    return Twice()
+"""
+NEIGHBOUR = """
+import time
+while True:
+    end = time.perf_counter() + 2.0
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+    time.sleep(1.0)
+"""
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def _compare(*args: str) -> tuple[dict[str, Any], float]:
+    """Run ``cnnbench compare ARGS --json`` in a fresh process; (run, wall seconds)."""
+    cmd = [sys.executable, "-m", "cnnbench", "compare", *args, "--json", "--device", "cpu"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout), wall
+
+
+def _row(run: dict[str, Any], index: int) -> dict[str, Any]:
+    return run["results"][index]
+
+
+def _ratio_cells(row: dict[str, Any]) -> str:
+    r, lo, hi = row["latency_ratio"], row["latency_ratio_ci_low"], row["latency_ratio_ci_high"]
+    sig = "significant" if row["latency_ratio_significant"] else "n.s."
+    return f"{r:.3f} | [{lo:.3f}, {hi:.3f}] | {sig} | {row['stable']} | {row['rounds']}"
+
+
+def _pair_runs(
+    label: str, spec: str, runs: int, lines: list[str], extra: list[str]
+) -> list[dict[str, Any]]:
+    rows = []
+    lines += [
+        f"### {label}",
+        "",
+        "| run | ratio | 95% CI | verdict | stable | rounds | wall s | load (1 min) |",
+        "|---:|---:|---|---|---|---:|---:|---:|",
+    ]
+    for i in range(runs):
+        run, wall = _compare("resnet18", spec, *extra)
+        row = _row(run, 1)
+        rows.append(row)
+        lines.append(f"| {i + 1} | {_ratio_cells(row)} | {wall:.1f} | {os.getloadavg()[0]:.2f} |")
+        print(f"{label} {i + 1}/{runs}: {row['latency_ratio']:.3f}", file=sys.stderr)
+    lines.append("")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--only", default="aa,a2a,quiet,default")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/noise.md")
+    parser.add_argument(
+        "--threads",
+        default="default,1",
+        help="thread settings for the neighbour parts: 'default' (torch's) and/or numbers",
+    )
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    tmp = Path(tempfile.mkdtemp(prefix="cnnbench-noise-"))
+    (tmp / "same.py").write_text(SAME)
+    (tmp / "twice.py").write_text(TWICE)
+    lines = [
+        "# Noise benchmark",
+        "",
+        f"`python benchmarks/bench_noise.py --runs {args.runs} --only {args.only}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; every figure from `cnnbench compare ... --json` "
+        "in a fresh process with default settings (budget 3 s per model and configuration, "
+        "torch's default threads).",
+        "",
+        f"- machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        f"- load average at the start: {_load()}",
+        "- neighbour (A vs A, A vs 2A): one process computing for 2 s, sleeping for 1 s",
+        "",
+    ]
+    summary: list[str] = []
+    if parts & {"aa", "a2a"}:
+        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR])
+        try:
+            for threads in args.threads.split(","):
+                extra = [] if threads == "default" else ["--threads", threads]
+                tag = "default threads" if threads == "default" else f"--threads {threads}"
+                if "aa" in parts:
+                    rows = _pair_runs(
+                        f"A vs A, {tag} (resnet18 vs the same model from a file)",
+                        f"{tmp / 'same.py'}:same", args.runs, lines, extra,
+                    )  # fmt: skip
+                    inside = sum(0.95 <= r["latency_ratio"] <= 1.05 for r in rows)
+                    false_sig = sum(
+                        r["latency_ratio_significant"] and not 0.93 <= r["latency_ratio"] <= 1.07
+                        for r in rows
+                    )
+                    met = inside >= 0.9 * len(rows) and not false_sig
+                    summary.append(
+                        f"| A vs A, {tag} | ratio in 0.95-1.05 in >= 9 of {len(rows)}; never "
+                        f"significant outside 0.93-1.07 | {inside}/{len(rows)} inside; "
+                        f"{false_sig} significant outside | {'met' if met else 'NOT met'} |"
+                    )
+                if "a2a" in parts:
+                    rows = _pair_runs(
+                        f"A vs 2A, {tag} (resnet18 vs resnet18 run twice per forward)",
+                        f"{tmp / 'twice.py'}:twice", args.runs, lines, extra,
+                    )  # fmt: skip
+                    ok = sum(
+                        abs(r["latency_ratio"] - 2.0) <= 0.10 and r["latency_ratio_significant"]
+                        for r in rows
+                    )
+                    summary.append(
+                        f"| A vs 2A, {tag} | 2.00 +- 0.10 and significant in {len(rows)} of "
+                        f"{len(rows)} | {ok}/{len(rows)} | {'met' if ok == len(rows) else 'NOT met'} |"
+                    )
+        finally:
+            neighbour.kill()
+            neighbour.wait()
+    if "quiet" in parts:
+        lines += [f"### Quiet machine (load at start {_load()})", ""]
+        run, wall = _compare("resnet50", "se_resnet50")
+        short = _row(run, 1)
+        long_run, long_wall = _compare("resnet50", "se_resnet50", "--budget", "20")
+        reference = _row(long_run, 1)
+        gap = short["latency_ratio"] / reference["latency_ratio"] - 1
+        lines += [
+            "| measurement | ratio se_resnet50 / resnet50 | 95% CI | verdict | stable | rounds "
+            "| wall s |",
+            "|---|---:|---|---|---|---:|---:|",
+            f"| default compare | {_ratio_cells(short)} | {wall:.1f} |",
+            f"| long reference (--budget 20) | {_ratio_cells(reference)} | {long_wall:.1f} |",
+            "",
+        ]
+        summary.append(
+            f"| quiet: default vs long reference | within 3% | {100 * gap:+.2f}% | "
+            f"{'met' if abs(gap) <= 0.03 else 'NOT met'} |"
+        )
+    if "default" in parts:
+        run, wall = _compare("resnet50", "se_resnet50", "ghostnet")
+        lines += [
+            f"### Default `cnnbench compare resnet50 se_resnet50 ghostnet` (load {_load()})",
+            "",
+            "| model | latency ms (median) | ratio | 95% CI | verdict | stable | rounds |",
+            "|---|---:|---:|---|---|---|---:|",
+        ]
+        for r in run["results"]:
+            cells = "1 (baseline) | | | " + str(r["stable"]) + f" | {r['rounds']}"
+            if r["latency_ratio"] is not None:
+                cells = _ratio_cells(r)
+            lines.append(f"| {r['model']} | {r['latency_ms_median']:.1f} | {cells} |")
+        lines.append("")
+        summary.append(
+            f"| default compare wall time | <= 25 s on 2 cores | {wall:.1f} s | "
+            f"{'met' if wall <= 25 else 'NOT met'} |"
+        )
+    lines[9:9] = [
+        "## Summary",
+        "",
+        "| part | target | measured | |",
+        "|---|---|---|---|",
+        *summary,
+        "",
+        f"Load average at the end: {_load()}.",
+        "",
+        "## Runs",
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(summary))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
