@@ -11,7 +11,10 @@
   hooks cannot see functional ops (``x * s``, ``+``, ``F.relu``).
 
 Every backend returns a :class:`CounterReport`: its total in its own unit, its count per
-operation category, and what it did not count, with call counts and elements.
+operation category, and what it did not count, with call counts and elements. Every backend
+counts in eval mode (a model left in train mode would count BatchNorm with batch statistics,
+``num_batches_tracked += 1`` and dropout, and update its running statistics) and puts each
+module's train/eval flag back afterwards; ``run_backend(..., train=True)`` asks for train mode.
 """
 
 from __future__ import annotations

@@ -293,6 +293,12 @@ def profile_static(
     MACs are reported (``cnnbench``, ``torch``, ``fvcore``, ``thop``); FLOPs, stages and memory
     always come from cnnbench's rule table. ``meta=False`` computes on real CPU tensors (the
     fvcore backend requires that).
+
+    Cost: one counted forward pass (``count_dispatch``, shared with the ``torch`` backend's
+    list of what it does not count) and, with ``train_memory``, one uncounted train-mode pass
+    at batch 2 for the saved-tensor bytes. On the meta device the common ops take shape-only
+    shortcuts (:data:`cnnbench.static.counting.META_SHAPES`), so a ResNet-50 profiles in
+    about 15 ms.
     """
     if isinstance(model, str):
         name = name or model
