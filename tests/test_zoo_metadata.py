@@ -188,3 +188,19 @@ def test_published_top1_is_dropped_with_the_architecture() -> None:
     assert _meta("resnet50").model_info.published_top1 == 76.13
     assert _meta("resnet50", se_reduction=16).model_info.published_top1 is None
     assert _meta("resnet50", num_classes=10).model_info.published_top1 is None
+
+
+def _measure(name: str) -> tuple[int, int]:
+    """(params, MACs) of zoo model ``name`` at its native size, counted on the meta device."""
+    with torch.device("meta"):
+        model = create_model(name)
+    params = sum(p.numel() for p in model.parameters())
+    return params, profile_static(model, meta=True, train_memory=False).macs
+
+
+if __name__ == "__main__":  # regenerate cnnbench/models/_costs.py's table
+    print("NATIVE_COSTS: dict[str, tuple[int, int]] = {")
+    for _name in list_models():
+        _params, _macs = _measure(_name)
+        print(f'    "{_name}": ({_params:_}, {_macs:_}),')
+    print("}")

@@ -1010,7 +1010,7 @@ def _compound_scaling_ratio(
 ) -> tuple[float, str]:
     """MACs of a plain stack of 3x3 convs scaled by depth alpha^phi (rounded up), width
     beta^phi (to a multiple of 8) and resolution gamma^phi (rounded), over the unscaled stack."""
-    from cnnbench.models._layers import make_divisible
+    from cnnbench.models import make_divisible
 
     d = math.ceil(depth * alpha**phi)
     w = make_divisible(width * beta**phi, 8)

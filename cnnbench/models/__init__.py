@@ -3,7 +3,7 @@
 Importing this package imports every family module, which registers its builders.
 """
 
-from ._layers import SqueezeExcite, Stage, StagedNet
+from ._layers import SqueezeExcite, Stage, StagedNet, make_divisible
 from ._registry import (
     ModelInfo,
     UnknownModelError,
@@ -38,5 +38,6 @@ __all__ = [
     "create_model",
     "get_model_info",
     "list_models",
+    "make_divisible",
     "register_model",
 ]

@@ -4,9 +4,9 @@
 multiply-accumulates of convolutions, linear layers and matmuls for one image at the
 registered ``input_size`` (bias excluded), as counted by ``cnnbench.static.profile_static`` on
 the meta device. ``cnnbench list`` reads them instead of building every model. A test
-recomputes every entry and compares exactly; after changing an architecture, regenerate with
-``python -c "from cnnbench.models._costs import print_table; print_table()"`` and paste the
-printed table here.
+recomputes every entry and compares exactly (``tests/test_zoo_metadata.py``); after changing an
+architecture, regenerate with ``python tests/test_zoo_metadata.py`` and paste the printed
+table here. (The zoo never imports the counters: the numbers are data.)
 """
 
 from __future__ import annotations
@@ -71,27 +71,3 @@ NATIVE_COSTS: dict[str, tuple[int, int]] = {
     "vgg19": (143_667_240, 19_632_062_464),
     "vgg19_bn": (143_678_248, 19_632_062_464),
 }
-
-
-def measure(name: str) -> tuple[int, int]:
-    """(params, MACs) of zoo model ``name`` at its native size, counted on the meta device."""
-    import torch
-
-    from cnnbench.models import create_model
-    from cnnbench.static import profile_static
-
-    with torch.device("meta"):
-        model = create_model(name)
-    params = sum(p.numel() for p in model.parameters())
-    return params, profile_static(model, meta=True, train_memory=False).macs
-
-
-def print_table() -> None:
-    """Print NATIVE_COSTS as Python source, measured afresh for every registered model."""
-    from cnnbench.models import list_models
-
-    print("NATIVE_COSTS: dict[str, tuple[int, int]] = {")
-    for name in list_models():
-        params, macs = measure(name)
-        print(f'    "{name}": ({params:_}, {macs:_}),')
-    print("}")
