@@ -12,15 +12,19 @@ CPU outside the timed region:
 * ``FlopCounterMode``: ``with FlopCounterMode(display=False): model(x)`` under ``no_grad`` on
   a real CPU tensor, then ``get_total_flops()``.
 
-One untimed warm-up call per tool and model, then ``--repeats`` rounds; in each round every tool
+Each thread setting in ``--threads`` (default: 1 and torch's default) gets its own table: on a
+shared machine several intra-op threads per process contend with the neighbours and can make the
+real-tensor tools many times slower, which would flatter cnnbench (single-threaded Python on
+the meta device); one thread is the harder comparison. One untimed warm-up call per tool and
+model, then ``--repeats`` rounds; in each round every tool
 runs once, in an order rotated from round to round (A B C D, B C D A, ...), so drift and
 neighbours' load hit all tools alike. ``gc.collect()`` runs before each timed call, outside the
 timing. The report quotes medians (seconds per call) and the ratio cnnbench / fastest other
 tool (target <= 1), with the machine, torch's thread count and the load average at the start
 and the end: the machine is shared, so single samples are noisy and only medians are quoted.
 
-Usage: ``.venv/bin/python benchmarks/bench_static.py [--repeats 9] [--models a,b]
-[--threads N] [--out benchmarks/results/static.md]``.
+Usage: ``.venv/bin/python benchmarks/bench_static.py [--repeats 7] [--models a,b]
+[--threads 1,2] [--out benchmarks/results/static.md]``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ MODELS = ("resnet50", "se_resnet50", "ghostnet", "efficientnet_b0", "densenet121
           "inception_v3", "vgg16", "mobilenet_v3_large")  # fmt: skip
 TOOLS = ("cnnbench", "fvcore", "thop", "FlopCounterMode")
 OTHERS = TOOLS[1:]
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def _tools(model: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], int]]:
@@ -104,16 +109,17 @@ def bench(names: tuple[str, ...], repeats: int) -> dict[str, dict[str, Any]]:
     return out
 
 
-def report(results: dict[str, dict[str, Any]], repeats: int, load: tuple[str, str]) -> str:
+def header(repeats: int, load: tuple[str, str], threads: list[int]) -> list[str]:
     env = fingerprint()
-    lines = [
+    return [
         "# Static profile speed: cnnbench vs fvcore, thop and FlopCounterMode",
         "",
         f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
         "",
-        f"Machine: {env['cpu']}, {env['cpu_count']} cores, torch {env['torch']}, "
-        f"{env['threads']} intra-op threads, Python {env['python']}, commit {env['commit']}. "
-        f"Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",
+        f"Machine: {env['cpu']}, {env['cpu_count']} cores, torch {env['torch']}, Python "
+        f"{env['python']}, commit {env['commit']}; intra-op threads: "
+        f"{', '.join(map(str, threads))} (one table each; torch's default here is "
+        f"{DEFAULT_THREADS}). Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",
         "",
         f"Load average (1, 5, 15 min): at the start {load[0]}; at the end {load[1]}. The "
         "machine is shared with other workers (2 cores): single samples are noisy, so only "
@@ -127,7 +133,16 @@ def report(results: dict[str, dict[str, Any]], repeats: int, load: tuple[str, st
         "under `no_grad`. The last three on a real CPU tensor x, as their users run them. "
         f"One warm-up call each, then {repeats} rounds, the tool order rotated every round; "
         "median seconds per call. Ratio = cnnbench / the fastest other tool (<= 1: cnnbench "
-        "is at least as fast).",
+        "is at least as fast). With several threads the real-tensor tools also suffer from "
+        "contention with the neighbours; the one-thread table is the harder comparison.",
+        "",
+    ]
+
+
+def table(results: dict[str, dict[str, Any]], threads: int) -> tuple[list[str], float]:
+    """The speed table at one thread setting, and its worst ratio."""
+    lines = [
+        f"## {threads} intra-op thread{'s' if threads > 1 else ''}",
         "",
         "| model | input | cnnbench (s) | fvcore (s) | thop (s) | FlopCounterMode (s) "
         "| fastest other | ratio | verdict |",
@@ -146,28 +161,38 @@ def report(results: dict[str, dict[str, Any]], repeats: int, load: tuple[str, st
         )
     lines += [
         "",
-        f"**Worst ratio: {worst:.2f}** (target <= 1 for every model: "
+        f"**Worst ratio at {threads} thread(s): {worst:.2f}** (target <= 1 for every model: "
         f"{'met' if worst <= 1 else 'NOT met'}).",
         "",
-        "Counts from the warm-up calls (MACs; FlopCounterMode's FLOPs halved), to show that the "
-        "tools count the same network: cnnbench and FlopCounterMode count conv + matmul MACs; "
-        "fvcore adds BatchNorm and adaptive pooling, thop BatchNorm, pooling and some "
-        "activations.",
+    ]
+    return lines, worst
+
+
+def counts_and_samples(runs: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
+    first = next(iter(runs.values()))
+    lines = [
+        "## Counts (from the warm-up calls)",
+        "",
+        "MACs; FlopCounterMode's FLOPs halved. They show that the tools count the same network: "
+        "cnnbench and FlopCounterMode count conv + matmul MACs; fvcore adds BatchNorm and "
+        "adaptive pooling, thop BatchNorm, pooling and some activations.",
         "",
         "| model | cnnbench | fvcore | thop | FlopCounterMode / 2 |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name, r in results.items():
+    for name, r in first.items():
         c = r["counts"]
         lines.append(
             f"| {name} | {c['cnnbench']:,} | {c['fvcore']:,} | {c['thop']:,} | "
             f"{c['FlopCounterMode'] // 2:,} |"
         )
-    lines += ["", "All samples (seconds, in round order):", ""]
-    for name, r in results.items():
-        for tool, values in r["samples"].items():
-            lines.append(f"- {name} / {tool}: {', '.join(f'{v:.4f}' for v in values)}")
-    return "\n".join(lines) + "\n"
+    lines += ["", "## All samples (seconds, in round order)", ""]
+    for threads, results in runs.items():
+        for name, r in results.items():
+            for tool, values in r["samples"].items():
+                values_text = ", ".join(f"{v:.4f}" for v in values)
+                lines.append(f"- {threads} thread(s), {name} / {tool}: {values_text}")
+    return lines
 
 
 def _load() -> str:
@@ -176,18 +201,25 @@ def _load() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", default=f"1,{DEFAULT_THREADS}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = list(dict.fromkeys(int(t) for t in args.threads.split(",")))
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
     start = _load()
-    results = bench(tuple(args.models.split(",")), args.repeats)
-    text = report(results, args.repeats, (start, _load()))
+    runs = {}
+    for n in threads:
+        torch.set_num_threads(n)
+        print(f"-- {n} thread(s)", file=sys.stderr, flush=True)
+        runs[n] = bench(tuple(args.models.split(",")), args.repeats)
+    torch.set_num_threads(DEFAULT_THREADS)
+    lines = header(args.repeats, (start, _load()), threads)
+    for n, results in runs.items():
+        lines += table(results, n)[0]
+    text = "\n".join(lines + counts_and_samples(runs)) + "\n"
     atomic_write_text(args.out, text)
     print(text)
     print(f"written to {args.out}", file=sys.stderr)
