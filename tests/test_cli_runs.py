@@ -155,3 +155,33 @@ def test_a_typo_in_the_last_model_is_found_before_measuring(
     code, _, stderr = run_cli("compare", "lenet5", "resnet5O", *FAST, "--out", str(tmp_path))
     assert code == 2 and "did you mean resnet50" in stderr
     assert measured == [] and not tmp_path.exists() or _files(tmp_path) == []
+
+
+def test_profile_loads_once_and_counts_once_per_resolution(
+    tmp_path: Path, monkeypatch, run_cli
+) -> None:
+    """`profile se_resnet50 --static-only` builds the model once and runs the dispatch counter
+    once for it (the counter table and the SE analysis reuse that count), plus the one build
+    and count of the SE analysis's baseline without SE."""
+    from cnnbench import spec
+    from cnnbench.static import backends, profile
+
+    builds: list[str] = []
+    counts: list[str] = []
+    real_load, real_count = spec.load_model, profile.count_dispatch
+
+    def load_model(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        builds.append(name)
+        return real_load(name, *args, **kwargs)
+
+    def count_dispatch(model, *args, **kwargs):  # type: ignore[no-untyped-def]
+        counts.append(type(model).__name__)
+        return real_count(model, *args, **kwargs)
+
+    monkeypatch.setattr(spec, "load_model", load_model)
+    monkeypatch.setattr(profile, "count_dispatch", count_dispatch)
+    monkeypatch.setattr(backends, "count_dispatch", count_dispatch)
+    code, _, stderr = run_cli("profile", "se_resnet50", "--static-only", "--out", str(tmp_path))
+    assert code == 0, stderr
+    assert builds == ["se_resnet50"]  # the SE baseline is built by the zoo, not from a spec
+    assert len(counts) == 2  # the model once, its no-SE baseline once

@@ -373,7 +373,7 @@ def _print_static(loaded: Any, prof: Any, kwargs: dict[str, Any], resolution: in
     from cnnbench.static.backends import compare_counters
 
     _print(stages_table(prof))
-    comparison = compare_counters(loaded.module, [torch.randn(1, *prof.input_size)])
+    comparison = compare_counters(loaded.module, [torch.randn(1, *prof.input_size)], profile=prof)
     _print(counters_table(comparison, loaded.name))
     _print(uncounted_table(comparison, loaded.name))
     out.print(
@@ -388,7 +388,10 @@ def _print_static(loaded: Any, prof: Any, kwargs: dict[str, Any], resolution: in
     if info is not None and info.has_se and ":" not in loaded.rebuild.spec:
         from cnnbench.static.se import se_overhead
 
-        _print(se_table(se_overhead(loaded.rebuild.spec, resolution=resolution, **kwargs)))
+        overhead = se_overhead(
+            loaded.rebuild.spec, resolution=resolution, model=loaded.module, profile=prof, **kwargs
+        )
+        _print(se_table(overhead))
 
 
 @app.command()
