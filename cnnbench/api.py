@@ -18,7 +18,8 @@ from torch import nn
 from cnnbench.errors import UsageError
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result, Run
-from cnnbench.runtime import Entry, RuntimeConfig, measure_config
+from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
+from cnnbench.runtime.guard import check_fits, estimate_bytes
 from cnnbench.spec import LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
 
@@ -67,7 +68,8 @@ def run_models(
     """Profile each model (spec or module), then measure all of them under each
     configuration, interleaved (:func:`cnnbench.runtime.measure_config`).
 
-    Every spec is resolved before anything is measured. Yields one Result per (model,
+    Every spec is resolved, and every configuration's memory estimate checked against what
+    is available (:mod:`cnnbench.runtime.guard`), before anything is measured. Yields one Result per (model,
     configuration), configuration by configuration, or one per model and resolution with
     ``static_only``. Static counts are per image at each configuration's resolution (or at
     ``input_size``, C x H x W, for every model). Ratios divide by ``baseline`` (a model name;
@@ -101,6 +103,18 @@ def run_models(
                     input_size=tuple(input_size) if input_size else None,
                 )
             )  # fmt: skip
+        device = resolve_device(config.device)
+        for m, e in zip(loaded, entries, strict=True):
+            static = static_profile(m, config.resolution, counter, notify, input_size)
+            parts = estimate_bytes(
+                m.module,
+                batch=1 if config.oom_backoff else config.batch_size,
+                input_size=static.input_size,
+                activation_bytes=static.activation_bytes,
+                train_activation_bytes=static.train_activation_bytes,
+                train=config.mode == "train",
+            )
+            check_fits(e.name, describe(config), parts, device)
         notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
         index = names.index(baseline) if baseline is not None else 0
         yield from measure_config(entries, config, baseline=index, cpu_memory=cpu_memory)

@@ -200,12 +200,18 @@ def load(
     """Resolve a spec once: its display name, its module and its rebuild recipe. This is the
     one place a spec becomes a model; the memory child rebuilds through ``rebuild``.
 
-    ``device="meta"`` builds a zoo model without allocating or initialising weights (for
-    counting only); a user's spec is always built as its code builds it."""
-    if device != "cpu" and ":" not in spec:
+    ``device="meta"`` builds the model without allocating or initialising weights (for
+    counting only; a 1e10-parameter model costs nothing); a user's model whose code cannot
+    be built on the meta device is built on the CPU instead."""
+    if device == "meta":
         import torch
 
-        with torch.device(device):
+        try:
+            with torch.device("meta"):
+                name, module = load_model(spec, model_args)
+        except UsageError:
+            raise
+        except Exception:  # noqa: BLE001 - the user's code does not build on meta: real build
             name, module = load_model(spec, model_args)
     else:
         name, module = load_model(spec, model_args)

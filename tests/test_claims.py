@@ -567,7 +567,7 @@ def test_malformed_files(tmp_path, text: str, match: str) -> None:
 
 def test_oversized_file_is_refused_unread(tmp_path) -> None:
     path = _write(tmp_path, "# " + "x" * MAX_FILE_BYTES + "\n")
-    with pytest.raises(UsageError, match="the limit is 1,048,576 bytes"):
+    with pytest.raises(UsageError, match="larger than the 1 MiB"):
         load_claims(path)
 
 

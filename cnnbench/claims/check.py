@@ -282,19 +282,14 @@ def _entries(path: Path, data: dict[str, Any], table: str) -> list[dict[str, Any
 
 
 def _parse(path: Path) -> tuple[list[Claim], list[Claim]]:
+    from cnnbench.results import read_text_capped
+
+    text = read_text_capped(
+        path, limit=MAX_FILE_BYTES, missing="no such claims file", kind="a TOML claims file"
+    )
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such claims file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: not a readable claims file ({exc})") from None
-    if size > MAX_FILE_BYTES:
-        raise UsageError(
-            f"{path}: claims file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes"
-        )
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"{path}: not a readable TOML claims file ({first})") from None
     unknown = sorted(set(data) - {"claim", PUBLISHED})

@@ -240,6 +240,25 @@ def _emit(
             err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
 
 
+def _load_checked(spec: str, kwargs: dict[str, Any]) -> Any:
+    """Load a spec for measuring: a user's model is first built on the meta device, so that
+    one whose weights cannot fit in memory is refused in one line before it is allocated."""
+    import torch
+
+    from cnnbench.runtime.guard import check_fits
+    from cnnbench.spec import load
+
+    if ":" in spec:
+        probe = load(spec, kwargs, device="meta")
+        if any(p.is_meta for p in probe.module.parameters()):
+            weights = sum(t.numel() for t in (*probe.module.parameters(), *probe.module.buffers()))
+            check_fits(
+                probe.name, "building it", {"weights": 4 * weights}, torch.device("cpu"),
+                fix="build a smaller model (its --model-arg options), or count it with `info`",
+            )  # fmt: skip
+    return load(spec, kwargs)
+
+
 def _row_line(result: Any) -> str:
     """One plain progress line for a finished row (non-TTY stderr, e.g. a CI log)."""
     from cnnbench.report import format as fmt
@@ -334,7 +353,7 @@ def profile(
 ) -> None:
     """The full static + runtime profile of one model."""
     from cnnbench.api import static_profile
-    from cnnbench.spec import load, parse_model_args
+    from cnnbench.spec import parse_model_args
 
     formats = parse_formats(format_)
     _check_out(out_dir, formats)
@@ -344,7 +363,7 @@ def profile(
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
     size = parse_input_size(input_size)
-    loaded = load(model, kwargs)
+    loaded = _load_checked(model, kwargs)
     if not quiet and not json_:
         prof = static_profile(loaded, resolution, counter.value, input_size=size)
         _print_static(loaded, prof, kwargs, resolution)
@@ -370,9 +389,15 @@ def _print_static(loaded: Any, prof: Any, kwargs: dict[str, Any], resolution: in
 
     from cnnbench.report import format as fmt
     from cnnbench.report.tables import counters_table, se_table, stages_table, uncounted_table
+    from cnnbench.runtime.guard import check_fits, estimate_bytes
     from cnnbench.static.backends import compare_counters
 
     _print(stages_table(prof))
+    # fvcore and thop count on real tensors: one image's input and activations must fit
+    parts = estimate_bytes(
+        loaded.module, batch=1, input_size=prof.input_size, activation_bytes=prof.activation_bytes
+    )
+    check_fits(loaded.name, "the counters' real-tensor pass, b1", parts, torch.device("cpu"))
     comparison = compare_counters(loaded.module, [torch.randn(1, *prof.input_size)], profile=prof)
     _print(counters_table(comparison, loaded.name))
     _print(uncounted_table(comparison, loaded.name))
@@ -420,7 +445,7 @@ def compare(
     input_size: InputSizeOpt = None,
 ) -> None:
     """One row per model and configuration, relative to the baseline (first model by default)."""
-    from cnnbench.spec import load, parse_model_args
+    from cnnbench.spec import parse_model_args
 
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
@@ -432,7 +457,7 @@ def compare(
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
     size = parse_input_size(input_size)
-    loaded = [load(spec, kwargs) for spec in models]  # every spec resolved before measuring
+    loaded = [_load_checked(spec, kwargs) for spec in models]  # all resolved before measuring
     _measure_and_report(
         "compare",
         loaded,

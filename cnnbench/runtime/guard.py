@@ -1,0 +1,84 @@
+"""Resource guard: refuse, before any real tensor is allocated, a configuration whose memory
+cannot fit.
+
+The estimate is the model's weights and buffers plus, per image, the input and the peak of live
+activations that the meta-device pass measured (training: the tensors autograd saves, and the
+gradients and momentum buffers of the weights). It is compared with the memory available now:
+``MemAvailable`` of ``/proc/meminfo`` on CPU, the free memory the CUDA driver reports on a GPU.
+Allocator overheads and workspaces come on top, so the guard only refuses what clearly cannot
+fit (more than :data:`FIT_SHARE` of what is available).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnbench.errors import UsageError
+
+__all__ = ["FIT_SHARE", "available_bytes", "estimate_bytes", "check_fits"]
+
+#: A configuration is refused when its estimate exceeds this share of the available memory.
+FIT_SHARE = 0.9
+_FP32 = 4
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Bytes that can be allocated now on ``device`` (None when unknown)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def estimate_bytes(
+    model: nn.Module,
+    *,
+    batch: int,
+    input_size: tuple[int, ...] | list[int],
+    activation_bytes: int | None,
+    train_activation_bytes: int | None = None,
+    train: bool = False,
+) -> dict[str, int]:
+    """The parts of a configuration's memory estimate in bytes (fp32): weights (and in
+    training their gradients and SGD momentum), input, activations."""
+    weights = sum(t.numel() for t in (*model.parameters(), *model.buffers())) * _FP32
+    per_image_input = _FP32
+    for v in input_size:
+        per_image_input *= int(v)
+    per_image_act = (train_activation_bytes if train else activation_bytes) or 0
+    return {
+        "weights": weights * (3 if train else 1),
+        "input": batch * per_image_input,
+        "activations": batch * per_image_act,
+    }
+
+
+def check_fits(
+    name: str,
+    label: str,
+    parts: dict[str, int],
+    device: torch.device,
+    fix: str = "use a smaller --batch, --resolution or --input-size",
+) -> None:
+    """UsageError (one line, with the estimate and ``fix``) when ``parts`` cannot fit on
+    ``device``."""
+    available = available_bytes(device)
+    total = sum(parts.values())
+    if available is None or total <= FIT_SHARE * available:
+        return
+    from cnnbench.report.format import nbytes
+
+    detail = ", ".join(f"{k} {nbytes(v)}" for k, v in parts.items())
+    raise UsageError(
+        f"{name} ({label}) needs about {nbytes(total)} ({detail}), more than the "
+        f"{nbytes(available)} available on {device}; {fix}"
+    )
