@@ -13,6 +13,7 @@ Claims files are data: a measure's arguments are checked against its signature a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import re
@@ -29,6 +30,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnbench.errors import UsageError
+from cnnbench.static.se import SEOverhead, se_overhead
 
 __all__ = [
     "Measure",
@@ -388,88 +390,29 @@ def _profile(name: str, frozen: tuple, variant: str | None, resolution: int | No
     )
 
 
-@dataclass(frozen=True)
-class _SERow:
-    """SE parameters of one stage: FC weights, all params (biases too), the SENet formula."""
+@dataclass
+class _SEOverhead(SEOverhead):
+    """The static SE analysis (:func:`cnnbench.static.se.se_overhead`) of a cached build, and
+    the model's number of stages (its final stage is ``stage{num_stages}``)."""
 
-    stage: str
-    weight_params: int
-    params: int
-    formula_params: int
-    share: float
-
-
-@dataclass(frozen=True)
-class _SEOverhead:
-    """A model with SE against the same model built with ``se_stages=()`` (as
-    :func:`cnnbench.static.se.se_overhead` defines it), from the cached builds and profiles."""
-
-    model: str
-    num_stages: int
-    rows: tuple[_SERow, ...]
-    params: int
-    base_params: int
-    macs: int
-    base_macs: int
-    flops: int
-    base_flops: int
-
-    @property
-    def se_params(self) -> int:
-        return sum(r.params for r in self.rows)
-
-    @property
-    def added_params(self) -> int:
-        return self.params - self.base_params
-
-    @property
-    def params_increase(self) -> float:
-        return self.added_params / self.base_params
-
-    @property
-    def macs_increase(self) -> float:
-        return (self.macs - self.base_macs) / self.base_macs
-
-    @property
-    def flops_increase(self) -> float:
-        return (self.flops - self.base_flops) / self.base_flops
-
-    def share_of(self, stage: str) -> float:
-        return next((r.share for r in self.rows if r.stage == stage), 0.0)
+    num_stages: int = 0
 
 
 @cache
 def _overhead(name: str, frozen: tuple, resolution: int | None) -> _SEOverhead:
-    from cnnbench.models import SqueezeExcite
-
     model = _model(name, frozen, None)
-    stages = [s.name for s in model.stages()]
-    rows = []
-    for stage in stages:
-        blocks = [b for b in getattr(model, stage).modules() if isinstance(b, SqueezeExcite)]
-        if blocks:
-            weights = sum(b.fc1.weight.numel() + b.fc2.weight.numel() for b in blocks)
-            params = sum(p.numel() for b in blocks for p in b.parameters())
-            # (2 / r) C^2 with r = C / R is 2 C R per block
-            formula = sum(2 * b.channels * b.reduced_channels for b in blocks)
-            rows.append((stage, weights, params, formula))
-    if not rows:
-        raise MeasureError(f"{name}: has no SE blocks (built with {_thaw_kwargs(frozen)})")
-    total = sum(r[2] for r in rows)
-    base_frozen = _freeze({**_thaw_kwargs(frozen), "se_stages": []})
-    prof = _profile(name, frozen, None, resolution)
-    base = _profile(name, base_frozen, None, resolution)
-    return _SEOverhead(
-        model=name,
-        num_stages=model.num_stages,
-        rows=tuple(_SERow(*r, share=r[2] / total) for r in rows),
-        params=prof.params,
-        base_params=base.params,
-        macs=prof.macs,
-        base_macs=base.macs,
-        flops=prof.flops,
-        base_flops=base.flops,
-    )
+    try:
+        o = se_overhead(
+            name,
+            resolution=resolution,
+            model=model,
+            profile=_profile(name, frozen, None, resolution),
+            **_thaw_kwargs(frozen),
+        )
+    except UsageError as exc:
+        raise MeasureError(str(exc)) from None
+    values = {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+    return _SEOverhead(**values, num_stages=model.num_stages)
 
 
 @dataclass(frozen=True)

@@ -65,9 +65,25 @@ from cnnbench.runtime.prepare import (
     measurement_settings,
     prepare,
 )
-from cnnbench.runtime.timing import _RAW_TO_MS, _loop_for, median_ci, percentile, summarize, warm_up
+from cnnbench.runtime.timing import (
+    _RAW_TO_MS,
+    TimingStats,
+    _loop_for,
+    median_ci,
+    percentile,
+    summarize,
+    warm_up,
+)
 
-__all__ = ["Entry", "measure_config", "paired_ratio", "stage_samples", "MIN_ROUNDS", "MAX_ROUNDS"]
+__all__ = [
+    "Entry",
+    "measure_config",
+    "paired_ratio",
+    "stage_samples",
+    "stats_into",
+    "MIN_ROUNDS",
+    "MAX_ROUNDS",
+]
 
 MIN_ROUNDS = 5
 MAX_ROUNDS = 2000
@@ -341,6 +357,23 @@ def _estimate(step: Callable[[], Any], device: torch.device) -> float:
     return min(raw) * _RAW_TO_MS[device.type]
 
 
+def stats_into(result: Result, stats: TimingStats, batch: int) -> None:
+    """Copy timing statistics (ms per batch of ``batch`` images) into ``result``."""
+    result.latency_ms_median = stats.median_ms
+    result.latency_ms_mean = stats.mean_ms
+    result.latency_ms_std = stats.std_ms
+    result.latency_ms_min = stats.min_ms
+    result.latency_ms_p90 = stats.p90_ms
+    result.latency_ms_p99 = stats.p99_ms
+    result.latency_ms_iqr = stats.iqr_ms
+    result.latency_ms_ci_low = stats.ci_low_ms
+    result.latency_ms_ci_high = stats.ci_high_ms
+    result.warmup_iters = stats.warmup_iters
+    result.timed_iters = stats.timed_iters
+    result.samples_ms = list(stats.samples_ms)
+    result.throughput_ips = batch * 1000.0 / stats.median_ms if stats.median_ms > 0 else None
+
+
 def _stats_into(entry: Entry, n_rounds: int, reason: str, target_ci: float) -> None:
     r = entry.result
     stats = summarize(
@@ -349,20 +382,7 @@ def _stats_into(entry: Entry, n_rounds: int, reason: str, target_ci: float) -> N
         warmup_settled=entry.settled,
         stop_reason=reason,
     )
-    batch = r.effective_batch_size or r.batch_size
-    r.latency_ms_median = stats.median_ms
-    r.latency_ms_mean = stats.mean_ms
-    r.latency_ms_std = stats.std_ms
-    r.latency_ms_min = stats.min_ms
-    r.latency_ms_p90 = stats.p90_ms
-    r.latency_ms_p99 = stats.p99_ms
-    r.latency_ms_iqr = stats.iqr_ms
-    r.latency_ms_ci_low = stats.ci_low_ms
-    r.latency_ms_ci_high = stats.ci_high_ms
-    r.warmup_iters = stats.warmup_iters
-    r.timed_iters = stats.timed_iters
-    r.samples_ms = list(stats.samples_ms)
-    r.throughput_ips = batch * 1000.0 / stats.median_ms if stats.median_ms > 0 else None
+    stats_into(r, stats, r.effective_batch_size or r.batch_size)
     r.rounds = n_rounds
     r.stable = stats.ci_rel_halfwidth <= target_ci
     r.stop_reason = "ci" if r.stable else reason

@@ -26,10 +26,10 @@ from torch import nn
 
 from cnnbench.results import Result, StageCost
 from cnnbench.runtime.config import RuntimeConfig
-from cnnbench.runtime.engine import Entry, measure_config, stage_samples
+from cnnbench.runtime.engine import Entry, measure_config, stage_samples, stats_into
 from cnnbench.runtime.peak import Peak
 from cnnbench.runtime.prepare import Prepared
-from cnnbench.runtime.timing import TimingStats, percentile
+from cnnbench.runtime.timing import percentile
 
 __all__ = ["measure_model", "stats_into", "stage_times", "with_stage_times", "time_vs_macs"]
 
@@ -84,23 +84,6 @@ def stage_times(
         prepared, budget_s=budget_s, target_ci=target_ci or prepared.config.target_ci
     )
     return {name: percentile(sorted(s), 50) for name, s in samples.items()}
-
-
-def stats_into(result: Result, stats: TimingStats, batch: int) -> None:
-    """Copy timing statistics (ms per batch of ``batch`` images) into ``result``."""
-    result.latency_ms_median = stats.median_ms
-    result.latency_ms_mean = stats.mean_ms
-    result.latency_ms_std = stats.std_ms
-    result.latency_ms_min = stats.min_ms
-    result.latency_ms_p90 = stats.p90_ms
-    result.latency_ms_p99 = stats.p99_ms
-    result.latency_ms_iqr = stats.iqr_ms
-    result.latency_ms_ci_low = stats.ci_low_ms
-    result.latency_ms_ci_high = stats.ci_high_ms
-    result.warmup_iters = stats.warmup_iters
-    result.timed_iters = stats.timed_iters
-    result.samples_ms = list(stats.samples_ms)
-    result.throughput_ips = batch * 1000.0 / stats.median_ms if stats.median_ms > 0 else None
 
 
 def with_stage_times(stages: Sequence[StageCost], times: Mapping[str, float]) -> list[StageCost]:
