@@ -243,13 +243,13 @@ def net():
 """
 
 
-def _cli(*argv: str) -> int:
+def _cli(*argv: str, allowed: tuple[int, ...] = (0, 1)) -> int:
     """Run ``python -m cnnbench gate ...`` in a fresh process, as CI would; returns the exit
-    code (stderr is shown on an unexpected one)."""
+    code (stderr is shown on one not in ``allowed``)."""
     proc = subprocess.run(
         [sys.executable, "-m", "cnnbench", "gate", *argv], capture_output=True, text=True
     )
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in allowed:
         raise SystemExit(f"gate {argv[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.returncode
 
@@ -323,7 +323,7 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
                 "re-measured | verdict | seconds |"
             )
             say("|---:|---:|---|---:|---:|---:|---|---:|")
-            flagged, ratios, seconds = 0, [], []
+            flagged, unusable, ratios, seconds = 0, 0, [], []
             for i in range(1, n + 1):
                 started = time.perf_counter()
                 code = _cli(
@@ -335,8 +335,13 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
                     "--json",
                     str(verdicts),
                     "-q",
+                    allowed=(0, 1, 2),
                 )
                 seconds.append(time.perf_counter() - started)
+                if code == 2:  # unusable (e.g. calibration outside 0.7-1.4): not a verdict
+                    unusable += 1
+                    say(f"| {i} | | | | | | UNUSABLE (exit 2) | {seconds[-1]:.1f} |")
+                    continue
                 flagged += code
                 rows = json.loads(verdicts.read_text())["verdicts"]
                 lat = next(v for v in rows if v["metric"] == "latency_ms")
@@ -352,12 +357,18 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
             say()
             what = "caught" if fraction else "false alarms"
             say(
-                f"**{what}: {flagged} / {n}**; median normalised ratio "
-                f"{statistics.median(ratios):.4f}; seconds per check (process start included): "
+                f"**{what}: {flagged} / {n}** ({unusable} unusable, exit 2); median normalised "
+                f"ratio {statistics.median(ratios or [float('nan')]):.4f}; seconds per check "
+                "(process start included): "
                 f"median {statistics.median(seconds):.1f}, max {max(seconds):.1f}"
             )
             say()
-            out[key] = {"flagged": flagged, "n": n, "median_ratio": statistics.median(ratios)}
+            out[key] = {
+                "flagged": flagged,
+                "unusable": unusable,
+                "n": n,
+                "median_ratio": statistics.median(ratios or [float("nan")]),
+            }
     return out
 
 
