@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnbench.errors import UsageError
 from cnnbench.report.format import config_label as describe
-from cnnbench.results import Result, Run
+from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
 from cnnbench.runtime.guard import check_fits, estimate_bytes
 from cnnbench.spec import LoadedModel, ensure_info, load
@@ -29,6 +29,7 @@ __all__ = [
     "run_models",
     "resolve_model",
     "static_profile",
+    "layer_rows",
     "describe",
     "TRAIN_FLOPS_FACTOR",
 ]
@@ -63,6 +64,7 @@ def run_models(
     baseline: str | None = None,
     cpu_memory: bool = True,
     input_size: Sequence[int] | None = None,
+    depth: int | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> Iterator[Result]:
     """Profile each model (spec or module), then measure all of them under each
@@ -73,7 +75,7 @@ def run_models(
     configuration), configuration by configuration, or one per model and resolution with
     ``static_only``. Static counts are per image at each configuration's resolution (or at
     ``input_size``, C x H x W, for every model). Ratios divide by ``baseline`` (a model name;
-    default the first model).
+    default the first model). With ``depth``, each row carries its per-module ``layers``.
     """
     notify = on_progress or (lambda _msg: None)
     loaded = []
@@ -87,13 +89,18 @@ def run_models(
         resolutions = sorted({c.resolution for c in configs} or {None}, key=lambda r: r or 0)
         for m in loaded:
             for res in resolutions:
-                yield static_profile(m, res, counter, notify, input_size).to_result()
+                row = static_profile(m, res, counter, notify, input_size).to_result()
+                if depth:
+                    row.layers = layer_rows(m, depth, res, input_size)
+                yield row
         return
     for config in configs:
         entries = []
         for m in loaded:
             static = static_profile(m, config.resolution, counter, notify, input_size)
             row = static.to_result()
+            if depth:
+                row.layers = layer_rows(m, depth, config.resolution, input_size)
             factor = TRAIN_FLOPS_FACTOR if config.mode == "train" else 1
             entries.append(
                 Entry(
@@ -118,6 +125,23 @@ def run_models(
         notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
         index = names.index(baseline) if baseline is not None else 0
         yield from measure_config(entries, config, baseline=index, cpu_memory=cpu_memory)
+
+
+def layer_rows(
+    loaded: LoadedModel,
+    depth: int,
+    resolution: int | None = None,
+    input_size: Sequence[int] | None = None,
+) -> list[LayerCost]:
+    """Per-module rows down to ``depth`` (:func:`cnnbench.static.layers.layer_costs`) at the
+    resolution or input size, counted once per input (cached on the LoadedModel)."""
+    from cnnbench.static.layers import layer_costs
+
+    key = ("layers", depth, resolution, tuple(input_size) if input_size else None)
+    if key not in loaded.profiles:
+        size = tuple(input_size) if input_size else static_profile(loaded, resolution).input_size
+        loaded.profiles[key] = layer_costs(loaded.module, size, depth=depth)
+    return loaded.profiles[key]
 
 
 def static_profile(

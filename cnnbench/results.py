@@ -29,6 +29,7 @@ READABLE_VERSIONS = (1, 2)
 __all__ = [
     "SCHEMA_VERSION",
     "StageCost",
+    "LayerCost",
     "Result",
     "Run",
     "SchemaError",
@@ -61,6 +62,22 @@ class StageCost:
     time_ci_low_ms: float | None = None  # 95% CI of that median
     time_ci_high_ms: float | None = None
     time_stable: bool | None = None  # the CI reached the target: the time share is shown
+
+
+@dataclass
+class LayerCost:
+    """Static cost of one module (per image; children included), see
+    :func:`cnnbench.static.layers.layer_costs`."""
+
+    name: str  # module path, e.g. stage1.0.conv2
+    type: str  # module class
+    depth: int  # 1 for a top-level child
+    output_shape: list[int]  # of the first call, without the batch dimension
+    params: int
+    macs: int
+    flops: int
+    activation_bytes: int = 0  # bytes of its outputs, all calls
+    calls: int = 0
 
 
 @dataclass
@@ -130,11 +147,12 @@ class Result:
     notes: str | None = None  # what the reader should know: unstable, not measured, ...
     samples_ms: list[float] = field(default_factory=list)
     stages: list[StageCost] = field(default_factory=list)
+    layers: list[LayerCost] = field(default_factory=list)  # with --depth: one row per module
 
     @classmethod
     def flat_columns(cls) -> list[str]:
         """The scalar columns of CSV/table output, in schema order."""
-        return [f.name for f in fields(cls) if f.name not in ("samples_ms", "stages")]
+        return [f.name for f in fields(cls) if f.name not in ("samples_ms", "stages", "layers")]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

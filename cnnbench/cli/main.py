@@ -23,6 +23,7 @@ from cnnbench.cli.options import (
     Counter,
     CounterOpt,
     DebugOpt,
+    DepthOpt,
     DeviceOpt,
     FormatOpt,
     InputSizeOpt,
@@ -140,6 +141,7 @@ def _measure_and_report(
     quiet: bool,
     baseline: str | None,
     input_size: tuple[int, int, int] | None = None,
+    depth: int | None = None,
 ) -> None:
     """Measure every model under every configuration, with progress on stderr, then print
     and write the reports. Ctrl-C, SIGTERM or an error after the first result keep what was
@@ -180,6 +182,7 @@ def _measure_and_report(
                 model_args=parse_model_args(model_args),
                 baseline=baseline,
                 input_size=input_size,
+                depth=depth,
                 on_progress=lambda msg: progress.update(task, description=escape(msg)),
             ):
                 run.results.append(result)
@@ -314,19 +317,26 @@ def info(
     resolution: ResolutionOpt = None,
     model_arg: ModelArgOpt = None,
     input_size: InputSizeOpt = None,
+    depth: DepthOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
-    """Stages with blocks, channels, params and MACs per stage."""
-    from cnnbench.api import static_profile
-    from cnnbench.report.tables import stages_table
+    """Stages with blocks, channels, params and MACs per stage (``--depth``: per module)."""
+    from cnnbench.api import layer_rows, static_profile
+    from cnnbench.report.tables import layers_table, stages_table
     from cnnbench.spec import load, parse_model_args
 
     loaded = load(model, parse_model_args(model_arg), device="meta")
-    prof = static_profile(loaded, resolution, input_size=parse_input_size(input_size))
+    size = parse_input_size(input_size)
+    prof = static_profile(loaded, resolution, input_size=size)
+    row = prof.to_result()
+    if depth is not None:
+        row.layers = layer_rows(loaded, depth, resolution, size)
     if json_:
-        _json(prof.to_result().to_dict())
+        _json(row.to_dict())
         return
     _print(stages_table(prof))
+    if row.layers:
+        _print(layers_table(row.layers, f"{loaded.name}: modules down to depth {depth}"))
 
 
 @app.command()
@@ -350,6 +360,7 @@ def profile(
     quiet: QuietOpt = False,
     model_arg: ModelArgOpt = None,
     input_size: InputSizeOpt = None,
+    depth: DepthOpt = None,
 ) -> None:
     """The full static + runtime profile of one model."""
     from cnnbench.api import static_profile
@@ -367,6 +378,12 @@ def profile(
     if not quiet and not json_:
         prof = static_profile(loaded, resolution, counter.value, input_size=size)
         _print_static(loaded, prof, kwargs, resolution)
+        if depth is not None:
+            from cnnbench.api import layer_rows
+            from cnnbench.report.tables import layers_table
+
+            layers = layer_rows(loaded, depth, resolution, size)
+            _print(layers_table(layers, f"{loaded.name}: modules down to depth {depth}"))
     _measure_and_report(
         "profile",
         [loaded],
@@ -380,6 +397,7 @@ def profile(
         quiet=quiet,
         baseline=None,
         input_size=size,
+        depth=depth,
     )
 
 

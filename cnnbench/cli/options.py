@@ -74,6 +74,10 @@ InputSizeOpt = Annotated[
         "--input-size", help="One input as C,H,W or CxHxW (e.g. 1,28,28); default: the model's."
     ),
 ]
+DepthOpt = Annotated[
+    int | None,
+    typer.Option("--depth", help="One row per module down to this depth (1 = top-level)."),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 

@@ -30,6 +30,7 @@ from cnnbench.report import format as fmt
 from cnnbench.report.charts import CHARTS, all_charts, stage_results
 from cnnbench.report.format import CONFIG_FIELDS, CONVENTIONS, config_label, varying_config
 from cnnbench.report.table import Table, md_escape, to_html, to_markdown, to_rich
+from cnnbench.report.tables import layers_table
 from cnnbench.results import ENVIRONMENT_COLUMNS, Result, Run, atomic_write_text, results_frame
 
 if TYPE_CHECKING:
@@ -369,7 +370,21 @@ def render_markdown(
         for r in chosen:
             out += [f"### {md_escape(_stage_title(r, vary))}", ""] + to_markdown(_stage_table(r))
             out.append("")
+    layered = _layer_results(run.results)
+    if layered:
+        out += ["## Layers", ""]
+        for r in layered:
+            out += to_markdown(layers_table(r.layers, f"{r.model}: modules")) + [""]
     return "\n".join(out)
+
+
+def _layer_results(results: Sequence[Result]) -> list[Result]:
+    """The first row of each model that carries per-module rows (they are static)."""
+    seen: dict[str, Result] = {}
+    for r in results:
+        if r.layers and r.model not in seen:
+            seen[r.model] = r
+    return list(seen.values())
 
 
 _CSS = """
@@ -468,6 +483,13 @@ def render_html(
                 f'<div class="card"><h3>{escape(_stage_title(r, vary))}</h3>'
                 f"{to_html(_stage_table(r), 'stages')}</div>"
             )
+        parts.append("</div></section>")
+    layered = _layer_results(run.results)
+    if layered:
+        parts.append('<section><h2>Layers</h2><div class="grid">')
+        for r in layered:
+            table = to_html(layers_table(r.layers, f"{r.model}: modules"), "layers")
+            parts.append(f'<div class="card"><h3>{escape(r.model)}</h3>{table}</div>')
         parts.append("</div></section>")
     parts.append('<section><h2>Environment</h2><div class="card">')
     parts.append(_kv_table(run.environment) if run.environment else "<p>Not recorded.</p>")

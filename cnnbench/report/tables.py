@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cnnbench.static.se import SEOverhead
 
 __all__ = [
+    "layers_table",
     "zoo_table",
     "stages_table",
     "counters_table",
@@ -92,6 +93,27 @@ def stages_table(profile: StaticProfile) -> Table:
         ],
         mark="total",
     )
+    return table
+
+
+def layers_table(layers: Sequence[Any], title: str) -> Table:
+    """One row per module (``LayerCost``), indented by depth, with type, output shape,
+    params, MACs, FLOPs and output bytes."""
+    table = Table.of(
+        title, "layer", "type", "output", "params", "MACs", "FLOPs", "output", text=(0, 1, 2)
+    )
+    for layer in layers:
+        table.add(
+            [
+                "  " * (layer.depth - 1) + layer.name,
+                layer.type,
+                "x".join(map(str, layer.output_shape)),
+                fmt.count(layer.params),
+                fmt.macs(layer.macs),
+                fmt.flops(layer.flops),
+                fmt.nbytes(layer.activation_bytes),
+            ]
+        )
     return table
 
 

@@ -1,0 +1,132 @@
+"""Per-layer costs: one row per module down to a depth, from one counted forward pass.
+
+Conventions (as for the static profile): per image, eval mode, on the meta device (shapes
+only), MACs and FLOPs under cnnbench's rule table. A row's ``params`` are the module's own
+parameters including its children's; its MACs/FLOPs are everything that ran while the module
+was running (children included), summed over its calls; ``output_shape`` is that of its
+first call without the batch dimension and ``activation_bytes`` the bytes of its outputs (all
+calls). Rows of depth 1 cover the model: what ran outside every top-level child (an op in the
+model's own ``forward``) is a row named ``(other)``, so the depth-1 rows sum to the totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cnnbench.errors import UsageError
+from cnnbench.results import LayerCost
+from cnnbench.static.counting import DispatchCount, _CountingMode
+from cnnbench.static.profile import on_meta
+
+__all__ = ["layer_costs", "MAX_DEPTH"]
+
+#: Deepest level listed (a path like ``stage3.4.conv2`` is depth 3).
+MAX_DEPTH = 8
+
+
+def _bytes(out: Any) -> tuple[list[int], int]:
+    tensors = [t for t in _flat(out) if isinstance(t, Tensor)]
+    shape = list(tensors[0].shape[1:]) if tensors else []
+    return shape, sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _flat(out: Any) -> Iterator[Any]:
+    if isinstance(out, list | tuple):
+        for item in out:
+            yield from _flat(item)
+    elif isinstance(out, dict):
+        for item in out.values():
+            yield from _flat(item)
+    else:
+        yield out
+
+
+@contextmanager
+def _hooks(
+    model: nn.Module, depth: int, result: DispatchCount, rows: dict[str, LayerCost]
+) -> Iterator[None]:
+    handles = []
+    started: dict[str, list[tuple[int, int]]] = {}
+
+    def pre(name: str) -> Callable[..., None]:
+        def hook(*_: Any) -> None:
+            started.setdefault(name, []).append((result.macs, result.flops))
+
+        return hook
+
+    def post(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, out: Any) -> None:
+            macs0, flops0 = started[name].pop()
+            row = rows[name]
+            row.macs += result.macs - macs0
+            row.flops += result.flops - flops0
+            shape, nbytes = _bytes(out)
+            if row.calls == 0:
+                row.output_shape = shape
+            row.activation_bytes += nbytes
+            row.calls += 1
+
+        return hook
+
+    try:
+        for name, module in model.named_modules():
+            level = name.count(".") + 1 if name else 0
+            if not name or level > depth:
+                continue
+            rows[name] = LayerCost(
+                name=name,
+                type=type(module).__name__,
+                depth=level,
+                output_shape=[],
+                params=sum(p.numel() for p in module.parameters()),
+                macs=0,
+                flops=0,
+            )
+            handles.append(module.register_forward_pre_hook(pre(name)))
+            handles.append(module.register_forward_hook(post(name)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def layer_costs(
+    model: nn.Module, input_size: tuple[int, int, int], *, depth: int = 1
+) -> list[LayerCost]:
+    """Rows for every module of ``model`` down to ``depth`` (1..:data:`MAX_DEPTH`), in the
+    order of ``named_modules``, plus ``(other)`` when anything ran outside the top-level
+    children (see the module docstring). Counted on the meta device; the model's mode and
+    weights are put back."""
+    if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise UsageError(f"--depth {depth!r}: use a whole number from 1 to {MAX_DEPTH}")
+    result = DispatchCount()
+    mode = _CountingMode(result, track_memory=False)
+    rows: dict[str, LayerCost] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        with on_meta(model), _hooks(model, depth, result, rows), torch.no_grad(), mode:
+            model(torch.empty(1, *input_size, device="meta"))
+    finally:
+        model.train(was_training)
+    out = [r for r in rows.values() if r.calls or r.params]
+    top_macs = sum(r.macs for r in out if r.depth == 1)
+    top_flops = sum(r.flops for r in out if r.depth == 1)
+    if result.macs != top_macs or result.flops != top_flops:
+        out.append(
+            LayerCost(
+                name="(other)",
+                type="",
+                depth=1,
+                output_shape=[],
+                params=0,
+                macs=result.macs - top_macs,
+                flops=result.flops - top_flops,
+            )
+        )
+    return out
