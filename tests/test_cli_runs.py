@@ -69,7 +69,10 @@ def test_timed_compare_of_a_zoo_model_and_a_user_file(
     mine = rows[1]
     assert mine["family"] == "custom"
     assert mine["params"] == (3 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (8 * 10 + 10)
-    assert "no named stages" in (mine["notes"] or "")  # noted, never a failure
+    # an nn.Sequential: its children are timed one after another, with a note saying so
+    assert "per top-level module" in (mine["notes"] or "")
+    assert [s["name"] for s in mine["stages"]] == [str(i) for i in range(6)]
+    assert all(s["time_ms"] is not None for s in mine["stages"])
 
 
 def test_name_collision_measures_the_users_network(
@@ -185,3 +188,23 @@ def test_profile_loads_once_and_counts_once_per_resolution(
     assert code == 0, stderr
     assert builds == ["se_resnet50"]  # the SE baseline is built by the zoo, not from a spec
     assert len(counts) == 2  # the model once, its no-SE baseline once
+
+
+def test_a_plain_module_is_timed_with_a_note(tmp_path: Path, run_cli) -> None:
+    (tmp_path / "branchy.py").write_text(
+        "from torch import nn\n"
+        "class Branchy(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.a = nn.Conv2d(3, 4, 3, padding=1)\n"
+        "        self.b = nn.Conv2d(3, 4, 1)\n"
+        "    def forward(self, x):\n"
+        "        return self.a(x) + self.b(x)\n"
+    )
+    code, stdout, stderr = run_cli(
+        "compare", f"{tmp_path / 'branchy.py'}:Branchy", *FAST, "--json", "--out", str(tmp_path)
+    )
+    assert code == 0, stderr
+    (row,) = json.loads(stdout)["results"]
+    assert row["status"] == "ok" and row["latency_ms_median"] > 0
+    assert "no named stages" in row["notes"]

@@ -185,7 +185,7 @@ def test_markdown_has_table_header_and_chart_references() -> None:
     assert "|:---|:---|---:|" in md
     assert "![Latency vs MACs with the Pareto front](r-latency-macs.svg)" in md
     assert "| **a (baseline)** | **b1** | **1.00 M** | **2.00 GMACs** |" in md
-    assert "| b | b1 | 2.00 M | 3.00 GMACs | 20.0 ms ±1.00 |" in md
+    assert "| b | b1 | 2.00 M | 3.00 GMACs | 20.0 ms ±1.0 |" in md
     assert "bias excluded" in md
     assert "### b stages" in md
 
@@ -202,7 +202,7 @@ def test_html_is_self_contained_with_tables_and_charts() -> None:
     html = reporting.render_html(_run())
     assert html.startswith("<!DOCTYPE html>")
     assert "<table" in html and "<svg" in html
-    for text in ("2.00 M", "3.00 GMACs", "20.0 ms ±1.00", "50.0 img/s", "300 MiB", "2.00×"):
+    for text in ("2.00 M", "3.00 GMACs", "20.0 ms ±1.0", "50.0 img/s", "300 MiB", "2.00×"):
         assert text in html
     assert 'class="baseline"' in html
     assert "<script" not in html

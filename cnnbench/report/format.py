@@ -129,19 +129,31 @@ def nbytes(value: float | None) -> str:
     return f"{value:.0f} B"
 
 
+def _time_unit(value_ms: float) -> tuple[float, str]:
+    """Milliseconds, or microseconds below 0.1 ms."""
+    return (1000.0, "µs") if abs(value_ms) < 0.1 else (1.0, "ms")
+
+
 def ms(value: float | None) -> str:
-    """Milliseconds: ``41.1 ms``."""
-    return MISSING if is_missing(value) else f"{sig(value)} ms"  # type: ignore[arg-type]
+    """A time given in milliseconds: ``41.1 ms``; below 0.1 ms in microseconds, ``9.57 µs``."""
+    if is_missing(value):
+        return MISSING
+    assert value is not None
+    scale, unit = _time_unit(value)
+    return f"{sig(value * scale)} {unit}"
 
 
 def latency(median: float | None, low: float | None = None, high: float | None = None) -> str:
-    """A median with the distance to its farther confidence bound: ``41.1 ms ±0.52``."""
+    """A median with the distance to its farther confidence bound (two significant digits,
+    same unit): ``41.1 ms ±0.52``."""
     if is_missing(median):
         return MISSING
     assert median is not None
     text = ms(median)
     if not is_missing(low) and not is_missing(high):
-        text += f" ±{sig(max(median - low, high - median))}"  # type: ignore[operator]
+        scale, _ = _time_unit(median)
+        half = max(median - low, high - median) * scale  # type: ignore[operator]
+        text += f" ±{sig(half, 2)}"
     return text
 
 

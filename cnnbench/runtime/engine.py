@@ -300,11 +300,11 @@ def stage_samples(
     inference_mode, the configuration's autocast and memory format), uncompiled modules.
     UsageError when the model has no ``stage_names()``."""
     model, name = prepared.model, prepared.name
-    names_of = getattr(model, "stage_names", None)
+    names_of = _stage_names(model)
     if names_of is None:
         raise UsageError(
             f"{name}: the model has no named stages (stage_names()); per-stage time needs a "
-            "cnnbench StagedNet"
+            "cnnbench StagedNet or an nn.Sequential"
         )
     was_training = model.training
     model.eval()
@@ -323,12 +323,31 @@ def stage_samples(
     return {s.name: s.samples for s in subjects}
 
 
+def _stage_names(model: nn.Module) -> Callable[[], list[str]] | None:
+    """How to list a model's stages in forward order: a StagedNet's ``stage_names``, or the
+    children of an ``nn.Sequential`` (its forward is exactly its children chained); None for
+    any other module, whose children cannot be timed one after another."""
+    names_of = getattr(model, "stage_names", None)
+    if names_of is not None:
+        return names_of
+    if isinstance(model, nn.Sequential):
+        return lambda: [n for n, _ in model.named_children()]
+    return None
+
+
 def _stage_times(entry: Entry, budget_s: float, target_ci: float) -> None:
     """The entry's static stage costs with their median time, CI and stability."""
     assert entry.prepared is not None and entry.stages is not None
-    if getattr(entry.prepared.model, "stage_names", None) is None:
-        _note(entry.result, "per-stage time not measured: the model has no named stages")
+    model = entry.prepared.model
+    if _stage_names(model) is None:
+        _note(
+            entry.result,
+            "per-stage time not measured: the model has no named stages (only a StagedNet's "
+            "stages or an nn.Sequential's children can be timed one after another)",
+        )
         return
+    if getattr(model, "stage_names", None) is None:
+        _note(entry.result, "stage times are per top-level module (nn.Sequential children)")
     timed = stage_samples(entry.prepared, budget_s=budget_s, target_ci=target_ci)
     out = []
     for cost in entry.stages:
