@@ -10,9 +10,11 @@ goes to an optional callback.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from cnnbench.errors import UsageError
@@ -157,15 +159,63 @@ def static_profile(
     if key not in loaded.profiles:
         if notify is not None:
             notify(f"{loaded.name}: counting (static profile)")
-        loaded.profiles[key] = profile_static(
-            loaded.module,
-            name=loaded.name,
-            resolution=resolution,
-            input_size=tuple(input_size) if input_size else None,
-            counter=counter,
-            meta=counter != "fvcore",
-        )
+        size = tuple(input_size) if input_size else None
+        count = functools.partial(
+            profile_static, loaded.module, name=loaded.name, resolution=resolution,
+            input_size=size, counter=counter,
+        )  # fmt: skip
+        meta = counter != "fvcore"
+        try:
+            prof = count(meta=meta)
+        except UsageError:
+            if not meta or (_on_meta(loaded.module) and loaded.rebuild is None):
+                raise
+            prof = _count_on_real_tensors(loaded, count)
+        loaded.profiles[key] = prof
     return loaded.profiles[key]
+
+
+def _on_meta(module: nn.Module) -> bool:
+    return any(t.is_meta for t in (*module.parameters(), *module.buffers()))
+
+
+def _count_on_real_tensors(
+    loaded: LoadedModel, count: Callable[..., StaticProfile]
+) -> StaticProfile:
+    """The meta device could not run the model (data-dependent control flow such as
+    ``x.item()``): count on real CPU tensors, after checking that the weights and one input
+    fit in memory. The meta error is raised when the real run fails too."""
+    import sys
+
+    from cnnbench.runtime.guard import check_fits
+
+    meta_error = sys.exc_info()[1]
+    if _on_meta(loaded.module):  # built on meta for counting (info): build it for real
+        assert loaded.rebuild is not None
+        probe = loaded.module
+        weights = sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
+        check_fits(loaded.name, "building it", {"weights": 4 * weights}, torch.device("cpu"))
+        loaded.module = loaded.rebuild()
+        loaded.profiles.clear()
+        count = functools.partial(count.func, loaded.module, *count.args[1:], **count.keywords)
+    info = getattr(loaded.module, "model_info", None)
+    size = getattr(info, "input_size", (3, 224, 224))
+    weights = sum(t.numel() for t in (*loaded.module.parameters(), *loaded.module.buffers()))
+    inputs = 4
+    for v in size:
+        inputs *= int(v)
+    check_fits(loaded.name, "counting on real tensors", {"weights": 4 * weights, "input": inputs},
+               torch.device("cpu"))  # fmt: skip
+    try:
+        prof = count(meta=False)
+    except UsageError:
+        assert meta_error is not None
+        raise meta_error from None
+    prof.notes.append(
+        "counted on real CPU tensors: the meta device cannot run this model "
+        "(data-dependent control flow)"
+    )
+    return prof
 
 
 def _run(

@@ -142,3 +142,33 @@ def test_timm_models_get_their_native_input_size(monkeypatch: pytest.MonkeyPatch
     run = cnnbench.profile("timm:vit_base_patch16_384", static_only=True)
     assert run.results[0].input_size == [3, 384, 384]
     assert run.results[0].macs == 2 * 24 * 24 * 3 * 16 * 16
+
+
+DYNAMIC = """
+from torch import nn
+
+class Dyn(nn.Module):
+    # data-dependent control flow: .item() cannot run on the meta device
+    def __init__(self):
+        super().__init__()
+        self.small = nn.Conv2d(3, 8, 3, padding=1)
+        self.big = nn.Conv2d(3, 8, 5, padding=2)
+
+    def forward(self, x):
+        if x.mean().item() > 10.0:  # never for a standard normal input
+            return self.big(x)
+        return self.small(x)
+"""
+
+
+def test_a_data_dependent_model_is_counted_on_real_tensors(tmp_path: Path, run_cli) -> None:
+    (tmp_path / "dyn.py").write_text(DYNAMIC)
+    code, stdout, stderr = run_cli("info", f"{tmp_path / 'dyn.py'}:Dyn", "--json")
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["params"] == (3 * 8 * 9 + 8) + (3 * 8 * 25 + 8)
+    assert data["macs"] == 8 * 224 * 224 * 3 * 9  # the branch that ran: the 3x3 conv
+    assert "counted on real CPU tensors" in data["notes"]
+    run = cnnbench.compare([f"{tmp_path / 'dyn.py'}:Dyn"], input_size=(3, 32, 32), **FAST)
+    (row,) = run.results
+    assert row.status == "ok" and row.macs == 8 * 32 * 32 * 27 and row.latency_ms_median > 0

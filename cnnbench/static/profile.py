@@ -83,6 +83,7 @@ class StaticProfile:
             activation_bytes=self.activation_bytes,
             train_activation_bytes=self.train_activation_bytes,
             stages=[StageCost(**vars(s)) for s in self.stages],
+            notes="; ".join(self.notes) or None,
         )
 
 
