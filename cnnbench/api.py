@@ -22,7 +22,7 @@ from cnnbench.report.format import config_label as describe
 from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
 from cnnbench.runtime.guard import check_fits, estimate_bytes
-from cnnbench.spec import LoadedModel, ensure_info, load
+from cnnbench.spec import ExampleInputs, LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
 
 __all__ = [
@@ -66,6 +66,7 @@ def run_models(
     baseline: str | None = None,
     cpu_memory: bool = True,
     input_size: Sequence[int] | None = None,
+    example_inputs: ExampleInputs | None = None,
     depth: int | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> Iterator[Result]:
@@ -77,9 +78,12 @@ def run_models(
     configuration), configuration by configuration, or one per model and resolution with
     ``static_only``. Static counts are per image at each configuration's resolution (or at
     ``input_size``, C x H x W, for every model). Ratios divide by ``baseline`` (a model name;
-    default the first model). With ``depth``, each row carries its per-module ``layers``.
+    default the first model). ``example_inputs`` (one image's tensors, positional and keyword)
+    replace the C x H x W input and are repeated to each batch. With ``depth``, each row
+    carries its per-module ``layers``.
     """
     notify = on_progress or (lambda _msg: None)
+    ex = ExampleInputs.of(example_inputs) if example_inputs is not None else None
     loaded = []
     for item in models:
         notify(f"{item if isinstance(item, str) else type(item).__name__}: building")
@@ -91,18 +95,18 @@ def run_models(
         resolutions = sorted({c.resolution for c in configs} or {None}, key=lambda r: r or 0)
         for m in loaded:
             for res in resolutions:
-                row = static_profile(m, res, counter, notify, input_size).to_result()
+                row = static_profile(m, res, counter, notify, input_size, ex).to_result()
                 if depth:
-                    row.layers = layer_rows(m, depth, res, input_size)
+                    row.layers = layer_rows(m, depth, res, input_size, ex)
                 yield row
         return
     for config in configs:
         entries = []
         for m in loaded:
-            static = static_profile(m, config.resolution, counter, notify, input_size)
+            static = static_profile(m, config.resolution, counter, notify, input_size, ex)
             row = static.to_result()
             if depth:
-                row.layers = layer_rows(m, depth, config.resolution, input_size)
+                row.layers = layer_rows(m, depth, config.resolution, input_size, ex)
             factor = TRAIN_FLOPS_FACTOR if config.mode == "train" else 1
             entries.append(
                 Entry(
@@ -110,11 +114,12 @@ def run_models(
                     stages=row.stages if stage_times else None,
                     flops_per_image=static.flops * factor,
                     input_size=tuple(input_size) if input_size else None,
+                    example_inputs=ex,
                 )
             )  # fmt: skip
         device = resolve_device(config.device)
         for m, e in zip(loaded, entries, strict=True):
-            static = static_profile(m, config.resolution, counter, notify, input_size)
+            static = static_profile(m, config.resolution, counter, notify, input_size, ex)
             parts = estimate_bytes(
                 m.module,
                 batch=1 if config.oom_backoff else config.batch_size,
@@ -134,15 +139,21 @@ def layer_rows(
     depth: int,
     resolution: int | None = None,
     input_size: Sequence[int] | None = None,
+    example_inputs: ExampleInputs | None = None,
 ) -> list[LayerCost]:
     """Per-module rows down to ``depth`` (:func:`cnnbench.static.layers.layer_costs`) at the
     resolution or input size, counted once per input (cached on the LoadedModel)."""
     from cnnbench.static.layers import layer_costs
 
     key = ("layers", depth, resolution, tuple(input_size) if input_size else None)
+    key += (id(example_inputs),)
     if key not in loaded.profiles:
-        size = tuple(input_size) if input_size else static_profile(loaded, resolution).input_size
-        loaded.profiles[key] = layer_costs(loaded.module, size, depth=depth)
+        prof = static_profile(
+            loaded, resolution, input_size=input_size, example_inputs=example_inputs
+        )
+        loaded.profiles[key] = layer_costs(
+            loaded.module, prof.input_size, depth=depth, example_inputs=example_inputs
+        )
     return loaded.profiles[key]
 
 
@@ -152,17 +163,18 @@ def static_profile(
     counter: str = "cnnbench",
     notify: Callable[[str], None] | None = None,
     input_size: Sequence[int] | None = None,
+    example_inputs: ExampleInputs | None = None,
 ) -> StaticProfile:
-    """The static profile of a loaded model at ``resolution`` (or ``input_size`` C, H, W),
-    counted once per input and counter (cached on the LoadedModel)."""
-    key = (resolution, counter, tuple(input_size) if input_size else None)
+    """The static profile of a loaded model at ``resolution`` (or ``input_size`` C, H, W, or
+    on ``example_inputs``), counted once per input and counter (cached on the LoadedModel)."""
+    key = (resolution, counter, tuple(input_size) if input_size else None, id(example_inputs))
     if key not in loaded.profiles:
         if notify is not None:
             notify(f"{loaded.name}: counting (static profile)")
         size = tuple(input_size) if input_size else None
         count = functools.partial(
             profile_static, loaded.module, name=loaded.name, resolution=resolution,
-            input_size=size, counter=counter,
+            input_size=size, counter=counter, example_inputs=example_inputs,
         )  # fmt: skip
         meta = counter != "fvcore"
         try:
@@ -223,6 +235,7 @@ def _run(
     models: Sequence[ModelLike],
     *,
     input_size: Sequence[int] | None,
+    example_inputs: Any,
     static_only: bool,
     device: str,
     batch: int | Sequence[int],
@@ -271,6 +284,7 @@ def _run(
         for result in run_models(
             models, configs, counter=counter, static_only=static_only, model_args=model_args,
             baseline=baseline, cpu_memory=cpu_memory, input_size=input_size,
+            example_inputs=example_inputs,
         ):  # fmt: skip
             run.results.append(result)
     except KeyboardInterrupt:
@@ -282,6 +296,7 @@ def profile(
     model: ModelLike,
     *,
     input_size: Sequence[int] | None = None,
+    example_inputs: Any = None,
     static_only: bool = False,
     device: str = "auto",
     batch: int | Sequence[int] = 1,
@@ -300,10 +315,13 @@ def profile(
     and return the :class:`~cnnbench.results.Run`: static counts per image and, unless
     ``static_only``, latency, throughput and peak memory per configuration (every
     combination of ``batch``, ``precision`` and ``memory_format``). ``input_size`` is
-    (C, H, W) of one input. Prints nothing; Ctrl-C returns the rows measured so far with
+    (C, H, W) of one input; ``example_inputs`` are one image's inputs instead (a tensor, a
+    tuple or a dict of tensors at batch 1, or a callable returning one; the batch dimension is
+    repeated for ``batch``). Prints nothing; Ctrl-C returns the rows measured so far with
     ``run.complete`` False."""
     return _run(
-        "profile", [model], input_size=input_size, static_only=static_only, device=device,
+        "profile", [model], input_size=input_size, example_inputs=example_inputs,
+        static_only=static_only, device=device,
         batch=batch, precision=precision, memory_format=memory_format, resolution=resolution,
         threads=threads, budget=budget, counter=counter, compile=compile, train=train,
         model_args=model_args, baseline=None, cpu_memory=cpu_memory,
@@ -315,6 +333,7 @@ def compare(
     *,
     baseline: str | None = None,
     input_size: Sequence[int] | None = None,
+    example_inputs: Any = None,
     static_only: bool = False,
     device: str = "auto",
     batch: int | Sequence[int] = 1,
@@ -334,7 +353,8 @@ def compare(
     ``baseline`` (a model name; default the first) with a 95% CI. Same options as
     :func:`profile`; returns the :class:`~cnnbench.results.Run`, printing nothing."""
     return _run(
-        "compare", models, input_size=input_size, static_only=static_only, device=device,
+        "compare", models, input_size=input_size, example_inputs=example_inputs,
+        static_only=static_only, device=device,
         batch=batch, precision=precision, memory_format=memory_format, resolution=resolution,
         threads=threads, budget=budget, counter=counter, compile=compile, train=train,
         model_args=model_args, baseline=baseline, cpu_memory=cpu_memory,

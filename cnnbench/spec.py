@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from cnnbench.errors import UsageError
@@ -149,6 +150,88 @@ def _torchvision_input_size(models: Any, name: str) -> tuple[int, int, int] | No
         return None
     side = crop[0] if isinstance(crop, list | tuple) else crop
     return (3, int(side), int(side))
+
+
+@dataclass(frozen=True)
+class ExampleInputs:
+    """Example inputs of one image (batch 1): positional tensors and keyword tensors, as a
+    model's ``forward(*args, **kwargs)`` takes them. The first positional tensor (or the first
+    keyword one) is the model's input size. :meth:`batched` replicates the batch dimension."""
+
+    args: tuple[torch.Tensor, ...] = ()
+    kwargs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: Any, where: str = "example inputs") -> ExampleInputs:
+        """From a tensor, a tuple/list of tensors, a dict of tensors, or a zero-argument
+        callable returning one of those; UsageError naming ``where`` otherwise."""
+        if isinstance(value, ExampleInputs):
+            return value
+        if callable(value) and not isinstance(value, torch.Tensor):
+            try:
+                value = value()
+            except Exception as exc:  # noqa: BLE001 - the user's code: one line
+                raise UsageError(
+                    f"{where}: calling it failed ({type(exc).__name__}: {exc})"
+                ) from None
+        if isinstance(value, torch.Tensor):
+            out = cls((value,))
+        elif isinstance(value, tuple | list):
+            out = cls(tuple(value))
+        elif isinstance(value, dict):
+            out = cls((), dict(value))
+        else:
+            raise UsageError(
+                f"{where}: expected a tensor, a tuple of tensors or a dict of tensors, got "
+                f"{type(value).__name__}"
+            )
+        tensors = [*out.args, *out.kwargs.values()]
+        if not tensors or not all(isinstance(t, torch.Tensor) and t.dim() >= 1 for t in tensors):
+            raise UsageError(f"{where}: every input must be a tensor with a batch dimension")
+        if any(t.shape[0] != 1 for t in tensors):
+            raise UsageError(f"{where}: give inputs of batch 1 (--batch replicates them)")
+        return out
+
+    @property
+    def first(self) -> torch.Tensor:
+        return self.args[0] if self.args else next(iter(self.kwargs.values()))
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """The first input's shape without the batch dimension."""
+        return tuple(self.first.shape[1:])
+
+    def map(self, fn: Any) -> ExampleInputs:
+        """The same structure with ``fn`` applied to every tensor."""
+        return ExampleInputs(
+            tuple(fn(t) for t in self.args), {k: fn(v) for k, v in self.kwargs.items()}
+        )
+
+    def batched(self, batch: int) -> ExampleInputs:
+        """Every input repeated along the batch dimension to ``batch``."""
+        return self.map(lambda t: t.repeat(batch, *([1] * (t.dim() - 1))))
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.args, *self.kwargs.values()))
+
+
+def load_inputs(spec: str) -> ExampleInputs:
+    """The example inputs a ``module:callable`` or ``file.py:callable`` spec returns (the
+    user's own code, called once, like a model factory)."""
+    prefix, sep, attr = spec.rpartition(":")
+    if not sep or not prefix or not attr.isidentifier():
+        raise UsageError(
+            f"--inputs {spec!r}: expected package.module:callable or path/to/file.py:callable"
+        )
+    if prefix.endswith(".py") or "/" in prefix:
+        fn = _from_file(prefix, attr, spec)
+    else:
+        try:
+            module = importlib.import_module(prefix)
+        except ImportError as exc:
+            raise UsageError(f"--inputs {spec}: cannot import {prefix!r} ({exc})") from None
+        fn = _attr(module, attr, spec)
+    return ExampleInputs.of(fn, f"--inputs {spec}")
 
 
 def ensure_info(model: nn.Module, name: str) -> nn.Module:

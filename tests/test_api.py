@@ -172,3 +172,81 @@ def test_a_data_dependent_model_is_counted_on_real_tensors(tmp_path: Path, run_c
     run = cnnbench.compare([f"{tmp_path / 'dyn.py'}:Dyn"], input_size=(3, 32, 32), **FAST)
     (row,) = run.results
     assert row.status == "ok" and row.macs == 8 * 32 * 32 * 27 and row.latency_ms_median > 0
+
+
+TWO_INPUTS = """
+import torch
+from torch import nn
+
+class TwoInputs(nn.Module):
+    # forward(x, mask): a 3x3 conv 3->8 (bias) whose output is masked
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.batches = []
+
+    def forward(self, x, mask):
+        self.batches.append(x.shape[0])
+        return self.conv(x) * mask
+
+def make():
+    return TwoInputs()
+
+def as_tuple():
+    return torch.randn(1, 3, 32, 32), torch.ones(1, 1, 32, 32)
+
+def as_dict():
+    return {"x": torch.randn(1, 3, 32, 32), "mask": torch.ones(1, 1, 32, 32)}
+
+def wrong():
+    return 42
+
+def batch_two():
+    return torch.randn(2, 3, 32, 32), torch.ones(2, 1, 32, 32)
+"""
+
+
+@pytest.mark.parametrize("form", ["as_tuple", "as_dict"])
+def test_a_two_input_model_through_inputs(form: str, tmp_path: Path, run_cli) -> None:
+    (tmp_path / "two.py").write_text(TWO_INPUTS)
+    spec, inputs = f"{tmp_path / 'two.py'}:make", f"{tmp_path / 'two.py'}:{form}"
+    code, stdout, stderr = run_cli("info", spec, "--inputs", inputs, "--json")
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["input_size"] == [3, 32, 32]
+    assert data["macs"] == 8 * 32 * 32 * 3 * 9
+    # FLOPs: 2 x MACs, the bias add and the mask multiply (1 per output element each)
+    assert data["flops"] == 2 * data["macs"] + 2 * 8 * 32 * 32
+    code, stdout, stderr = run_cli(
+        "compare", spec, "--inputs", inputs, "--batch", "1,4", "--device", "cpu", "--threads",
+        "1", "--budget", "0.2", "--json", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, stderr
+    rows = json.loads(stdout)["results"]
+    assert [r["batch_size"] for r in rows] == [1, 4]
+    assert all(r["status"] == "ok" and r["latency_ms_median"] > 0 for r in rows)
+    assert all(r["peak_memory_bytes"] is not None for r in rows)
+
+
+def test_example_inputs_in_python_are_repeated_to_the_batch(tmp_path: Path) -> None:
+    import importlib.util
+
+    (tmp_path / "two.py").write_text(TWO_INPUTS)
+    module_spec = importlib.util.spec_from_file_location("two_inputs_test", tmp_path / "two.py")
+    two = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(two)
+    model = two.make()
+    run = cnnbench.profile(model, example_inputs=two.as_tuple, batch=3, cpu_memory=False, **FAST)
+    assert run.results[0].effective_batch_size == 3 and 3 in model.batches
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [("wrong", "expected a tensor, a tuple of tensors or a dict"), ("batch_two", "batch 1")],
+)
+def test_bad_example_inputs_are_one_line(form: str, message: str, tmp_path: Path, run_cli) -> None:
+    (tmp_path / "two.py").write_text(TWO_INPUTS)
+    code, _, stderr = run_cli(
+        "info", f"{tmp_path / 'two.py'}:make", "--inputs", f"{tmp_path / 'two.py'}:{form}"
+    )
+    assert code == 2 and message in stderr and "Traceback" not in stderr

@@ -27,6 +27,7 @@ from cnnbench.cli.options import (
     DeviceOpt,
     FormatOpt,
     InputSizeOpt,
+    InputsOpt,
     JsonOpt,
     MemoryFormatOpt,
     ModelArgOpt,
@@ -141,6 +142,7 @@ def _measure_and_report(
     quiet: bool,
     baseline: str | None,
     input_size: tuple[int, int, int] | None = None,
+    example_inputs: Any = None,
     depth: int | None = None,
 ) -> None:
     """Measure every model under every configuration, with progress on stderr, then print
@@ -182,6 +184,7 @@ def _measure_and_report(
                 model_args=parse_model_args(model_args),
                 baseline=baseline,
                 input_size=input_size,
+                example_inputs=example_inputs,
                 depth=depth,
                 on_progress=lambda msg: progress.update(task, description=escape(msg)),
             ):
@@ -241,6 +244,15 @@ def _emit(
         paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
         if not quiet:
             err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
+
+
+def _example_inputs(spec: str | None) -> Any:
+    """``--inputs SPEC``: the example inputs the user's callable returns (None without it)."""
+    if spec is None:
+        return None
+    from cnnbench.spec import load_inputs
+
+    return load_inputs(spec)
 
 
 def _load_checked(spec: str, kwargs: dict[str, Any]) -> Any:
@@ -317,6 +329,7 @@ def info(
     resolution: ResolutionOpt = None,
     model_arg: ModelArgOpt = None,
     input_size: InputSizeOpt = None,
+    inputs: InputsOpt = None,
     depth: DepthOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
@@ -327,10 +340,11 @@ def info(
 
     loaded = load(model, parse_model_args(model_arg), device="meta")
     size = parse_input_size(input_size)
-    prof = static_profile(loaded, resolution, input_size=size)
+    example = _example_inputs(inputs)
+    prof = static_profile(loaded, resolution, input_size=size, example_inputs=example)
     row = prof.to_result()
     if depth is not None:
-        row.layers = layer_rows(loaded, depth, resolution, size)
+        row.layers = layer_rows(loaded, depth, resolution, size, example)
     if json_:
         _json(row.to_dict())
         return
@@ -360,6 +374,7 @@ def profile(
     quiet: QuietOpt = False,
     model_arg: ModelArgOpt = None,
     input_size: InputSizeOpt = None,
+    inputs: InputsOpt = None,
     depth: DepthOpt = None,
 ) -> None:
     """The full static + runtime profile of one model."""
@@ -374,15 +389,18 @@ def profile(
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
     size = parse_input_size(input_size)
+    example = _example_inputs(inputs)
     loaded = _load_checked(model, kwargs)
     if not quiet and not json_:
-        prof = static_profile(loaded, resolution, counter.value, input_size=size)
-        _print_static(loaded, prof, kwargs, resolution)
+        prof = static_profile(
+            loaded, resolution, counter.value, input_size=size, example_inputs=example
+        )
+        _print_static(loaded, prof, kwargs, resolution, example)
         if depth is not None:
             from cnnbench.api import layer_rows
             from cnnbench.report.tables import layers_table
 
-            layers = layer_rows(loaded, depth, resolution, size)
+            layers = layer_rows(loaded, depth, resolution, size, example)
             _print(layers_table(layers, f"{loaded.name}: modules down to depth {depth}"))
     _measure_and_report(
         "profile",
@@ -397,11 +415,14 @@ def profile(
         quiet=quiet,
         baseline=None,
         input_size=size,
+        example_inputs=example,
         depth=depth,
     )
 
 
-def _print_static(loaded: Any, prof: Any, kwargs: dict[str, Any], resolution: int | None) -> None:
+def _print_static(
+    loaded: Any, prof: Any, kwargs: dict[str, Any], resolution: int | None, example: Any = None
+) -> None:
     """The static part of ``profile``: stages, the four counters, memory and SE overhead."""
     import torch
 
@@ -416,17 +437,21 @@ def _print_static(loaded: Any, prof: Any, kwargs: dict[str, Any], resolution: in
         loaded.module, batch=1, input_size=prof.input_size, activation_bytes=prof.activation_bytes
     )
     check_fits(loaded.name, "the counters' real-tensor pass, b1", parts, torch.device("cpu"))
-    comparison = compare_counters(loaded.module, [torch.randn(1, *prof.input_size)], profile=prof)
-    _print(counters_table(comparison, loaded.name))
-    _print(uncounted_table(comparison, loaded.name))
+    if example is not None and (example.kwargs or len(example.args) != 1):
+        err.print("note: the four-counter comparison takes one input tensor; skipped")
+    else:
+        first = example.first if example is not None else torch.randn(1, *prof.input_size)
+        comparison = compare_counters(loaded.module, [first], profile=prof)
+        _print(counters_table(comparison, loaded.name))
+        _print(uncounted_table(comparison, loaded.name))
+        for line in comparison.warnings:
+            err.print(f"[yellow]warning:[/] {escape(line)}")
     out.print(
         f"activation memory per image: inference peak {fmt.nbytes(prof.activation_bytes)} "
         f"(sum of outputs, upper bound {fmt.nbytes(prof.activation_sum_bytes)}); "
         f"training saved {fmt.nbytes(prof.train_activation_bytes)}",
         markup=False,
     )
-    for line in comparison.warnings:
-        err.print(f"[yellow]warning:[/] {escape(line)}")
     info = getattr(loaded.module, "model_info", None)
     if info is not None and info.has_se and ":" not in loaded.rebuild.spec:
         from cnnbench.static.se import se_overhead
@@ -461,6 +486,7 @@ def compare(
     quiet: QuietOpt = False,
     model_arg: ModelArgOpt = None,
     input_size: InputSizeOpt = None,
+    inputs: InputsOpt = None,
 ) -> None:
     """One row per model and configuration, relative to the baseline (first model by default)."""
     from cnnbench.spec import parse_model_args
@@ -475,6 +501,7 @@ def compare(
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
     size = parse_input_size(input_size)
+    example = _example_inputs(inputs)
     loaded = [_load_checked(spec, kwargs) for spec in models]  # all resolved before measuring
     _measure_and_report(
         "compare",
@@ -489,6 +516,7 @@ def compare(
         quiet=quiet,
         baseline=baseline,
         input_size=size,
+        example_inputs=example,
     )
 
 

@@ -74,6 +74,14 @@ InputSizeOpt = Annotated[
         "--input-size", help="One input as C,H,W or CxHxW (e.g. 1,28,28); default: the model's."
     ),
 ]
+InputsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--inputs",
+        help="module:callable or file.py:callable returning example inputs at batch 1 "
+        "(a tensor, a tuple or a dict of tensors).",
+    ),
+]
 DepthOpt = Annotated[
     int | None,
     typer.Option("--depth", help="One row per module down to this depth (1 = top-level)."),

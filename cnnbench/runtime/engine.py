@@ -74,6 +74,7 @@ from cnnbench.runtime.timing import (
     summarize,
     warm_up,
 )
+from cnnbench.spec import ExampleInputs
 
 __all__ = [
     "Entry",
@@ -110,6 +111,7 @@ class Entry:
     stages: Sequence[StageCost] | None = None
     flops_per_image: int | None = None
     input_size: Sequence[int] | None = None
+    example_inputs: ExampleInputs | None = None  # one image's tensors, instead of C x H x W
     # filled while measuring
     result: Result = field(init=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
@@ -157,7 +159,7 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
         try:
             prepared = prepare(
                 entry.module, config, name=entry.name, input_size=entry.input_size,
-                batch_size=batch,
+                batch_size=batch, example_inputs=entry.example_inputs,
             )  # fmt: skip
             with prepared.context():
                 output = prepared.step()
@@ -424,7 +426,10 @@ def _memory_into(
         threads=r.threads,
     )  # fmt: skip
     builder = entry.builder or _ModuleCopy(entry.module)
-    peak = cpu_peak_memory(builder, cfg, input_size=entry.input_size, timeout_s=timeout_s)
+    peak = cpu_peak_memory(
+        builder, cfg, input_size=entry.input_size, timeout_s=timeout_s,
+        example_inputs=entry.example_inputs,
+    )  # fmt: skip
     if peak.error is None:
         r.peak_memory_bytes = peak.above_start_bytes
     else:

@@ -262,6 +262,7 @@ class _ModelRun:
     config: RuntimeConfig
     iters: int
     input_size: tuple[int, ...] | None
+    example_inputs: Any = None  # cnnbench.spec.ExampleInputs (tensors travel pickled)
 
     def __call__(self) -> None:
         from cnnbench.runtime.prepare import prepare
@@ -277,7 +278,12 @@ class _ModelRun:
             model = self.builder()
             name = getattr(self.builder, "__name__", "model")
         prepared = prepare(
-            model, self.config, name=name, input_size=self.input_size, check_input=False
+            model,
+            self.config,
+            name=name,
+            input_size=self.input_size,
+            check_input=False,
+            example_inputs=self.example_inputs,
         )
         mark_baseline()
         with prepared.context():
@@ -292,6 +298,7 @@ def cpu_peak_memory(
     iters: int = 3,
     input_size: Sequence[int] | None = None,
     timeout_s: float = _DEFAULT_TIMEOUT_S,
+    example_inputs: Any = None,
 ) -> CpuPeak:
     """Peak RSS of ``iters`` steps of a model under ``config`` on CPU, in a child process.
 
@@ -304,5 +311,6 @@ def cpu_peak_memory(
         config=config,
         iters=max(1, iters),
         input_size=tuple(input_size) if input_size is not None else None,
+        example_inputs=example_inputs,
     )
     return child_peak_rss(work, timeout_s=timeout_s)

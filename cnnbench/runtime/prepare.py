@@ -22,6 +22,7 @@ from cnnbench.runtime.config import (
     resolve_device,
 )
 from cnnbench.runtime.peak import Peak, machine_peak
+from cnnbench.spec import ExampleInputs
 from cnnbench.static import fits_on_meta, meta_forward, smallest_resolution
 
 __all__ = ["Prepared", "prepare", "check_input_size", "is_oom", "measurement_settings"]
@@ -181,14 +182,19 @@ def prepare(
     input_size: Sequence[int] | None = None,
     batch_size: int | None = None,
     check_input: bool = True,
+    example_inputs: ExampleInputs | None = None,
 ) -> Prepared:
     """Validate ``config`` against this machine and ``model``, move and convert the model in
     place, build the input and the step function. ``batch_size`` overrides the config's
     (used by OOM back-off). ``check_input=False`` skips the meta-device input-size check
     (the memory child: the parent checked, and the meta pass would add to the measured RSS).
+    ``example_inputs`` (one image's tensors) replace the random C x H x W input: each is
+    repeated to the batch and moved to the device, and the forward is called with them.
     Raises UsageError for bad input."""
     device = resolve_device(config.device)
     autocast_dtype = _autocast_dtype(device, config.precision)
+    if example_inputs is not None:
+        return _prepare_examples(model, config, name, example_inputs, batch_size)
     channels, height, width = _model_input_size(model, input_size, name)
     if config.resolution is not None and config.resolution != height:
         if check_input:
@@ -205,6 +211,45 @@ def prepare(
     gen = torch.Generator(device=device).manual_seed(0)
     inputs = torch.randn(batch, channels, height, width, generator=gen, device=device)
     inputs = inputs.contiguous(memory_format=fmt)
+    return _finish(
+        model, config, name, device, autocast_dtype, batch, (channels, height, width),
+        ExampleInputs((inputs,)),
+    )  # fmt: skip
+
+
+def _prepare_examples(
+    model: nn.Module,
+    config: RuntimeConfig,
+    name: str,
+    example: ExampleInputs,
+    batch_size: int | None,
+) -> Prepared:
+    device = resolve_device(config.device)
+    autocast_dtype = _autocast_dtype(device, config.precision)
+    batch = config.batch_size if batch_size is None else batch_size
+    fmt = MEMORY_FORMATS[config.memory_format]
+    model.to(device=device)
+    model.to(memory_format=fmt)
+
+    def place(t: Tensor) -> Tensor:
+        t = t.to(device)
+        return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
+
+    inputs = example.batched(batch).map(place)
+    return _finish(model, config, name, device, autocast_dtype, batch, example.input_size, inputs)
+
+
+def _finish(
+    model: nn.Module,
+    config: RuntimeConfig,
+    name: str,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    batch: int,
+    input_size: tuple[int, ...],
+    inputs: ExampleInputs,
+) -> Prepared:
+    """The Prepared of a placed model and its inputs: compile, mode, the step function."""
     runner: nn.Module | Callable[..., Any] = model
     if config.compile:
         # A fresh, static-shape compile per configuration: reusing dynamo's cache across
@@ -212,13 +257,17 @@ def prepare(
         # the eager model while the row would still say "compiled".
         torch._dynamo.reset()
         runner = torch.compile(model, dynamic=False)
+    args, kwargs = inputs.args, inputs.kwargs
+
+    def call() -> Any:
+        return runner(*args, **kwargs)
 
     prepared = Prepared(
         model=model,
-        inputs=inputs,
+        inputs=inputs.first,
         device=device,
         config=config,
-        input_size=(channels, height, width),
+        input_size=input_size,  # type: ignore[arg-type]
         batch_size=batch,
         autocast_dtype=autocast_dtype,
         step=lambda: None,
@@ -226,18 +275,18 @@ def prepare(
     )
     if config.mode == "inference":
         model.eval()
-        prepared.step = lambda: runner(inputs)
+        prepared.step = call
     else:
         model.train()
         prepared.optimizer = torch.optim.SGD(model.parameters(), lr=_TRAIN_LR, momentum=0.9)
-        prepared.step = _train_step(prepared, runner, torch.Generator().manual_seed(1))
+        prepared.step = _train_step(prepared, call, torch.Generator().manual_seed(1))
     return prepared
 
 
 def _train_step(
     prepared: Prepared, runner: Callable[..., Any], gen: torch.Generator
 ) -> Callable[[], Any]:
-    inputs, optimizer = prepared.inputs, prepared.optimizer
+    optimizer = prepared.optimizer
     assert optimizer is not None
     use_scaler = prepared.autocast_dtype == torch.float16
     scaler = torch.amp.GradScaler(prepared.device.type) if use_scaler else None
@@ -256,7 +305,7 @@ def _train_step(
     def step() -> Any:
         optimizer.zero_grad(set_to_none=True)
         with autocast():
-            output = runner(inputs)
+            output = runner()
         loss = loss_of(output)
         if scaler is not None:
             scaler.scale(loss).backward()

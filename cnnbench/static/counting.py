@@ -692,26 +692,30 @@ def count_dispatch(
     track_memory: bool = True,
     track_saved: bool = False,
     se_types: tuple[type, ...] = (),
+    kwargs: dict[str, Any] | None = None,
 ) -> DispatchCount:
     """Count one forward pass of ``model`` on ``inputs`` (real or meta tensors).
 
     Runs under ``torch.no_grad`` unless ``track_saved`` (then autograd's saved tensors are
     summed, parameters excluded, each storage once). The model's train/eval mode is used as is.
     On meta tensors the common ops take shape-only shortcuts (:data:`META_SHAPES`).
+    ``kwargs`` are keyword inputs of the forward (a model with named inputs).
     """
     result = DispatchCount()
     mode = _CountingMode(result, track_memory)
     with _scoped(mode, model, se_types):
         if track_saved:
             with _saved_tensors_summed(model, result), mode:
-                model(*inputs)
+                model(*inputs, **(kwargs or {}))
         else:
             with torch.no_grad(), mode:
-                model(*inputs)
+                model(*inputs, **(kwargs or {}))
     return result
 
 
-def count_saved_bytes(model: nn.Module, inputs: Sequence[Tensor]) -> int:
+def count_saved_bytes(
+    model: nn.Module, inputs: Sequence[Tensor], kwargs: dict[str, Any] | None = None
+) -> int:
     """Bytes autograd saves for backward in one forward of ``model`` on ``inputs`` (for the
     batch fed; parameters excluded, each storage once), the model's mode used as is.
 
@@ -721,7 +725,7 @@ def count_saved_bytes(model: nn.Module, inputs: Sequence[Tensor]) -> int:
     result = DispatchCount()
     meta = any(isinstance(t, Tensor) and t.is_meta for t in inputs)
     with _saved_tensors_summed(model, result), _MetaShapeMode() if meta else nullcontext():
-        model(*inputs)
+        model(*inputs, **(kwargs or {}))
     return result.saved_bytes
 
 

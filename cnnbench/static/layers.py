@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
 from cnnbench.results import LayerCost
+from cnnbench.spec import ExampleInputs
 from cnnbench.static.counting import DispatchCount, _CountingMode
 from cnnbench.static.profile import on_meta
 
@@ -96,12 +97,17 @@ def _hooks(
 
 
 def layer_costs(
-    model: nn.Module, input_size: tuple[int, int, int], *, depth: int = 1
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    *,
+    depth: int = 1,
+    example_inputs: ExampleInputs | None = None,
 ) -> list[LayerCost]:
     """Rows for every module of ``model`` down to ``depth`` (1..:data:`MAX_DEPTH`), in the
     order of ``named_modules``, plus ``(other)`` when anything ran outside the top-level
-    children (see the module docstring). Counted on the meta device; the model's mode and
-    weights are put back."""
+    children (see the module docstring). Counted on the meta device (``example_inputs``,
+    one image's tensors, replace the ``input_size`` input); the model's mode and weights are
+    put back."""
     if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
         raise UsageError(f"--depth {depth!r}: use a whole number from 1 to {MAX_DEPTH}")
     result = DispatchCount()
@@ -110,8 +116,11 @@ def layer_costs(
     was_training = model.training
     model.eval()
     try:
+        if example_inputs is None:
+            example_inputs = ExampleInputs((torch.empty(1, *input_size),))
+        meta = example_inputs.map(lambda t: torch.empty(t.shape, dtype=t.dtype, device="meta"))
         with on_meta(model), _hooks(model, depth, result, rows), torch.no_grad(), mode:
-            model(torch.empty(1, *input_size, device="meta"))
+            model(*meta.args, **meta.kwargs)
     finally:
         model.train(was_training)
     out = [r for r in rows.values() if r.calls or r.params]

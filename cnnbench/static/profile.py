@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
 from cnnbench.results import Result, StageCost
+from cnnbench.spec import ExampleInputs
 from cnnbench.static.backends import CounterReport, report_from_dispatch, run_backend
 from cnnbench.static.counting import (
     DispatchCount,
@@ -286,6 +287,7 @@ def profile_static(
     meta: bool = True,
     train_memory: bool = True,
     name: str = "",
+    example_inputs: ExampleInputs | None = None,
     **model_kwargs: Any,
 ) -> StaticProfile:
     """Profile ``model`` (a zoo name or any nn.Module) at ``input_size`` (C, H, W).
@@ -293,7 +295,10 @@ def profile_static(
     ``resolution`` overrides H = W of the default input. ``counter`` picks the backend whose
     MACs are reported (``cnnbench``, ``torch``, ``fvcore``, ``thop``); FLOPs, stages and memory
     always come from cnnbench's rule table. ``meta=False`` computes on real CPU tensors (the
-    fvcore backend requires that).
+    fvcore backend requires that). ``example_inputs`` (one image's tensors, positional and
+    keyword: :class:`cnnbench.spec.ExampleInputs`) replace the C x H x W input; then the
+    recorded input size is the first input's shape, and only the cnnbench and torch counters
+    apply to keyword inputs.
 
     Cost: one counted forward pass (``count_dispatch``, shared with the ``torch`` backend's
     list of what it does not count) and, with ``train_memory``, one uncounted train-mode pass
@@ -313,16 +318,22 @@ def profile_static(
         )
     name = name or type(model).__name__
     info = getattr(model, "model_info", None)
-    if input_size is None:
+    if example_inputs is not None:
+        input_size = example_inputs.input_size  # type: ignore[assignment]
+    elif input_size is None:
         if info is None:
             raise UsageError(f"{name}: no default input size; pass input_size=(C, H, W)")
         input_size = info.input_size
-    c, h, w = input_size
-    if resolution is not None:
-        h = w = resolution
-    if min(c, h, w) <= 0:
-        raise UsageError(f"{name}: input size {c}x{h}x{w} must be positive")
-    shape = (1, c, h, w)
+    if example_inputs is None:
+        c, h, w = input_size
+        if resolution is not None:
+            h = w = resolution
+        if min(c, h, w) <= 0:
+            raise UsageError(f"{name}: input size {c}x{h}x{w} must be positive")
+        input_size = (c, h, w)
+    shape = (1, *input_size)
+    if example_inputs is not None and example_inputs.kwargs and counter in ("fvcore", "thop"):
+        raise UsageError(f"{name}: {counter} takes positional inputs only; use --counter cnnbench")
     if counter == "fvcore":
         meta = False
 
@@ -331,8 +342,17 @@ def profile_static(
     if not meta and any(t.is_meta for t in _tensors(model)):
         raise UsageError(f"{name}: the model is on the meta device; build it on cpu for {counter}")
 
+    def feed(batch: int = 1) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """The forward's inputs at ``batch`` on the counting device."""
+        if example_inputs is None:
+            size = (batch, *input_size)
+            return [torch.empty(size, device=device) if meta else torch.randn(size)], {}
+        ex = example_inputs.batched(batch) if batch > 1 else example_inputs
+        ex = ex.map(lambda t: torch.empty(t.shape, dtype=t.dtype, device="meta") if meta else t)
+        return list(ex.args), ex.kwargs
+
     def x() -> Tensor:
-        return torch.empty(shape, device=device) if meta else torch.randn(shape)
+        return feed()[0][0]
 
     modules = list(model.modules())  # walked once: a big model has hundreds
     params, trainable, buffers, by_dtype, by_type = _param_summary(modules)
@@ -350,12 +370,12 @@ def profile_static(
             for s, _, _ in stage_meta
         ]
         try:
-            dispatch = _run_checked(
-                model,
-                name,
-                shape,
-                lambda: count_dispatch(model, [x()], se_types=se_types),
-            )
+
+            def counted() -> DispatchCount:
+                args, kwargs = feed()
+                return count_dispatch(model, args, kwargs=kwargs, se_types=se_types)
+
+            dispatch = _run_checked(model, name, shape, counted)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -373,11 +393,8 @@ def profile_static(
             saved = _run_checked(
                 model,
                 name,
-                (2, c, h, w),
-                lambda: count_saved_bytes(
-                    model,
-                    [torch.empty(2, c, h, w, device=device) if meta else torch.randn(2, c, h, w)],
-                ),
+                (2, *input_size),
+                lambda: count_saved_bytes(model, *feed(2)),
             )
             train_bytes = saved // 2
     stages = []
@@ -411,7 +428,7 @@ def profile_static(
     return StaticProfile(
         model=name,
         family=info.family if info is not None else "custom",
-        input_size=(c, h, w),
+        input_size=tuple(input_size),
         params=params,
         trainable_params=trainable,
         buffers=buffers,
