@@ -645,3 +645,15 @@ def test_gate_bad_command_line_value_fails_before_any_model_is_built(
     assert code == 2 and out == ""
     _one_line(err, needle)
     assert not marker.exists()
+
+
+def test_gate_verdicts_as_json_to_stdout(tmp_path: Path, run_cli: CLI) -> None:
+    base = _run(tmp_path / "base.json", 9.08, calibration=2.0)
+    cand = _run(tmp_path / "cand.json", 9.08, calibration=2.0)
+    code, out, err = run_cli(
+        "gate", "check", "--baseline", str(base), "--candidate", str(cand), "--json", "-"
+    )
+    assert code == 0, err
+    verdicts = json.loads(out)["verdicts"]  # stdout is the JSON alone: no table mixed in
+    assert any(v["metric"] == "latency_ms" and v["decision"] == "pass" for v in verdicts)
+    assert not (tmp_path / "-").exists()

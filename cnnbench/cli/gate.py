@@ -73,7 +73,10 @@ MarkdownOpt = Annotated[
         "(it is also appended to $GITHUB_STEP_SUMMARY when that is set).",
     ),
 ]
-JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the verdicts as JSON here.")]
+JsonOpt = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write the verdicts as JSON to this file ('-': stdout)."),
+]
 AllowEnvOpt = Annotated[
     bool,
     typer.Option(
@@ -158,7 +161,7 @@ def _check_outputs(junit: Path | None, markdown: Path | None, json_out: Path | N
     from cnnbench.gate.outputs import check_writable
 
     for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_out)):
-        if path is not None:
+        if path is not None and str(path) != "-":
             check_writable(path, option)
 
 
@@ -192,7 +195,11 @@ def _finish(
     from cnnbench.gate.outputs import write_outputs
 
     assert isinstance(report, GateReport)
-    if not quiet:
+    to_stdout = json_out is not None and str(json_out) == "-"
+    if to_stdout:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        json_out = None
+    elif not quiet:
         out.print(verdict_table(report))
         for note in report.notes:
             err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
