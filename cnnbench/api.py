@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.errors import UsageError
+from cnnbench.errors import CallTimeout, UsageError, call_limit
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
@@ -35,6 +35,9 @@ __all__ = [
     "describe",
     "TRAIN_FLOPS_FACTOR",
 ]
+
+#: Seconds a static count (one forward on the meta device) may take before it is abandoned.
+STATIC_CALL_LIMIT_S = 120.0
 
 #: Training-step FLOPs per image are estimated as 3 x forward (forward + 2 x backward).
 TRAIN_FLOPS_FACTOR = 3
@@ -178,7 +181,13 @@ def static_profile(
         )  # fmt: skip
         meta = counter != "fvcore"
         try:
-            prof = count(meta=meta)
+            with call_limit(STATIC_CALL_LIMIT_S):
+                prof = count(meta=meta)
+        except CallTimeout:
+            raise UsageError(
+                f"{loaded.name}: counting did not finish within {STATIC_CALL_LIMIT_S:g} s "
+                "(does its forward return?)"
+            ) from None
         except UsageError:
             if not meta or (_on_meta(loaded.module) and loaded.rebuild is None):
                 raise

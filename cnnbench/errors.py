@@ -14,6 +14,8 @@ __all__ = [
     "Terminated",
     "signals_as_exceptions",
     "is_user_interrupt",
+    "CallTimeout",
+    "call_limit",
 ]
 
 
@@ -75,3 +77,30 @@ def is_user_interrupt(exc: BaseException) -> bool:
     if isinstance(exc, Interrupted | Terminated):
         return True
     return isinstance(exc, KeyboardInterrupt) and not _ACTIVE[0]
+
+
+class CallTimeout(BaseException):
+    """A call of the model's code did not return within its limit (see :func:`call_limit`)."""
+
+
+@contextmanager
+def call_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`CallTimeout` in the block once ``seconds`` have passed (SIGALRM; only in
+    the main thread, elsewhere no limit). A call stuck inside one native kernel is interrupted
+    when that kernel returns to Python; Python code (a loop, a sleep) at once."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise CallTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

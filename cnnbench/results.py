@@ -142,7 +142,7 @@ class Result:
     load_avg: float | None = None  # 1-minute load average after the measurement
     not_running_share: float | None = None  # share of wall time the process was not running
     # outcome
-    status: str = "ok"  # ok | oom | error | nonfinite | skipped
+    status: str = "ok"  # ok | oom | error | timeout | nonfinite | skipped
     error: str | None = None
     notes: str | None = None  # what the reader should know: unstable, not measured, ...
     samples_ms: list[float] = field(default_factory=list)

@@ -180,3 +180,54 @@ def test_markdown_and_csv_outputs_are_neutralised(workdir: Path, run_cli) -> Non
 
     assert _csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _csv_cell(-1.5) == "-1.5"
     assert md_escape("<script>x</script>|") == "&lt;script&gt;x&lt;/script&gt;\\|"
+
+
+HANG = """
+import time
+from torch import nn
+
+class Hang(nn.Module):
+    # returns on the meta device (counting) but never on real tensors
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        while x.device.type != "meta":
+            time.sleep(0.05)
+        return self.conv(x)
+
+class HangAlways(Hang):
+    def forward(self, x):
+        while True:
+            time.sleep(0.05)
+"""
+
+
+def test_a_forward_that_never_returns_is_a_timeout_row(workdir: Path, run_cli) -> None:
+    import json
+
+    (workdir / "hang.py").write_text(HANG)
+    code, stdout, stderr = run_cli(
+        "compare", "lenet5", "hang.py:Hang", "--device", "cpu", "--threads", "1", "--budget",
+        "0.2", "--call-timeout", "1", "--json", "--out", str(workdir / "out"),
+    )  # fmt: skip
+    assert code == 0, stderr
+    ok, hung = json.loads(stdout)["results"]
+    assert ok["status"] == "ok" and ok["latency_ms_median"] > 0  # the run went on
+    assert hung["status"] == "timeout" and "did not return within 1 s" in hung["error"]
+
+
+def test_a_forward_that_never_returns_while_counting_is_one_line(
+    workdir: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnnbench import api
+
+    monkeypatch.setattr(api, "STATIC_CALL_LIMIT_S", 1.0)
+    (workdir / "hang.py").write_text(HANG)
+    _check(run_cli, workdir, ["info", "hang.py:HangAlways"], "counting did not finish within 1 s")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf"])
+def test_call_timeout_is_checked(value: str, workdir: Path, run_cli) -> None:
+    _check(run_cli, workdir, ["compare", "lenet5", "--call-timeout", value], "call timeout must")

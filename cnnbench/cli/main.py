@@ -18,6 +18,7 @@ from cnnbench._version import __version__
 from cnnbench.cli.options import (
     BatchOpt,
     BudgetOpt,
+    CallTimeoutOpt,
     ChannelsLastOpt,
     CompileOpt,
     Counter,
@@ -366,6 +367,7 @@ def profile(
     threads: ThreadsOpt = None,
     train: TrainOpt = False,
     budget: BudgetOpt = 5.0,
+    call_timeout: CallTimeoutOpt = None,
     static_only: StaticOnlyOpt = False,
     counter: CounterOpt = Counter.cnnbench,
     out_dir: OutOpt = Path("reports"),
@@ -385,7 +387,7 @@ def profile(
     _check_out(out_dir, formats)
     configs = runtime_configs(
         device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
-        train, budget,
+        train, budget, call_timeout,
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
     size = parse_input_size(input_size)
@@ -478,6 +480,7 @@ def compare(
     threads: ThreadsOpt = None,
     train: TrainOpt = False,
     budget: BudgetOpt = 3.0,
+    call_timeout: CallTimeoutOpt = None,
     static_only: StaticOnlyOpt = False,
     counter: CounterOpt = Counter.cnnbench,
     out_dir: OutOpt = Path("reports"),
@@ -497,7 +500,7 @@ def compare(
     _check_out(out_dir, formats)
     configs = runtime_configs(
         device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
-        train, budget,
+        train, budget, call_timeout,
     )  # fmt: skip
     kwargs = parse_model_args(model_arg)
     size = parse_input_size(input_size)

@@ -57,6 +57,13 @@ TrainOpt = Annotated[
 BudgetOpt = Annotated[
     float, typer.Option("--budget", help="Seconds of timing per configuration (warm-up included).")
 ]
+CallTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--call-timeout",
+        help="Seconds one call of the model may take (default: max(60, 10 x budget)).",
+    ),
+]
 StaticOnlyOpt = Annotated[bool, typer.Option("--static-only", help="Count only; do not time.")]
 CounterOpt = Annotated[Counter, typer.Option("--counter", help="MAC counter for the totals.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for report files.")]
@@ -141,6 +148,7 @@ def runtime_configs(
     threads: int | None,
     train: bool,
     budget: float,
+    call_timeout: float | None = None,
 ) -> list:
     """The grid of runtime configurations the shared options describe."""
     from cnnbench.runtime import RuntimeConfig
@@ -166,4 +174,5 @@ def runtime_configs(
         compile=compile_,
         mode="train" if train else "inference",
         budget_s=budget,
+        call_timeout_s=call_timeout,
     )

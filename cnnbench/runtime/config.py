@@ -45,7 +45,9 @@ class RuntimeConfig:
     ``budget_s`` is the time budget per configuration in seconds (warm-up included) and
     ``target_ci`` the relative half-width of the median's 95% CI at which timing stops.
     ``oom_backoff`` retries an out-of-memory configuration with half the batch, recording the
-    batch that ran as ``effective_batch_size``.
+    batch that ran as ``effective_batch_size``. ``call_timeout_s`` bounds one call of the
+    model (None: :meth:`call_limit_s`, derived from the budget): a call that does not return
+    in time makes the row ``timeout`` and the run goes on.
     """
 
     device: str = "auto"
@@ -60,6 +62,7 @@ class RuntimeConfig:
     target_ci: float = 0.02
     budget_s: float = _DEFAULT_BUDGET_S
     oom_backoff: bool = False
+    call_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -96,12 +99,29 @@ class RuntimeConfig:
                 f"time budget must be a number of seconds in (0, {_MAX_BUDGET_S:g}], "
                 f"got {self.budget_s!r}; e.g. --budget 3"
             )
+        if self.call_timeout_s is not None and not (
+            isinstance(self.call_timeout_s, (int, float))
+            and not isinstance(self.call_timeout_s, bool)
+            and 0 < self.call_timeout_s <= _MAX_BUDGET_S
+        ):
+            raise UsageError(
+                f"call timeout must be a number of seconds in (0, {_MAX_BUDGET_S:g}], "
+                f"got {self.call_timeout_s!r}; e.g. --call-timeout 60"
+            )
         cpus = os.cpu_count() or 1
         if self.threads is not None and self.threads > 4 * cpus:
             raise UsageError(
                 f"threads {self.threads} is more than 4x this machine's {cpus} CPUs; "
                 f"use --threads 1..{cpus}"
             )
+
+    @property
+    def call_limit_s(self) -> float:
+        """Seconds one call of the model may take: ``call_timeout_s``, else the larger of
+        60 s and 10 budgets (the first call compiles, allocates and autotunes)."""
+        if self.call_timeout_s is not None:
+            return float(self.call_timeout_s)
+        return max(60.0, 10.0 * self.budget_s)
 
     @classmethod
     def grid(cls, **axes: Sequence[Any] | Any) -> list[RuntimeConfig]:

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.errors import UsageError, is_user_interrupt
+from cnnbench.errors import CallTimeout, UsageError, call_limit, is_user_interrupt
 from cnnbench.results import Result, StageCost
 from cnnbench.runtime.config import RuntimeConfig, resolve_device
 from cnnbench.runtime.memory import cpu_peak_memory, cuda_own_peak
@@ -144,6 +144,8 @@ def _new_result(entry: Entry, config: RuntimeConfig, device: torch.device) -> Re
 
 def _fault(exc: BaseException) -> str:
     """The text of a failure in the model's code (an exception, or SystemExit it raised)."""
+    if isinstance(exc, CallTimeout):
+        return f"a call of the model did not return within {exc.args[0]:g} s (--call-timeout)"
     if isinstance(exc, SystemExit):
         return f"the model called sys.exit({exc.code!r})"
     return f"{'out of memory' if is_oom(exc) else type(exc).__name__}: {_first_line(exc)}"
@@ -161,7 +163,7 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
                 entry.module, config, name=entry.name, input_size=entry.input_size,
                 batch_size=batch, example_inputs=entry.example_inputs,
             )  # fmt: skip
-            with prepared.context():
+            with call_limit(config.call_limit_s), prepared.context():
                 output = prepared.step()
                 _sync(device)
                 finite = _all_finite(output)
@@ -175,7 +177,7 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
             oom = is_oom(exc)
             _free(device)
             if not oom or not config.oom_backoff or batch == 1:
-                result.status = "oom" if oom else "error"
+                result.status = _status(exc)
                 notes = f" (after out of memory at batch {', '.join(map(str, failed))})"
                 result.error = f"batch {batch}: {_fault(exc)}" + (notes if failed else "")
                 return
@@ -196,9 +198,13 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
         result.error = "model output contains NaN or inf"
 
 
+def _status(exc: BaseException) -> str:
+    return "timeout" if isinstance(exc, CallTimeout) else "oom" if is_oom(exc) else "error"
+
+
 def _drop(entry: Entry, exc: BaseException) -> None:
     """A model that failed during the rounds: its row says why, its samples are dropped."""
-    entry.result.status = "oom" if is_oom(exc) else "error"
+    entry.result.status = _status(exc)
     entry.result.error = _fault(exc)
     entry.prepared = None
     entry.samples.clear()
@@ -221,8 +227,9 @@ def _rounds(
         for e in order:
             assert e.prepared is not None
             raw: list[float] = []
+            limit = e.prepared.config.call_limit_s + 2 * counts[id(e)] * e.estimate_ms / 1000
             try:
-                with e.prepared.context():
+                with call_limit(limit), e.prepared.context():
                     loop(e.prepared.step, counts[id(e)], raw, None, time.perf_counter_ns, None)
             except BaseException as exc:  # noqa: BLE001 - the model's own code
                 if is_user_interrupt(exc):
@@ -313,7 +320,9 @@ def stage_samples(
     try:
         with torch.inference_mode(), prepared.autocast():
             subjects = []
-            for stage, module, x in _stage_inputs(prepared, names_of()):
+            with call_limit(prepared.config.call_limit_s):
+                parts = _stage_inputs(prepared, names_of())
+            for stage, module, x in parts:
                 step = lambda m=module, inp=x: m(inp)  # noqa: E731
                 sub = Entry(name=stage, module=module)
                 sub.prepared = dataclasses.replace(prepared, step=step, name=stage)
@@ -511,10 +520,16 @@ def measure_config(
         warm_budget = config.budget_s * _ROUNDS_SHARE * _WARMUP_SHARE
         for e in live:
             assert e.prepared is not None
-            with e.prepared.context():
-                e.warmup_iters, e.settled, e.estimate_ms = warm_up(
-                    e.prepared.step, device=device, budget_s=warm_budget
-                )
+            try:
+                with call_limit(config.call_limit_s + warm_budget), e.prepared.context():
+                    e.warmup_iters, e.settled, e.estimate_ms = warm_up(
+                        e.prepared.step, device=device, budget_s=warm_budget
+                    )
+            except BaseException as exc:  # noqa: BLE001 - the model's own code
+                if is_user_interrupt(exc):
+                    raise
+                _drop(e, exc)
+        live = [e for e in live if e.prepared is not None]
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         n_rounds, reason = _rounds(
             live, device, started + budget * _ROUNDS_SHARE, config.target_ci, seed
