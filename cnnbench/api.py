@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from cnnbench.static import StaticProfile, profile_static
 __all__ = [
     "profile",
     "compare",
+    "RunOptions",
     "run_models",
     "resolve_model",
     "static_profile",
@@ -239,26 +240,54 @@ def _count_on_real_tensors(
     return prof
 
 
+class RunOptions(TypedDict, total=False):
+    """Keyword options of :func:`profile` and :func:`compare` (defaults in brackets):
+    ``input_size`` (C, H, W) of one input [the model's]; ``example_inputs``: one image's
+    inputs, a tensor, a tuple or a dict of tensors at batch 1, or a callable returning one
+    (the batch dimension is repeated for ``batch``) [None]; ``static_only`` [False];
+    ``device`` [auto]; ``batch``, ``precision``, ``memory_format``: a value or a list (every
+    combination is measured) [1, fp32, contiguous]; ``resolution`` [native]; ``threads``
+    [torch's]; ``budget`` seconds per model and configuration [3.0]; ``counter`` [cnnbench];
+    ``compile`` [False]; ``train`` [False]; ``model_args`` for specs [None]; ``cpu_memory``:
+    measure CPU peak memory in a child process [True]."""
+
+    input_size: Sequence[int] | None
+    example_inputs: Any
+    static_only: bool
+    device: str
+    batch: int | Sequence[int]
+    precision: str | Sequence[str]
+    memory_format: str | Sequence[str]
+    resolution: int | None
+    threads: int | None
+    budget: float
+    counter: str
+    compile: bool
+    train: bool
+    model_args: dict[str, Any] | None
+    cpu_memory: bool
+
+
 def _run(
     command: str,
     models: Sequence[ModelLike],
     *,
-    input_size: Sequence[int] | None,
-    example_inputs: Any,
-    static_only: bool,
-    device: str,
-    batch: int | Sequence[int],
-    precision: str | Sequence[str],
-    memory_format: str | Sequence[str],
-    resolution: int | None,
-    threads: int | None,
-    budget: float,
-    counter: str,
-    compile: bool,
-    train: bool,
-    model_args: dict[str, Any] | None,
-    baseline: str | None,
-    cpu_memory: bool,
+    baseline: str | None = None,
+    input_size: Sequence[int] | None = None,
+    example_inputs: Any = None,
+    static_only: bool = False,
+    device: str = "auto",
+    batch: int | Sequence[int] = 1,
+    precision: str | Sequence[str] = "fp32",
+    memory_format: str | Sequence[str] = "contiguous",
+    resolution: int | None = None,
+    threads: int | None = None,
+    budget: float = 3.0,
+    counter: str = "cnnbench",
+    compile: bool = False,
+    train: bool = False,
+    model_args: dict[str, Any] | None = None,
+    cpu_memory: bool = True,
 ) -> Run:
     from cnnbench.environment import fingerprint
     from cnnbench.runtime import resolve_device
@@ -301,70 +330,20 @@ def _run(
     return run
 
 
-def profile(
-    model: ModelLike,
-    *,
-    input_size: Sequence[int] | None = None,
-    example_inputs: Any = None,
-    static_only: bool = False,
-    device: str = "auto",
-    batch: int | Sequence[int] = 1,
-    precision: str | Sequence[str] = "fp32",
-    memory_format: str | Sequence[str] = "contiguous",
-    resolution: int | None = None,
-    threads: int | None = None,
-    budget: float = 3.0,
-    counter: str = "cnnbench",
-    compile: bool = False,
-    train: bool = False,
-    model_args: dict[str, Any] | None = None,
-    cpu_memory: bool = True,
-) -> Run:
+def profile(model: ModelLike, **options: Unpack[RunOptions]) -> Run:
     """Profile one model (a zoo name, a spec such as ``"net.py:make"``, or an ``nn.Module``)
     and return the :class:`~cnnbench.results.Run`: static counts per image and, unless
-    ``static_only``, latency, throughput and peak memory per configuration (every
-    combination of ``batch``, ``precision`` and ``memory_format``). ``input_size`` is
-    (C, H, W) of one input; ``example_inputs`` are one image's inputs instead (a tensor, a
-    tuple or a dict of tensors at batch 1, or a callable returning one; the batch dimension is
-    repeated for ``batch``). Prints nothing; Ctrl-C returns the rows measured so far with
+    ``static_only``, latency, throughput and peak memory per configuration (options:
+    :class:`RunOptions`). Prints nothing; Ctrl-C returns the rows measured so far with
     ``run.complete`` False."""
-    return _run(
-        "profile", [model], input_size=input_size, example_inputs=example_inputs,
-        static_only=static_only, device=device,
-        batch=batch, precision=precision, memory_format=memory_format, resolution=resolution,
-        threads=threads, budget=budget, counter=counter, compile=compile, train=train,
-        model_args=model_args, baseline=None, cpu_memory=cpu_memory,
-    )  # fmt: skip
+    return _run("profile", [model], **options)
 
 
 def compare(
-    models: Sequence[ModelLike],
-    *,
-    baseline: str | None = None,
-    input_size: Sequence[int] | None = None,
-    example_inputs: Any = None,
-    static_only: bool = False,
-    device: str = "auto",
-    batch: int | Sequence[int] = 1,
-    precision: str | Sequence[str] = "fp32",
-    memory_format: str | Sequence[str] = "contiguous",
-    resolution: int | None = None,
-    threads: int | None = None,
-    budget: float = 3.0,
-    counter: str = "cnnbench",
-    compile: bool = False,
-    train: bool = False,
-    model_args: dict[str, Any] | None = None,
-    cpu_memory: bool = True,
+    models: Sequence[ModelLike], *, baseline: str | None = None, **options: Unpack[RunOptions]
 ) -> Run:
     """Compare models (zoo names, specs and ``nn.Module`` objects mixed freely), timed
     interleaved per configuration; each row carries its latency and throughput ratio to
-    ``baseline`` (a model name; default the first) with a 95% CI. Same options as
-    :func:`profile`; returns the :class:`~cnnbench.results.Run`, printing nothing."""
-    return _run(
-        "compare", models, input_size=input_size, example_inputs=example_inputs,
-        static_only=static_only, device=device,
-        batch=batch, precision=precision, memory_format=memory_format, resolution=resolution,
-        threads=threads, budget=budget, counter=counter, compile=compile, train=train,
-        model_args=model_args, baseline=baseline, cpu_memory=cpu_memory,
-    )  # fmt: skip
+    ``baseline`` (a model name; default the first) with a 95% CI. Options as
+    :func:`profile`'s; returns the :class:`~cnnbench.results.Run`, printing nothing."""
+    return _run("compare", models, baseline=baseline, **options)
