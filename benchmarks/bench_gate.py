@@ -289,6 +289,7 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     parts = [("check_aa", 0.0, "A/A")]
     parts += [("check_slow10", 0.10, "10% slower"), ("check_slow5", 0.05, "5% slower")]
+    parts = [p for p in parts if p[0].removeprefix("check_") in args.check_parts.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         module = Path(tmp) / "gate_models.py"
         spec = f"{module}:net"
@@ -326,6 +327,7 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
             flagged, unusable, ratios, seconds = 0, 0, [], []
             for i in range(1, n + 1):
                 started = time.perf_counter()
+                verdicts.unlink(missing_ok=True)  # a verdict must come from this check
                 code = _cli(
                     "check",
                     "--config",
@@ -342,6 +344,8 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
                     unusable += 1
                     say(f"| {i} | | | | | | UNUSABLE (exit 2) | {seconds[-1]:.1f} |")
                     continue
+                if not verdicts.exists():  # exit 1 without a verdict: the process crashed
+                    raise SystemExit(f"gate check {i} exited {code} without writing a verdict")
                 flagged += code
                 rows = json.loads(verdicts.read_text())["verdicts"]
                 lat = next(v for v in rows if v["metric"] == "latency_ms")
@@ -384,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default="aa,slow10,slow5,det,check")
     parser.add_argument("--check-mode", type=int, default=20, help="checks per check-mode part")
+    parser.add_argument("--check-parts", default="aa,slow10,slow5", help="check-mode parts to run")
     parser.add_argument(
         "--check-budget", type=float, default=10.0, help="seconds per check-mode measurement"
     )
