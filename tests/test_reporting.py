@@ -270,6 +270,10 @@ def test_scatter_has_one_point_per_ok_row() -> None:
     # per image: c (0.2 GMACs, 4 ms) beats every other row on both axes
     front = [c for c in points if "pareto" in c.get("class", "")]
     assert [c.findtext(f"{SVG_NS}title", "").split(":")[0] for c in front] == ["c (b1)"]
+    # one error bar (the median's 95% CI) per point whose row has a CI
+    bars = [e for e in root.iter(f"{SVG_NS}path") if e.get("class") == "errorbar"]
+    with_ci = [r for r in results if r.status == "ok" and r.latency_ms_ci_low is not None]
+    assert len(bars) == len(with_ci) > 0
 
 
 # --------------------------------------------------------------------------- files

@@ -240,7 +240,7 @@ def latency_vs_macs_svg(results: Sequence[Result]) -> str | None:
         _text(
             width / 2,
             44,
-            "median batch latency / batch size; lower-left is better",
+            "median batch latency / batch size, bars: its 95% CI; lower-left is better",
             text_anchor="middle",
             fill=_MUTED,
         )
@@ -262,6 +262,16 @@ def latency_vs_macs_svg(results: Sequence[Result]) -> str | None:
         r, (px, py) = rows[i], pts[i]
         on_front = i in front
         label = r.model + (f" ({config_label(r, vary)})" if vary else "")
+        if r.latency_ms_ci_low is not None and r.latency_ms_ci_high is not None:
+            # error bar: the 95% CI of the median, per image like the point
+            per = r.effective_batch_size or r.batch_size or 1
+            lo = ya.pos(max(r.latency_ms_ci_low / per, 1e-12))
+            hi = ya.pos(r.latency_ms_ci_high / per)
+            body.append(
+                f'<path class="errorbar" d="M{px:.1f},{lo:.1f} V{hi:.1f} M{px - 4:.1f},{lo:.1f} '
+                f'H{px + 4:.1f} M{px - 4:.1f},{hi:.1f} H{px + 4:.1f}" stroke="{_INK}" '
+                'stroke-width="1.2" fill="none"/>'
+            )
         body.append(
             f'<circle class="{"point pareto" if on_front else "point"}" '
             f'cx="{px:.1f}" cy="{py:.1f}" r="{7 if on_front else 5}" '
