@@ -89,7 +89,9 @@ def test_name_collision_measures_the_users_network(
     assert mine["params"] == (3 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (8 * 10 + 10) == 898
     assert zoo["params"] == 11_689_512
     assert mine["peak_memory_bytes"] is not None and zoo["peak_memory_bytes"] is not None
-    assert zoo["peak_memory_bytes"] > 11_689_512 * 4 > 2 * mine["peak_memory_bytes"]
+    # Both include the same interpreter/allocator overhead of the memory child (8-25 MB,
+    # depending on the environment); the zoo model's weights alone make the difference.
+    assert zoo["peak_memory_bytes"] - mine["peak_memory_bytes"] > 0.8 * 11_689_512 * 4
 
 
 # Each configuration is measured by one measure_config call (all models interleaved), so

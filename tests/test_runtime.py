@@ -243,10 +243,12 @@ def test_cpu_memory_is_measured_on_the_users_model_not_a_zoo_namesake() -> None:
     """A module displayed as ``resnet18`` is measured as itself (sent pickled to the memory
     child), never as the zoo's resnet18 looked up by name: the zoo model's fp32 weights alone
     are 11,689,512 x 4 bytes = 46.8 MB, the tiny net's a few KB."""
-    config = RuntimeConfig(batch_size=1, resolution=12, **FAST)
-    r = measure_model(tiny_net(), config, name="resnet18")
-    assert r.peak_memory_bytes is not None, r.notes
-    assert r.peak_memory_bytes < 11_689_512 * 4 / 2
+    config = RuntimeConfig(batch_size=1, resolution=32, **FAST)
+    mine = measure_model(tiny_net(), config, name="resnet18")
+    zoo = measure_model(create_model("resnet18"), config, name="resnet18")
+    assert mine.peak_memory_bytes is not None and zoo.peak_memory_bytes is not None, mine.notes
+    # the same child overhead in both; the zoo model's 46.8 MB of weights make the difference
+    assert zoo.peak_memory_bytes - mine.peak_memory_bytes > 0.8 * 11_689_512 * 4
 
 
 def test_contiguous_after_channels_last_is_contiguous_again() -> None:
