@@ -8,6 +8,7 @@ could not be made is ``None`` with the reason in ``status``/``error``, never a s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -35,6 +36,8 @@ __all__ = [
     "SchemaError",
     "atomic_write_text",
     "results_frame",
+    "machine_label",
+    "merge_runs",
     "ENVIRONMENT_COLUMNS",
     "load_run",
 ]
@@ -95,6 +98,7 @@ class Result:
     memory_format: str = "contiguous"  # contiguous | channels_last
     compiled: bool = False
     mode: str = "inference"  # inference | train
+    machine: str | None = None  # set when runs of several machines are merged
     threads: int | None = None
     # static cost (per image, batch independent)
     params: int | None = None
@@ -225,6 +229,36 @@ def results_frame(
     for key in ENVIRONMENT_COLUMNS if environment is not None else ():
         df[f"env_{key}"] = environment.get(key)
     return df
+
+
+def machine_label(environment: dict[str, Any]) -> str:
+    """A machine as reports name it: host, device (CPU or GPU name) and torch version."""
+    parts = [environment.get("host"), environment.get("device_name") or environment.get("cpu")]
+    parts.append(f"torch {environment['torch']}" if environment.get("torch") else None)
+    return " · ".join(str(p) for p in parts if p) or "unknown machine"
+
+
+def merge_runs(runs: Sequence[Run], sources: Sequence[str] = ()) -> Run:
+    """One run from runs measured on (possibly) different machines: every result carries its
+    ``machine`` label (a result that already has one keeps it), the environment lists each
+    machine's fingerprint under ``machines``, and the merge is complete only when every run
+    was. The merged run saves and loads like any other."""
+    results: list[Result] = []
+    machines: dict[str, Any] = {}
+    for run in runs:
+        for label, env in (run.environment.get("machines") or {}).items():
+            machines[label] = env
+        label = machine_label(run.environment)
+        if "machines" not in run.environment:
+            machines.setdefault(label, run.environment)
+        for result in run.results:
+            results.append(dataclasses.replace(result, machine=result.machine or label))
+    return Run(
+        results=results,
+        environment={"machines": machines},
+        config={"merged_from": list(sources) or [r.created for r in runs]},
+        complete=all(r.complete for r in runs),
+    )
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -104,7 +104,22 @@ def test_forward_at_native_size(name: str) -> None:
     _check_forward(name, None)
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE))
+def _default_params(name: str) -> int:
+    """The reference count of the default configuration (no keyword arguments)."""
+    return next(count for kwargs, count in REFERENCE[name] if not kwargs)
+
+
+def _small_params() -> list:
+    """Models over 100 M parameters (VGG, SENet-154) spend ~1 s each initialising weights
+    before a forward: their small-size forwards run with the slow tests; their parameter
+    counts and static costs are checked in the default suite."""
+    return [
+        pytest.param(n, marks=[pytest.mark.slow] if _default_params(n) > 100_000_000 else [], id=n)
+        for n in sorted(REFERENCE)
+    ]
+
+
+@pytest.mark.parametrize("name", _small_params())
 def test_forward_at_small_size(name: str) -> None:
     _check_forward(name, _SMALL.get(name, 64))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -612,20 +613,82 @@ def claims(
 
 @app.command()
 def report(
-    run_file: Annotated[Path, typer.Argument(help="A saved run (JSON).")],
+    run_files: Annotated[
+        list[Path], typer.Argument(help="Saved runs (JSON); several are merged into one report.")
+    ],
     out_dir: OutOpt = Path("reports"),
     format_: FormatOpt = "table",
     baseline: Annotated[str | None, typer.Option("--baseline")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Report file name (default: from the runs).")
+    ] = None,
 ) -> None:
-    """Re-render a saved run in any format without re-measuring."""
-    from cnnbench.results import load_run
+    """Re-render saved runs without re-measuring. Runs from several machines are merged: a
+    machine column, ratios within one machine and configuration, a latency-per-machine table
+    and chart; the merged JSON is a run of its own."""
+    from cnnbench.results import load_run, merge_runs
 
     formats = parse_formats(format_)
     _check_out(out_dir, formats)
-    run = load_run(run_file)
-    if not run.complete:
-        err.print(f"note: {run_file} is an incomplete run ({len(run.results)} results)")
-    _emit(run, formats, out_dir, run_file.stem, baseline=baseline)
+    runs = [load_run(f) for f in run_files]  # each validated; one line names a bad file
+    for f, run in zip(run_files, runs, strict=True):
+        if not run.complete:
+            err.print(f"note: {f} is an incomplete run ({len(run.results)} results)")
+    if len(runs) == 1:
+        run, stem = runs[0], run_files[0].stem
+    else:
+        run, stem = merge_runs(runs, [str(f) for f in run_files]), "merged"
+    _emit(run, formats, out_dir, name or stem, baseline=baseline)
+
+
+class Executor(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="A sweep TOML file (your own config).")],
+    executor: Annotated[
+        Executor, typer.Option("--executor", help="local: this process; ray: a Ray cluster.")
+    ] = Executor.local,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (default: a local one).")
+    ] = None,
+    out_dir: OutOpt = Path("reports"),
+    format_: FormatOpt = "table,json",
+    quiet: QuietOpt = False,
+) -> None:
+    """Many models x configurations: one task per model and hardware pool, merged into one
+    run and its report in --out (interrupted or failed tasks keep every finished row)."""
+    from cnnbench.sweep import load_sweep, run_local, run_ray
+
+    formats = parse_formats(format_)
+    _check_out(out_dir, formats)
+    spec = load_sweep(file)
+    total = len(spec.tasks())
+    done: list[int] = []
+
+    def on_run(run: Any, task: Any) -> None:
+        done.append(1)
+        if not quiet:
+            for r in run.results:
+                err.print(f"[{len(done)}/{total} tasks] {_row_line(r)}", markup=False)
+
+    with signals_as_exceptions():
+        try:
+            if executor == Executor.ray:
+                run, complete = run_ray(spec, address=address, on_run=on_run)
+            else:
+                run, complete = run_local(spec, on_run=on_run)
+        except Terminated:
+            raise typer.Exit(143) from None
+    name = f"sweep-{file.stem}"
+    if not complete:
+        path = _save_incomplete(run, out_dir, name)
+        err.print(f"interrupted: {len(run.results)} row(s) kept in {path}", markup=False)
+        raise typer.Exit(130)
+    _emit(run, formats, out_dir, name, baseline=None, quiet=quiet)
 
 
 def main() -> None:

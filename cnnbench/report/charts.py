@@ -455,6 +455,33 @@ def se_overhead_svg(results: Sequence[Result]) -> str | None:
     return _panel_grid("SE overhead per stage", legend, panels)
 
 
+def machines_svg(results: Sequence[Result]) -> str | None:
+    """Median latency per image of each model on each machine (grouped bars, one colour per
+    machine); None unless the results come from several machines."""
+    machines = list(dict.fromkeys(r.machine for r in results if r.machine))
+    rows = [r for r in results if r.status == "ok" and _per_image_ms(r) and r.machine]
+    if len(machines) < 2 or not rows:
+        return None
+    vary = [f for f in varying_config(rows) if f != "machine"]
+    groups = list(
+        dict.fromkeys(r.model + (f" ({config_label(r, vary)})" if vary else "") for r in rows)
+    )
+
+    def value(group: str, machine: str) -> float | None:
+        for r in rows:
+            label = r.model + (f" ({config_label(r, vary)})" if vary else "")
+            if label == group and r.machine == machine:
+                return _per_image_ms(r)
+        return None
+
+    series = [
+        (PALETTE[i % len(PALETTE)], [value(g, m) for g in groups]) for i, m in enumerate(machines)
+    ]
+    legend = [(PALETTE[i % len(PALETTE)], m) for i, m in enumerate(machines)]
+    panel = _Panel("median latency per image", groups, series, "ms per image")
+    return _panel_grid("Latency per model per machine", legend, [panel])
+
+
 class ChartSpec(NamedTuple):
     """A chart: short title (image alt text), one-paragraph description, renderer."""
 
@@ -478,6 +505,12 @@ CHARTS: dict[str, ChartSpec] = {
         "stage whose time share exceeds its MAC share runs below the model's average "
         "efficiency.",
         stage_bars_svg,
+    ),
+    "machines": ChartSpec(
+        "Latency per model per machine",
+        "Median latency per image of each model on each machine of a merged run; compare "
+        "machines per model, and models only within one machine.",
+        machines_svg,
     ),
     "se": ChartSpec(
         "SE overhead per stage",

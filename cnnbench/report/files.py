@@ -49,6 +49,7 @@ __all__ = [
     "render_table",
     "to_dataframe",
     "write_reports",
+    "machines_table",
 ]
 
 #: Relative column -> the Result field it divides by the baseline's.
@@ -71,8 +72,8 @@ FORMATS: dict[str, str | None] = {
 
 # Configuration keys that pick the baseline row, most exact first.
 _MATCH_KEYS = (
-    ("batch_size", "precision", "memory_format", "device", "mode", "compiled", "input_size"),
-    ("batch_size", "precision", "memory_format", "device", "mode"),
+    ("machine", "batch_size", "precision", "memory_format", "device", "mode", "compiled"),
+    ("machine", "batch_size", "precision", "memory_format", "device", "mode"),
 )
 
 
@@ -90,12 +91,15 @@ def _baseline_model(results: Sequence[Result], baseline: str | None) -> str | No
     return baseline
 
 
-def _baseline_row(result: Result, candidates: Sequence[Result]) -> Result:
+def _baseline_row(result: Result, candidates: Sequence[Result]) -> Result | None:
+    """The baseline's row in the same configuration on the same machine (ratios never cross
+    machines); else its first row on that machine; None when it has none there."""
     for keys in _MATCH_KEYS:
         for c in candidates:
             if all(getattr(c, k) == getattr(result, k) for k in keys):
                 return c
-    return candidates[0]
+    same_machine = [c for c in candidates if c.machine == result.machine]
+    return same_machine[0] if same_machine else None
 
 
 def relative_to(results: Sequence[Result], baseline: str | None = None) -> list[dict[str, Any]]:
@@ -112,7 +116,7 @@ def relative_to(results: Sequence[Result], baseline: str | None = None) -> list[
         b = _baseline_row(r, base_rows)
         row: dict[str, Any] = {}
         for col, attr in RELATIVE_COLUMNS.items():
-            v, bv = getattr(r, attr), getattr(b, attr)
+            v, bv = getattr(r, attr), (getattr(b, attr) if b is not None else None)
             row[col] = None if v is None or bv is None or bv == 0 else v / bv
         out.append(row)
     return out
@@ -224,6 +228,36 @@ def _stage_table(r: Result, title: str = "") -> Table:
     return table
 
 
+def _machines(results: Sequence[Result]) -> list[str]:
+    return list(dict.fromkeys(r.machine for r in results if r.machine))
+
+
+def machines_table(results: Sequence[Result]) -> Table | None:
+    """Latency per model (and configuration) per machine, for a merge of several machines'
+    runs; None for one machine."""
+    machines = _machines(results)
+    if len(machines) < 2:
+        return None
+    fields_ = [f for f in varying_config(results) if f != "machine"]
+    keys = list(dict.fromkeys((r.model, config_label(r, fields_)) for r in results))
+    table = Table.of("Latency per machine", "Model", "Config", *machines, text=(0, 1))
+    for model, label in keys:
+        cells = []
+        for m in machines:
+            row = next(
+                (r for r in results
+                 if r.model == model and r.machine == m and config_label(r, fields_) == label),
+                None,
+            )  # fmt: skip
+            cells.append(
+                fmt.latency(row.latency_ms_median, row.latency_ms_ci_low, row.latency_ms_ci_high)
+                if row is not None
+                else fmt.MISSING
+            )
+        table.add([model, label, *cells])
+    return table
+
+
 def _stage_title(r: Result, vary: Sequence[str]) -> str:
     return f"{r.model} stages" + (f" ({config_label(r, vary)})" if vary else "")
 
@@ -301,6 +335,9 @@ def render_table(run: Run, console: Console, baseline: str | None = None) -> Non
     console.print(table)
     for line in _failures(run):
         console.print(f"[red]{rich_escape(line)}[/]")
+    per_machine = machines_table(run.results)
+    if per_machine is not None:
+        console.print(to_rich(per_machine))
     vary = varying_config(run.results)
     for r in stage_results(run.results):
         if any(s.time_ms is not None for s in r.stages):
@@ -357,6 +394,9 @@ def render_markdown(
     out += to_markdown(data)
     out += ["", f"× columns: value / **{md_escape(base or '')}**'s in the same configuration.", ""]
     out += [f"- {md_escape(line)}" for line in _failures(run)]
+    per_machine = machines_table(run.results)
+    if per_machine is not None:
+        out += ["", "## Machines", ""] + to_markdown(per_machine) + [""]
     if chart_paths:
         out += ["## Charts", ""]
         for name, path in chart_paths.items():
@@ -462,6 +502,12 @@ def render_html(
         ]
         parts += [f'<p class="fail">{escape(line)}</p>' for line in _failures(run)]
         parts.append("</section>")
+        per_machine = machines_table(run.results)
+        if per_machine is not None:
+            parts.append(
+                f'<section><h2>Machines</h2><div class="card">{to_html(per_machine)}</div>'
+                "</section>"
+            )
     else:
         parts.append("<p>No results.</p>")
     if charts:

@@ -63,6 +63,7 @@ CONFIG_FIELDS = (
     "input_size",
     "mode",
     "compiled",
+    "machine",
 )
 
 
@@ -235,6 +236,9 @@ def config_label(config: Any, fields: Sequence[str] = CONFIG_FIELDS) -> str:
         elif name == "compiled":
             if getattr(config, "compiled", getattr(config, "compile", False)):
                 parts.append("compiled")
+        elif name == "machine":
+            if getattr(config, "machine", None):
+                parts.append(f"@ {config.machine}")
         else:
             parts.append(str(getattr(config, name)))
     return " ".join(parts)

@@ -1,0 +1,284 @@
+"""Benchmark sweeps: many models x configurations, run in this process or as tasks on a Ray
+cluster, merged into one run.
+
+A sweep file is the user's own configuration (like ``pyproject.toml``): the model specs it
+names are imported. Its shape::
+
+    [sweep]
+    models = ["lenet5", "mobilenet_v3_small"]   # zoo names or specs
+    batch = [1, 2]
+    precision = ["fp32"]
+    budget = 0.5                                  # seconds per model and configuration
+    # optional: device, resolution, memory_format, compile, threads, cpu_memory
+    # [[sweep.pool]] name = "cpu", resources = { CPU = 2 }   (Ray resources per task)
+
+One **task** is one model under every configuration of the sweep on one hardware pool; it
+returns a saved-run dict (its own environment fingerprint). A task that fails becomes one
+row per configuration with status ``error``. On Ray every task asks for a whole node's CPUs
+(or the pool's resources), so two timing tasks never share a node's CPUs or GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnbench.errors import UsageError
+from cnnbench.results import Result, Run, merge_runs, read_text_capped
+
+__all__ = ["Pool", "Sweep", "Task", "load_sweep", "run_task", "run_local", "run_ray"]
+
+_KEYS = {
+    "models", "batch", "precision", "memory_format", "budget", "device", "resolution",
+    "compile", "threads", "cpu_memory", "pool",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A hardware pool: a name and the Ray resources one task asks for (None: every CPU
+    of a node, found at submission)."""
+
+    name: str = "default"
+    resources: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The models and the configuration axes of a sweep (see the module docstring)."""
+
+    models: tuple[str, ...]
+    batch: tuple[int, ...] = (1,)
+    precision: tuple[str, ...] = ("fp32",)
+    memory_format: tuple[str, ...] = ("contiguous",)
+    budget: float = 3.0
+    device: str = "cpu"
+    resolution: int | None = None
+    compile: bool = False
+    threads: int | None = None
+    cpu_memory: bool = True
+    pools: tuple[Pool, ...] = (Pool(),)
+
+    def configs(self) -> list[Any]:
+        from cnnbench.runtime import RuntimeConfig
+
+        return RuntimeConfig.grid(
+            device=self.device,
+            precision=list(self.precision),
+            memory_format=list(self.memory_format),
+            batch_size=list(self.batch),
+            resolution=self.resolution,
+            threads=self.threads,
+            compile=self.compile,
+            budget_s=self.budget,
+        )
+
+    def tasks(self) -> list[Task]:
+        return [Task(spec, pool) for pool in self.pools for spec in self.models]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One model on one pool; ``source`` carries a file spec's text to a remote worker."""
+
+    spec: str
+    pool: Pool
+    source: str | None = field(default=None, repr=False)
+
+
+def _list(value: Any, key: str, kind: type, path: Path) -> tuple[Any, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(
+        isinstance(v, kind) and not isinstance(v, bool) or (kind is bool and isinstance(v, bool))
+        for v in values
+    ):
+        raise UsageError(f"{path}: sweep.{key}: expected {kind.__name__} or a list of them")
+    return tuple(values)  # fmt: skip
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Parse and check a sweep file; one-line UsageError naming the field otherwise."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(read_text_capped(path, limit=1 << 20, kind="a sweep TOML file"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not a readable TOML file ({exc})") from None
+    table = data.get("sweep")
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: no [sweep] table; see `cnnbench sweep --help`")
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise UsageError(
+            f"{path}: sweep.{unknown[0]}: unknown key; known: {', '.join(sorted(_KEYS))}"
+        )
+    if "models" not in table:
+        raise UsageError(f'{path}: sweep.models: missing; e.g. models = ["lenet5"]')
+    pools = tuple(
+        Pool(str(p.get("name", f"pool{i}")), dict(p["resources"]) if "resources" in p else None)
+        for i, p in enumerate(table.get("pool", []))
+        if isinstance(p, dict)
+    ) or (Pool(),)
+    budget = table.get("budget", 3.0)
+    if (
+        not isinstance(budget, int | float)
+        or isinstance(budget, bool)
+        or not (0 < budget <= 3600 and math.isfinite(budget))
+    ):
+        raise UsageError(f"{path}: sweep.budget: expected seconds in (0, 3600], got {budget!r}")
+    sweep = Sweep(
+        models=_list(table["models"], "models", str, path),
+        batch=_list(table.get("batch", 1), "batch", int, path),
+        precision=_list(table.get("precision", "fp32"), "precision", str, path),
+        memory_format=_list(table.get("memory_format", "contiguous"), "memory_format", str, path),
+        budget=float(budget),
+        device=str(table.get("device", "cpu")),
+        resolution=table.get("resolution"),
+        compile=bool(table.get("compile", False)),
+        threads=table.get("threads"),
+        cpu_memory=bool(table.get("cpu_memory", True)),
+        pools=pools,
+    )
+    sweep.configs()  # every value checked now (RuntimeConfig), before anything runs
+    return sweep
+
+
+def _failed_rows(task: Task, sweep: Sweep, error: str) -> list[Result]:
+    return [
+        Result(
+            model=task.spec.rsplit(":", 1)[-1],
+            batch_size=c.batch_size,
+            device=c.device,
+            precision=c.precision,
+            memory_format=c.memory_format,
+            compiled=c.compile,
+            status="error",
+            error=error,
+        )
+        for c in sweep.configs()
+    ]
+
+
+def run_task(task: Task, sweep: Sweep) -> dict[str, Any]:
+    """Measure one task with the engine (as ``compare`` does) and return the saved-run dict
+    (this machine's environment). Any failure becomes error rows, never an exception."""
+    import json
+
+    from cnnbench.api import run_models
+    from cnnbench.environment import fingerprint
+    from cnnbench.runtime import resolve_device
+
+    spec = task.spec
+    env: dict[str, Any] = {}
+    rows: list[Result] = []
+    try:
+        if task.source is not None:  # a file spec shipped by text to a remote worker
+            folder = Path(tempfile.mkdtemp(prefix="cnnbench-sweep-"))
+            path, attr = spec.rsplit(":", 1)
+            local = folder / Path(path).name
+            local.write_text(task.source)
+            spec = f"{local}:{attr}"
+        env = fingerprint(resolve_device(sweep.device))
+        rows = list(run_models([spec], sweep.configs(), cpu_memory=sweep.cpu_memory))
+    except BaseException as exc:  # noqa: BLE001 - a failed task is a row, the sweep goes on
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        rows = _failed_rows(task, sweep, f"{type(exc).__name__}: {exc}".splitlines()[0])
+    for r in rows:
+        r.notes = (f"{r.notes}; " if r.notes else "") + f"pool {task.pool.name}"
+    return json.loads(Run(results=rows, environment=env).to_json())
+
+
+def _from_dict(data: dict[str, Any]) -> Run:
+    return Run(
+        results=[Result.from_dict(r) for r in data["results"]],
+        environment=data.get("environment", {}),
+    )
+
+
+def run_local(sweep: Sweep, on_run: Callable[[Run, Task], None] | None = None) -> tuple[Run, bool]:
+    """Every task in this process, one after another; (merged run, completed). Ctrl-C keeps
+    the finished tasks' rows."""
+    runs: list[Run] = []
+    complete = True
+    try:
+        for task in sweep.tasks():
+            run = _from_dict(run_task(task, sweep))
+            runs.append(run)
+            if on_run is not None:
+                on_run(run, task)
+    except KeyboardInterrupt:
+        complete = False
+    merged = merge_runs(runs) if runs else Run(results=[])
+    merged.complete = complete
+    return merged, complete
+
+
+def _shippable(task: Task) -> Task:
+    prefix, sep, _attr = task.spec.rpartition(":")
+    if sep and (prefix.endswith(".py") or "/" in prefix):
+        try:
+            return Task(task.spec, task.pool, Path(prefix).read_text())
+        except OSError as exc:
+            raise UsageError(f"{task.spec}: cannot read the file to ship it ({exc})") from None
+    return task
+
+
+def run_ray(
+    sweep: Sweep,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    on_run: Callable[[Run, Task], None] | None = None,
+) -> tuple[Run, bool]:
+    """Every task as a Ray task (``address``: an existing cluster; None: a local one with
+    ``num_cpus``). Results stream back as tasks finish; Ctrl-C cancels what is left and keeps
+    what finished. A task asks for a whole node's CPUs (or its pool's resources), so two
+    timing tasks never share a node."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError('the Ray executor needs Ray: pip install "cnnbench[ray]"') from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)  # fmt: skip
+    try:
+        node_cpus = min(
+            (n["Resources"].get("CPU", 1) for n in ray.nodes() if n.get("Alive")), default=1
+        )
+        remote = ray.remote(run_task)
+        pending: dict[Any, Task] = {}
+        for task in map(_shippable, sweep.tasks()):
+            resources = dict(task.pool.resources or {"CPU": node_cpus})
+            options = {"num_cpus": resources.pop("CPU", 0), "num_gpus": resources.pop("GPU", 0)}
+            ref = remote.options(**options, resources=resources or None).remote(task, sweep)
+            pending[ref] = task
+        runs: list[Run] = []
+        complete = True
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                task = pending.pop(done[0])
+                try:
+                    run = _from_dict(ray.get(done[0]))
+                except Exception as exc:  # noqa: BLE001 - a crashed worker: error rows
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    run = Run(results=_failed_rows(task, sweep, f"{type(exc).__name__}: {first}"))
+                runs.append(run)
+                if on_run is not None:
+                    on_run(run, task)
+        except KeyboardInterrupt:
+            complete = False
+            for ref in pending:
+                ray.cancel(ref, force=True)
+        merged = merge_runs(runs) if runs else Run(results=[])
+        merged.complete = complete
+        return merged, complete
+    finally:
+        if started:
+            ray.shutdown()

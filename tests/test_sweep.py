@@ -1,0 +1,141 @@
+"""Sweeps (local and on a real local Ray cluster) and one report from many machines' runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnbench import sweep as sweeps
+from cnnbench.errors import UsageError
+from cnnbench.results import Result, Run, load_run, merge_runs
+
+SWEEP = """
+[sweep]
+models = ["lenet5", "{extra}"]
+batch = [1, 2]
+precision = ["fp32"]
+budget = 0.1
+threads = 1
+cpu_memory = false
+"""
+
+
+@pytest.fixture
+def sweep_file(tmp_path: Path) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP.format(extra="lenet5"))
+    return path
+
+
+def test_local_sweep_two_models_two_batches(sweep_file: Path, tmp_path: Path, run_cli) -> None:
+    code, _, stderr = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "o"), "-f", "json")
+    assert code == 0, stderr
+    run = load_run(tmp_path / "o" / "sweep-s.json")  # the merged run loads again
+    assert [(r.model, r.batch_size) for r in run.results] == [
+        ("lenet5", 1), ("lenet5", 2), ("lenet5", 1), ("lenet5", 2),
+    ]  # fmt: skip
+    assert all(r.status == "ok" and r.latency_ms_median > 0 and r.machine for r in run.results)
+
+
+def test_a_failing_task_is_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP.format(extra=f"{tmp_path / 'broken.py'}:net"))
+    (tmp_path / "broken.py").write_text("raise RuntimeError('no such net')\n")
+    run, complete = sweeps.run_local(sweeps.load_sweep(path))
+    assert complete
+    ok = [r for r in run.results if r.status == "ok"]
+    failed = [r for r in run.results if r.status == "error"]
+    assert len(ok) == 2 and len(failed) == 2
+    assert all("no such net" in (r.error or "") for r in failed)
+
+
+def test_an_interrupted_sweep_keeps_its_finished_rows(
+    sweep_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli
+) -> None:
+    real, calls = sweeps.run_task, []
+
+    def second_interrupted(task, spec):  # type: ignore[no-untyped-def]
+        calls.append(task)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(task, spec)
+
+    monkeypatch.setattr(sweeps, "run_task", second_interrupted)
+    code, _, stderr = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "o"))
+    assert code == 130 and "2 row(s) kept" in stderr
+    kept = json.loads((tmp_path / "o" / "sweep-s-incomplete.json").read_text())
+    assert kept["complete"] is False and len(kept["results"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[sweep]\nbatch = [1]\n", "sweep.models: missing"),
+        ('[sweep]\nmodels = ["lenet5"]\nbudget = "fast"\n', "sweep.budget"),
+        ('[sweep]\nmodels = ["lenet5"]\nbatch = ["one"]\n', "sweep.batch"),
+        ('[sweep]\nmodels = ["lenet5"]\ncolour = 1\n', "sweep.colour: unknown key"),
+        ('[sweep]\nmodels = ["lenet5"]\nprecision = ["fp8"]\n', "unknown precision"),
+        ("models = 1\n", "no [sweep] table"),
+    ],
+)
+def test_sweep_files_are_checked_before_running(body: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(UsageError, match=message.replace("[", r"\[")):
+        sweeps.load_sweep(path)
+
+
+def test_ray_sweep_on_a_real_local_cluster(sweep_file: Path, tmp_path: Path) -> None:
+    """A real local Ray cluster of 2 CPUs (no mock): each task asks for both CPUs, so the
+    two timing tasks run one after the other; 2 models x 2 batch sizes = 4 rows."""
+    ray = pytest.importorskip("ray")
+    spec = sweeps.load_sweep(sweep_file)
+    run, complete = sweeps.run_ray(spec, num_cpus=2)
+    assert complete and not ray.is_initialized()
+    assert sorted((r.model, r.batch_size) for r in run.results) == [
+        ("lenet5", 1), ("lenet5", 1), ("lenet5", 2), ("lenet5", 2),
+    ]  # fmt: skip
+    assert all(r.status == "ok" and r.latency_ms_median > 0 for r in run.results)
+
+
+def _run(host: str, latencies: dict[str, float]) -> Run:
+    env = {"host": host, "device_name": f"{host} CPU", "torch": "2.13.0"}
+    rows = [Result(model=m, latency_ms_median=v, params=1) for m, v in latencies.items()]
+    return Run(results=rows, environment=env)
+
+
+def test_merge_of_two_machines(tmp_path: Path, run_cli) -> None:
+    a = _run("alpha", {"m1": 10.0, "m2": 20.0}).save(tmp_path / "a.json")
+    b = _run("beta", {"m1": 40.0, "m2": 60.0}).save(tmp_path / "b.json")
+    code, _, stderr = run_cli(
+        "report", str(a), str(b), "--out", str(tmp_path / "r"), "-f", "md,html,json,csv"
+    )
+    assert code == 0, stderr
+    merged = load_run(tmp_path / "r" / "merged.json")
+    assert {r.machine for r in merged.results} == {
+        "alpha · alpha CPU · torch 2.13.0", "beta · beta CPU · torch 2.13.0",
+    }  # fmt: skip
+    md = (tmp_path / "r" / "merged.md").read_text()
+    assert "## Machines" in md and "| m2 |" in md
+    # ratios only within one machine: m2 is 2x m1 on alpha, 1.5x on beta (never 60/10)
+    from cnnbench.report.files import relative_to
+
+    ratios = [row["latency_x"] for row in relative_to(merged.results)]
+    assert ratios == [1.0, 2.0, 1.0, 1.5]
+    assert "<h2>Machines</h2>" in (tmp_path / "r" / "merged.html").read_text()
+    assert (tmp_path / "r" / "merged-machines.svg").exists()
+
+
+def test_merge_refuses_an_incompatible_schema_in_one_line(tmp_path: Path, run_cli) -> None:
+    a = _run("alpha", {"m1": 10.0}).save(tmp_path / "a.json")
+    (tmp_path / "old.json").write_text('{"schema_version": 99, "results": []}')
+    code, _, stderr = run_cli("report", str(a), str(tmp_path / "old.json"))
+    assert code == 2 and "old.json: schema version 99" in stderr and "Traceback" not in stderr
+
+
+def test_merge_keeps_machines_of_merged_runs() -> None:
+    once = merge_runs([_run("alpha", {"m": 1.0}), _run("beta", {"m": 2.0})])
+    twice = merge_runs([once, _run("gamma", {"m": 3.0})])
+    assert len(twice.environment["machines"]) == 3 and len({r.machine for r in twice.results}) == 3
