@@ -16,7 +16,7 @@ from torch import nn
 import cnnbench
 from cnnbench.errors import UsageError
 
-FAST = {"device": "cpu", "threads": 1, "budget": 0.2}
+FAST = {"device": "cpu", "threads": 1, "budget": 0.1}
 
 MNIST = """
 from torch import nn

@@ -12,7 +12,8 @@ import pytest
 
 from cnnbench import api
 
-FAST = ["--device", "cpu", "--threads", "1", "--budget", "0.2"]
+FAST = ["--device", "cpu", "--threads", "1", "--budget", "0.1"]
+NO_MEMORY = [*FAST, "--no-memory"]  # where CPU peak memory is not the point
 
 TINY = """
 from torch import nn
@@ -59,13 +60,14 @@ def test_timed_compare_of_a_zoo_model_and_a_user_file(
     tmp_path: Path, net_file: Path, monkeypatch, run_cli
 ) -> None:
     code, stdout, stderr = run_cli(
-        "compare", "lenet5", f"{net_file}:resnet18", *FAST, "--json",
+        "compare", "lenet5", f"{net_file}:resnet18", *NO_MEMORY, "--json",
         "--resolution", "32", "--out", str(tmp_path),
     )  # fmt: skip
     assert code == 0, stderr
     rows = json.loads(stdout)["results"]
     assert [r["model"] for r in rows] == ["lenet5", "resnet18"]
     assert all(r["status"] == "ok" and r["latency_ms_median"] > 0 for r in rows)
+    assert all(r["peak_memory_bytes"] is None for r in rows)  # --no-memory: no child run
     mine = rows[1]
     assert mine["family"] == "custom"
     assert mine["params"] == (3 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (8 * 10 + 10)
@@ -116,7 +118,7 @@ def test_interrupt_keeps_the_rows_measured_so_far(
 
     monkeypatch.setattr(api, "measure_config", second_call_interrupted)
     got, _, stderr = run_cli(
-        "compare", "lenet5", "--batch", "1,2", *FAST, "--out", str(tmp_path), "-f", "json",
+        "compare", "lenet5", "--batch", "1,2", *NO_MEMORY, "--out", str(tmp_path), "-f", "json",
     )  # fmt: skip
     assert got == code, stderr
     assert word in stderr and "1 result(s) kept" in stderr
@@ -140,7 +142,7 @@ def test_error_after_the_first_row_keeps_it(tmp_path: Path, monkeypatch, run_cli
 
     monkeypatch.setattr(api, "measure_config", second_call_fails)
     code, _, stderr = run_cli(
-        "compare", "lenet5", "--batch", "1,2", *FAST, "--out",
+        "compare", "lenet5", "--batch", "1,2", *NO_MEMORY, "--out",
         str(tmp_path),
     )  # fmt: skip
     assert code == 2
@@ -204,7 +206,12 @@ def test_a_plain_module_is_timed_with_a_note(tmp_path: Path, run_cli) -> None:
         "        return self.a(x) + self.b(x)\n"
     )
     code, stdout, stderr = run_cli(
-        "compare", f"{tmp_path / 'branchy.py'}:Branchy", *FAST, "--json", "--out", str(tmp_path)
+        "compare",
+        f"{tmp_path / 'branchy.py'}:Branchy",
+        *NO_MEMORY,
+        "--json",
+        "--out",
+        str(tmp_path),
     )
     assert code == 0, stderr
     (row,) = json.loads(stdout)["results"]

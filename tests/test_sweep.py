@@ -16,7 +16,7 @@ SWEEP = """
 models = ["lenet5", "{extra}"]
 batch = [1, 2]
 precision = ["fp32"]
-budget = 0.1
+budget = 0.05
 threads = 1
 cpu_memory = false
 """

@@ -72,36 +72,25 @@ def test_stages_are_uniform_and_declared_channels_match_a_forward(name: str) -> 
         assert stage.blocks >= 1
 
 
-def _check_forward(name: str, size: int | None, modes: tuple[str, ...] = ("eval", "train")) -> None:
-    """Real forwards of one build in each of ``modes``: logits of the right shape, finite."""
+def _check_forward(
+    name: str, sizes: tuple[int | None, ...], modes: tuple[str, ...] = ("eval", "train")
+) -> None:
+    """Real forwards of one build at each of ``sizes`` (None: native) in each of ``modes``:
+    logits of the right shape, finite."""
     info = get_model_info(name)
-    c, h, w = info.input_size
-    if size is not None:
-        h = w = size
     model = create_model(name)
-    for mode in modes:
-        model.train(mode == "train")
-        x = torch.randn(2, c, h, w)
-        with torch.set_grad_enabled(mode == "train"):
-            out = model(x)
-        logits = out[0] if isinstance(out, tuple) else out
-        assert logits.shape == (2, info.num_classes), mode
-        assert torch.isfinite(logits).all(), mode
-
-
-def _native_params() -> list:
-    params = []
-    for name in sorted(REFERENCE):
-        slow = REFERENCE_GMACS.get(name, math.inf) > _FAST_GMACS and name not in ("senet18",)
-        marks = [pytest.mark.slow] if slow else []
-        params.append(pytest.param(name, marks=marks, id=name))
-    return params
-
-
-# Each test builds the model once and runs it in eval mode, then in train mode.
-@pytest.mark.parametrize("name", _native_params())
-def test_forward_at_native_size(name: str) -> None:
-    _check_forward(name, None)
+    for size in sizes:
+        c, h, w = info.input_size
+        if size is not None:
+            h = w = size
+        for mode in modes:
+            model.train(mode == "train")
+            x = torch.randn(2, c, h, w)
+            with torch.set_grad_enabled(mode == "train"):
+                out = model(x)
+            logits = out[0] if isinstance(out, tuple) else out
+            assert logits.shape == (2, info.num_classes), (size, mode)
+            assert torch.isfinite(logits).all(), (size, mode)
 
 
 def _default_params(name: str) -> int:
@@ -109,24 +98,34 @@ def _default_params(name: str) -> int:
     return next(count for kwargs, count in REFERENCE[name] if not kwargs)
 
 
-def _small_params() -> list:
-    """Models over 100 M parameters (VGG, SENet-154) spend ~1 s each initialising weights
-    before a forward: their small-size forwards run with the slow tests; their parameter
-    counts and static costs are checked in the default suite."""
-    return [
-        pytest.param(n, marks=[pytest.mark.slow] if _default_params(n) > 100_000_000 else [], id=n)
-        for n in sorted(REFERENCE)
-    ]
+def _forward_params() -> list:
+    """Per model, the sizes checked in the default suite (one build for all of them) and
+    those left to the slow tests: native size when the model exceeds the GMACs cap (SENet-18
+    excepted), the small size when it has over 100 M parameters (VGG, SENet-154: ~1 s of
+    weight initialisation each)."""
+    params = []
+    for name in sorted(REFERENCE):
+        native_slow = REFERENCE_GMACS.get(name, math.inf) > _FAST_GMACS and name != "senet18"
+        small_slow = _default_params(name) > 100_000_000
+        small = _SMALL.get(name, 64)
+        fast = tuple(s for s, slow in ((None, native_slow), (small, small_slow)) if not slow)
+        slow = tuple(s for s, is_slow in ((None, native_slow), (small, small_slow)) if is_slow)
+        if fast:
+            params.append(pytest.param(name, fast, id=name))
+        if slow:
+            params.append(pytest.param(name, slow, marks=[pytest.mark.slow], id=f"{name}-slow"))
+    return params
 
 
-@pytest.mark.parametrize("name", _small_params())
-def test_forward_at_small_size(name: str) -> None:
-    _check_forward(name, _SMALL.get(name, 64))
+# Each test builds the model once and runs it at native and small size, in eval and train mode.
+@pytest.mark.parametrize(("name", "sizes"), _forward_params())
+def test_forward_at_native_and_small_size(name: str, sizes: tuple[int | None, ...]) -> None:
+    _check_forward(name, sizes)
 
 
 def test_no_print_in_forward(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("lenet5", "senet18"):
-        _check_forward(name, None, ("eval",))
+        _check_forward(name, (None,), ("eval",))
     assert capsys.readouterr().out == ""
 
 

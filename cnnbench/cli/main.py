@@ -32,6 +32,7 @@ from cnnbench.cli.options import (
     InputsOpt,
     JsonOpt,
     MemoryFormatOpt,
+    MemoryOpt,
     ModelArgOpt,
     OutOpt,
     PrecisionOpt,
@@ -146,6 +147,7 @@ def _measure_and_report(
     input_size: tuple[int, int, int] | None = None,
     example_inputs: Any = None,
     depth: int | None = None,
+    cpu_memory: bool = True,
 ) -> None:
     """Measure every model under every configuration, with progress on stderr, then print
     and write the reports. Ctrl-C, SIGTERM or an error after the first result keep what was
@@ -188,6 +190,7 @@ def _measure_and_report(
                 input_size=input_size,
                 example_inputs=example_inputs,
                 depth=depth,
+                cpu_memory=cpu_memory,
                 on_progress=lambda msg: progress.update(task, description=escape(msg)),
             ):
                 run.results.append(result)
@@ -369,6 +372,7 @@ def profile(
     train: TrainOpt = False,
     budget: BudgetOpt = 5.0,
     call_timeout: CallTimeoutOpt = None,
+    memory: MemoryOpt = True,
     static_only: StaticOnlyOpt = False,
     counter: CounterOpt = Counter.cnnbench,
     out_dir: OutOpt = Path("reports"),
@@ -420,6 +424,7 @@ def profile(
         input_size=size,
         example_inputs=example,
         depth=depth,
+        cpu_memory=memory,
     )
 
 
@@ -482,6 +487,7 @@ def compare(
     train: TrainOpt = False,
     budget: BudgetOpt = 3.0,
     call_timeout: CallTimeoutOpt = None,
+    memory: MemoryOpt = True,
     static_only: StaticOnlyOpt = False,
     counter: CounterOpt = Counter.cnnbench,
     out_dir: OutOpt = Path("reports"),
@@ -521,6 +527,7 @@ def compare(
         baseline=baseline,
         input_size=size,
         example_inputs=example,
+        cpu_memory=memory,
     )
 
 

@@ -64,6 +64,12 @@ CallTimeoutOpt = Annotated[
         help="Seconds one call of the model may take (default: max(60, 10 x budget)).",
     ),
 ]
+MemoryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--memory/--no-memory", help="Measure CPU peak memory in a child process (CUDA: always)."
+    ),
+]
 StaticOnlyOpt = Annotated[bool, typer.Option("--static-only", help="Count only; do not time.")]
 CounterOpt = Annotated[Counter, typer.Option("--counter", help="MAC counter for the totals.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for report files.")]
