@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from cnnbench.runtime import (
     stats_into,
 )
 from cnnbench.runtime.timing import measure, summarize
-from cnnbench.spec import load_model
+from cnnbench.spec import Rebuild, ensure_info, load
 
 from .config import _GATE_TARGET_CI, GateConfig
 from .guard import model_code
@@ -91,25 +90,18 @@ def calibration_workload(device: str | torch.device = "cpu") -> Callable[[], Any
     return run
 
 
-def _build_spec(spec: str, model_args: Mapping[str, Any]) -> nn.Module:
-    """Top-level (picklable) builder for the CPU memory child process."""
-    return load_model(spec, dict(model_args))[1]
-
-
 @dataclass
 class _Model:
     """A model under test: its display name, module and (when built from a spec) the spec."""
 
     name: str
     module: nn.Module
-    spec: str | None = None
-    model_args: Mapping[str, Any] = field(default_factory=dict)
+    spec: str | None = None  # as the user wrote it (report labels)
+    rebuild: Rebuild | None = None  # how the memory child rebuilds it (None: no spec)
     statics: dict[int | None, Result] = field(default_factory=dict)
 
     def builder(self) -> Callable[[], nn.Module] | None:
-        if self.spec is None:
-            return None
-        return functools.partial(_build_spec, self.spec, dict(self.model_args))
+        return self.rebuild
 
     def static(self, config: RuntimeConfig) -> Result:
         """Static counts (per image) at the config's resolution, as a Result skeleton.
@@ -137,20 +129,16 @@ class _Model:
 def _as_model(
     obj: str | nn.Module | tuple[str, nn.Module], model_args: Mapping[str, Any]
 ) -> _Model:
-    """A spec is loaded with :func:`cnnbench.spec.load_model` (UsageError when it does not
+    """A spec is loaded with :func:`cnnbench.spec.load` (UsageError when it does not
     resolve, ModelCodeError when the model's code raises, SystemExit included); a module
     without ``model_info`` gets the same default as a loaded one (family custom, input
     3x224x224)."""
     if isinstance(obj, str):
         with model_code(f"{obj}: building the model"):
-            name, module = load_model(obj, dict(model_args))
-        return _Model(name, module, obj, model_args)
+            loaded = load(obj, dict(model_args))
+        return _Model(loaded.name, loaded.module, obj, loaded.rebuild)
     name, module = obj if isinstance(obj, tuple) else (type(obj).__name__, obj)
-    if getattr(module, "model_info", None) is None:
-        from cnnbench.models import ModelInfo
-
-        module.model_info = ModelInfo(name=name, family="custom", paper="")
-    return _Model(name, module)
+    return _Model(name, ensure_info(module, name))
 
 
 def _time_block(step: Callable[[], Any], device: torch.device, budget_s: float) -> list[float]:
