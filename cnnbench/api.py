@@ -21,7 +21,7 @@ from cnnbench.errors import CallTimeout, UsageError, call_limit
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
-from cnnbench.runtime.guard import check_fits, estimate_bytes
+from cnnbench.runtime.guard import check_buildable, check_fits, estimate_bytes
 from cnnbench.spec import ExampleInputs, LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
 
@@ -209,25 +209,17 @@ def _count_on_real_tensors(
     fit in memory. The meta error is raised when the real run fails too."""
     import sys
 
-    from cnnbench.runtime.guard import check_fits
-
     meta_error = sys.exc_info()[1]
     if _on_meta(loaded.module):  # built on meta for counting (info): build it for real
         assert loaded.rebuild is not None
-        probe = loaded.module
-        weights = sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
-        check_fits(loaded.name, "building it", {"weights": 4 * weights}, torch.device("cpu"))
+        check_buildable(loaded.name, loaded.module)
         loaded.module = loaded.rebuild()
         loaded.profiles.clear()
         count = functools.partial(count.func, loaded.module, *count.args[1:], **count.keywords)
     info = getattr(loaded.module, "model_info", None)
     size = getattr(info, "input_size", (3, 224, 224))
-    weights = sum(t.numel() for t in (*loaded.module.parameters(), *loaded.module.buffers()))
-    inputs = 4
-    for v in size:
-        inputs *= int(v)
-    check_fits(loaded.name, "counting on real tensors", {"weights": 4 * weights, "input": inputs},
-               torch.device("cpu"))  # fmt: skip
+    parts = estimate_bytes(loaded.module, batch=1, input_size=size, activation_bytes=None)
+    check_fits(loaded.name, "counting on real tensors", parts, torch.device("cpu"))
     try:
         prof = count(meta=False)
     except UsageError:

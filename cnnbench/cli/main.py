@@ -263,19 +263,13 @@ def _example_inputs(spec: str | None) -> Any:
 def _load_checked(spec: str, kwargs: dict[str, Any]) -> Any:
     """Load a spec for measuring: a user's model is first built on the meta device, so that
     one whose weights cannot fit in memory is refused in one line before it is allocated."""
-    import torch
-
-    from cnnbench.runtime.guard import check_fits
+    from cnnbench.runtime.guard import check_buildable
     from cnnbench.spec import load
 
     if ":" in spec:
         probe = load(spec, kwargs, device="meta")
         if any(p.is_meta for p in probe.module.parameters()):
-            weights = sum(t.numel() for t in (*probe.module.parameters(), *probe.module.buffers()))
-            check_fits(
-                probe.name, "building it", {"weights": 4 * weights}, torch.device("cpu"),
-                fix="build a smaller model (its --model-arg options), or count it with `info`",
-            )  # fmt: skip
+            check_buildable(probe.name, probe.module)
     return load(spec, kwargs)
 
 

@@ -18,7 +18,14 @@ from torch import nn
 
 from cnnbench.errors import UsageError
 
-__all__ = ["FIT_SHARE", "available_bytes", "estimate_bytes", "check_fits"]
+__all__ = [
+    "FIT_SHARE",
+    "available_bytes",
+    "weight_bytes",
+    "estimate_bytes",
+    "check_fits",
+    "check_buildable",
+]
 
 #: A configuration is refused when its estimate exceeds this share of the available memory.
 FIT_SHARE = 0.9
@@ -39,6 +46,12 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers in fp32 (a meta-built model has no
+    storage, but its shapes say what building it for real will allocate)."""
+    return sum(t.numel() for t in (*model.parameters(), *model.buffers())) * _FP32
+
+
 def estimate_bytes(
     model: nn.Module,
     *,
@@ -50,7 +63,7 @@ def estimate_bytes(
 ) -> dict[str, int]:
     """The parts of a configuration's memory estimate in bytes (fp32): weights (and in
     training their gradients and SGD momentum), input, activations."""
-    weights = sum(t.numel() for t in (*model.parameters(), *model.buffers())) * _FP32
+    weights = weight_bytes(model)
     per_image_input = _FP32
     for v in input_size:
         per_image_input *= int(v)
@@ -82,3 +95,12 @@ def check_fits(
         f"{name} ({label}) needs about {nbytes(total)} ({detail}), more than the "
         f"{nbytes(available)} available on {device}; {fix}"
     )
+
+
+def check_buildable(name: str, probe: nn.Module) -> None:
+    """UsageError when building for real the model ``probe`` (built on the meta device)
+    describes would not fit in CPU memory."""
+    check_fits(
+        name, "building it", {"weights": weight_bytes(probe)}, torch.device("cpu"),
+        fix="build a smaller model (its --model-arg options), or count it with `info`",
+    )  # fmt: skip
