@@ -97,7 +97,7 @@ def _run_name(command: str, models: list[str]) -> str:
     return f"{command}-{slug}"
 
 
-def _progress_columns(total: int) -> tuple:
+def _progress_columns() -> tuple:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -174,9 +174,7 @@ def _measure_and_report(
     name = _run_name(command, labels)
     total = len(models) * (1 if static_only else len(configs))
     tty = err.is_terminal
-    progress = Progress(
-        *_progress_columns(total), console=err, transient=True, disable=quiet or not tty
-    )
+    progress = Progress(*_progress_columns(), console=err, transient=True, disable=quiet or not tty)
     try:
         with progress, signals_as_exceptions():
             task = progress.add_task("starting", total=total)

@@ -193,13 +193,12 @@ def prepare(
     Raises UsageError for bad input."""
     device = resolve_device(config.device)
     autocast_dtype = _autocast_dtype(device, config.precision)
-    if example_inputs is not None:
-        return _prepare_examples(model, config, name, example_inputs, batch_size)
-    channels, height, width = _model_input_size(model, input_size, name)
-    if config.resolution is not None and config.resolution != height:
-        if check_input:
-            check_input_size(model, name, channels, config.resolution, height)
-        height = width = config.resolution
+    if example_inputs is None:
+        channels, height, width = _model_input_size(model, input_size, name)
+        if config.resolution is not None and config.resolution != height:
+            if check_input:
+                check_input_size(model, name, channels, config.resolution, height)
+            height = width = config.resolution
     batch = config.batch_size if batch_size is None else batch_size
     fmt = MEMORY_FORMATS[config.memory_format]
 
@@ -207,36 +206,21 @@ def prepare(
     # Always converted, both ways: the same module serves every configuration, and a
     # contiguous row after a channels_last one must not run channels_last weights.
     model.to(memory_format=fmt)
-    # Created on the device itself (a batch too large fails there, not in host memory).
-    gen = torch.Generator(device=device).manual_seed(0)
-    inputs = torch.randn(batch, channels, height, width, generator=gen, device=device)
-    inputs = inputs.contiguous(memory_format=fmt)
-    return _finish(
-        model, config, name, device, autocast_dtype, batch, (channels, height, width),
-        ExampleInputs((inputs,)),
-    )  # fmt: skip
+    if example_inputs is None:
+        # Created on the device itself (a batch too large fails there, not in host memory).
+        gen = torch.Generator(device=device).manual_seed(0)
+        x = torch.randn(batch, channels, height, width, generator=gen, device=device)
+        inputs = ExampleInputs((x.contiguous(memory_format=fmt),))
+        size: tuple[int, ...] = (channels, height, width)
+    else:
 
+        def place(t: Tensor) -> Tensor:
+            t = t.to(device)
+            return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
 
-def _prepare_examples(
-    model: nn.Module,
-    config: RuntimeConfig,
-    name: str,
-    example: ExampleInputs,
-    batch_size: int | None,
-) -> Prepared:
-    device = resolve_device(config.device)
-    autocast_dtype = _autocast_dtype(device, config.precision)
-    batch = config.batch_size if batch_size is None else batch_size
-    fmt = MEMORY_FORMATS[config.memory_format]
-    model.to(device=device)
-    model.to(memory_format=fmt)
-
-    def place(t: Tensor) -> Tensor:
-        t = t.to(device)
-        return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
-
-    inputs = example.batched(batch).map(place)
-    return _finish(model, config, name, device, autocast_dtype, batch, example.input_size, inputs)
+        inputs = example_inputs.batched(batch).map(place)
+        size = example_inputs.input_size
+    return _finish(model, config, name, device, autocast_dtype, batch, size, inputs)
 
 
 def _finish(
