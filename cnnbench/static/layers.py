@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils._pytree import tree_flatten
 
 from cnnbench.errors import UsageError
 from cnnbench.results import LayerCost
@@ -31,20 +32,10 @@ MAX_DEPTH = 8
 
 
 def _bytes(out: Any) -> tuple[list[int], int]:
-    tensors = [t for t in _flat(out) if isinstance(t, Tensor)]
+    """(shape without the batch dimension of the first output tensor, bytes of all of them)."""
+    tensors = [t for t in tree_flatten(out)[0] if isinstance(t, Tensor)]
     shape = list(tensors[0].shape[1:]) if tensors else []
     return shape, sum(t.numel() * t.element_size() for t in tensors)
-
-
-def _flat(out: Any) -> Iterator[Any]:
-    if isinstance(out, list | tuple):
-        for item in out:
-            yield from _flat(item)
-    elif isinstance(out, dict):
-        for item in out.values():
-            yield from _flat(item)
-    else:
-        yield out
 
 
 @contextmanager
