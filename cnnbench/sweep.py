@@ -92,13 +92,11 @@ class Task:
 
 
 def _list(value: Any, key: str, kind: type, path: Path) -> tuple[Any, ...]:
+    """A value or a list of values of ``kind`` (booleans are not integers here)."""
     values = value if isinstance(value, list) else [value]
-    if not values or not all(
-        isinstance(v, kind) and not isinstance(v, bool) or (kind is bool and isinstance(v, bool))
-        for v in values
-    ):
+    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
         raise UsageError(f"{path}: sweep.{key}: expected {kind.__name__} or a list of them")
-    return tuple(values)  # fmt: skip
+    return tuple(values)
 
 
 def load_sweep(path: str | Path) -> Sweep:
