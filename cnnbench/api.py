@@ -32,6 +32,7 @@ __all__ = [
     "run_models",
     "resolve_model",
     "static_profile",
+    "new_run",
     "layer_rows",
     "describe",
     "TRAIN_FLOPS_FACTOR",
@@ -260,6 +261,35 @@ class RunOptions(TypedDict, total=False):
     cpu_memory: bool
 
 
+def new_run(
+    command: str,
+    labels: Sequence[str],
+    configs: Sequence[RuntimeConfig],
+    *,
+    counter: str,
+    static_only: bool,
+    input_size: Sequence[int] | None = None,
+    model_args: dict[str, Any] | None = None,
+) -> Run:
+    """An empty run of ``command`` on ``labels`` under ``configs``: this machine's
+    fingerprint and the run's configuration, ready to receive results."""
+    from cnnbench.environment import fingerprint
+
+    return Run(
+        results=[],
+        environment=fingerprint(resolve_device(configs[0].device)),
+        config={
+            "command": command,
+            "models": list(labels),
+            "counter": counter,
+            "static_only": static_only,
+            "configs": [vars(c) for c in configs],
+            "model_args": dict(model_args or {}),
+            "input_size": list(input_size) if input_size else None,
+        },
+    )
+
+
 def _run(
     command: str,
     models: Sequence[ModelLike],
@@ -281,8 +311,6 @@ def _run(
     model_args: dict[str, Any] | None = None,
     cpu_memory: bool = True,
 ) -> Run:
-    from cnnbench.environment import fingerprint
-    from cnnbench.runtime import resolve_device
 
     configs = RuntimeConfig.grid(
         device=device,
@@ -298,18 +326,10 @@ def _run(
         budget_s=budget,
     )
     labels = [m if isinstance(m, str) else type(m).__name__ for m in models]
-    run = Run(
-        results=[],
-        environment=fingerprint(resolve_device(configs[0].device)),
-        config={
-            "command": command,
-            "models": labels,
-            "counter": counter,
-            "static_only": static_only,
-            "configs": [vars(c) for c in configs],
-            "input_size": list(input_size) if input_size else None,
-        },
-    )
+    run = new_run(
+        command, labels, configs, counter=counter, static_only=static_only,
+        input_size=input_size, model_args=model_args,
+    )  # fmt: skip
     try:
         for result in run_models(
             models, configs, counter=counter, static_only=static_only, model_args=model_args,

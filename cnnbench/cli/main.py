@@ -138,7 +138,7 @@ def _measure_and_report(
     *,
     counter: Counter,
     static_only: bool,
-    model_args: list[str] | None,
+    model_args: dict[str, Any] | None,
     out_dir: Path,
     formats: list[str],
     json_stdout: bool,
@@ -154,23 +154,13 @@ def _measure_and_report(
     measured (``*-incomplete.json``)."""
     from rich.progress import Progress
 
-    from cnnbench.api import run_models
-    from cnnbench.environment import fingerprint
-    from cnnbench.results import Run
-    from cnnbench.runtime import resolve_device
-    from cnnbench.spec import parse_model_args
+    from cnnbench.api import new_run, run_models
 
     labels = [m if isinstance(m, str) else m.name for m in models]
-    config = {
-        "command": command,
-        "models": labels,
-        "counter": counter.value,
-        "static_only": static_only,
-        "configs": [vars(c) for c in configs],
-        "model_args": model_args or [],
-        "input_size": list(input_size) if input_size else None,
-    }
-    run = Run(results=[], environment=fingerprint(resolve_device(configs[0].device)), config=config)
+    run = new_run(
+        command, labels, configs, counter=counter.value, static_only=static_only,
+        input_size=input_size, model_args=model_args,
+    )  # fmt: skip
     name = _run_name(command, labels)
     total = len(models) * (1 if static_only else len(configs))
     tty = err.is_terminal
@@ -183,7 +173,6 @@ def _measure_and_report(
                 configs,
                 counter=counter.value,
                 static_only=static_only,
-                model_args=parse_model_args(model_args),
                 baseline=baseline,
                 input_size=input_size,
                 example_inputs=example_inputs,
@@ -407,7 +396,7 @@ def profile(
         configs,
         counter=counter,
         static_only=static_only,
-        model_args=None,
+        model_args=kwargs,
         out_dir=out_dir,
         formats=formats,
         json_stdout=json_,
@@ -511,7 +500,7 @@ def compare(
         configs,
         counter=counter,
         static_only=static_only,
-        model_args=None,
+        model_args=kwargs,
         out_dir=out_dir,
         formats=formats,
         json_stdout=json_,
