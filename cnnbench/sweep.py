@@ -198,6 +198,13 @@ def _from_dict(data: dict[str, Any]) -> Run:
     )
 
 
+def _merged(runs: list[Run], complete: bool) -> tuple[Run, bool]:
+    """The tasks' runs as one (empty when none finished), marked complete or not."""
+    merged = merge_runs(runs) if runs else Run(results=[])
+    merged.complete = complete
+    return merged, complete
+
+
 def run_local(sweep: Sweep, on_run: Callable[[Run, Task], None] | None = None) -> tuple[Run, bool]:
     """Every task in this process, one after another; (merged run, completed). Ctrl-C keeps
     the finished tasks' rows."""
@@ -211,9 +218,7 @@ def run_local(sweep: Sweep, on_run: Callable[[Run, Task], None] | None = None) -
                 on_run(run, task)
     except KeyboardInterrupt:
         complete = False
-    merged = merge_runs(runs) if runs else Run(results=[])
-    merged.complete = complete
-    return merged, complete
+    return _merged(runs, complete)
 
 
 def _shippable(task: Task) -> Task:
@@ -274,9 +279,7 @@ def run_ray(
             complete = False
             for ref in pending:
                 ray.cancel(ref, force=True)
-        merged = merge_runs(runs) if runs else Run(results=[])
-        merged.complete = complete
-        return merged, complete
+        return _merged(runs, complete)
     finally:
         if started:
             ray.shutdown()
