@@ -416,9 +416,31 @@ def _console_messages(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
 
 
+# A test-only probe appended to a copy of the report (the report itself has no scripts): it
+# lays the page out and writes each table's and chart's rendered size into the DOM.
+_PROBE = """<script>
+const sized = (sel) => [...document.querySelectorAll(sel)].map((e) => {
+  const b = e.getBoundingClientRect(); return `${Math.round(b.width)}x${Math.round(b.height)}`;
+});
+document.body.dataset.tables = sized("table").join(" ");
+document.body.dataset.charts = sized("figure svg").join(" ");
+</script>"""
+
+
+def _sizes(dom: str, what: str) -> list[tuple[int, int]]:
+    found = re.search(rf'data-{what}="([^"]*)"', dom)
+    assert found, f"the probe did not run: no data-{what} in the DOM"
+    return [(int(w), int(h)) for w, h in (box.split("x") for box in found.group(1).split())]
+
+
 @pytest.mark.browser
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and not os.environ.get("CI"),
+    reason="needs chromium (.ci/run installs it; in CI a missing chromium fails)",
+)
 def test_html_report_loads_in_headless_chromium(tmp_path: Path) -> None:
+    if shutil.which("chromium") is None:  # CI: the browser test must run, never skip
+        pytest.fail("CI: chromium is missing; .ci/run installs Debian's chromium")
     # the detector sees a console error on a page that makes one
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><script>console.error('boom'); nope();</script>")
@@ -430,10 +452,19 @@ def test_html_report_loads_in_headless_chromium(tmp_path: Path) -> None:
     assert 'class="results"' in dom.stdout and 'class="stages"' in dom.stdout
     assert dom.stdout.count("<svg") == 3
     assert 'class="baseline"' in dom.stdout and "3.00 GMACs" in dom.stdout
+    assert _console_messages(dom.stderr) == []
+    # laid out: every table (results, 2 stage tables, 2 environment tables) and every chart
+    # (latency-macs, stages, se) has a real size on the page
+    probe = tmp_path / "probe.html"
+    probe.write_text(paths["html"].read_text().replace("</body>", _PROBE + "</body>"))
+    laid_out = _chromium(tmp_path, "--window-size=1280,2000", "--dump-dom", probe.as_uri())
+    tables, svgs = _sizes(laid_out.stdout, "tables"), _sizes(laid_out.stdout, "charts")
+    assert len(tables) == 5 and all(w > 100 and h > 40 for w, h in tables), tables
+    assert len(svgs) == 3 and all(w > 300 and h > 150 for w, h in svgs), svgs
+    assert _console_messages(laid_out.stderr) == []
     shot = tmp_path / "shot.png"
     shown = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", url)
     assert shot.stat().st_size > 10_000
-    assert _console_messages(dom.stderr) == []
     assert _console_messages(shown.stderr) == []
 
 
