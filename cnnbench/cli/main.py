@@ -384,12 +384,6 @@ def profile(
             loaded, resolution, counter.value, input_size=size, example_inputs=example
         )
         _print_static(loaded, prof, kwargs, resolution, example)
-        if depth is not None:
-            from cnnbench.api import layer_rows
-            from cnnbench.report.tables import layers_table
-
-            layers = layer_rows(loaded, depth, resolution, size, example)
-            _print(layers_table(layers, f"{loaded.name}: modules down to depth {depth}"))
     _measure_and_report(
         "profile",
         [loaded],
