@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -200,9 +201,15 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model
 
 
+def _natural_key(name: str) -> list[int | str]:
+    """Sort key that orders digit runs by value: ``resnet18`` before ``resnet101``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted registered names, optionally filtered by a shell-style pattern (``"resnet*"``)."""
-    names = sorted(_REGISTRY)
+    """Registered names in natural order (``resnet18`` before ``resnet101``), optionally
+    filtered by a shell-style pattern (``"resnet*"``)."""
+    names = sorted(_REGISTRY, key=_natural_key)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return names
