@@ -81,7 +81,7 @@ def _costs_table(card: Card) -> Table:
     )
     c0 = card.input_size[0]
     for cost in card.costs:
-        at = [c for c in card.cited if c.resolution == cost.resolution]
+        at = [c for c in card.cited if c.resolution == cost.resolution and c.layout_matches]
         table.add(
             [
                 f"{c0}x{cost.resolution}x{cost.resolution}" + (" (native)" if cost.native else ""),
