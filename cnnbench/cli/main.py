@@ -430,7 +430,7 @@ def _print_static(
         err.print("note: the four-counter comparison takes one input tensor; skipped")
     else:
         first = example.first if example is not None else torch.randn(1, *prof.input_size)
-        comparison = compare_counters(loaded.module, [first], profile=prof)
+        comparison = compare_counters(loaded.module, [first], dispatch=prof.dispatch_for([first]))
         _print(counters_table(comparison, loaded.name))
         _print(uncounted_table(comparison, loaded.name))
         for line in comparison.warnings:

@@ -1,6 +1,6 @@
 """Four operation counters behind one interface, and the comparison that explains their gaps.
 
-* ``cnnbench``: our dispatch-level counter (:mod:`cnnbench.counting`); MACs and FLOPs under
+* ``cnnbench``: our dispatch-level counter (:mod:`cnnbench.static.counting`); MACs and FLOPs under
   our rule table; works on the meta device. The default.
 * ``torch``: PyTorch's ``torch.utils.flop_counter.FlopCounterMode``; FLOPs (2 x MACs) of
   convolutions and matrix products only, everything else silently 0 (we list it).
@@ -25,22 +25,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
-from cnnbench.static.counting import (
-    RULES,
-    DispatchCount,
-    count_dispatch,
-    op_name,
-    se_module_types,
-)
-
-if TYPE_CHECKING:
-    from cnnbench.static.profile import StaticProfile
+from cnnbench.static.counting import DispatchCount, count_dispatch
+from cnnbench.static.rules import RULES, op_name
 
 __all__ = [
     "Uncounted",
@@ -112,7 +103,7 @@ def _cnnbench(
     model: nn.Module, inputs: Sequence[Tensor], ours: DispatchCount | None = None
 ) -> CounterReport:
     if ours is None:
-        ours = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+        ours = count_dispatch(model, inputs, track_memory=False)
     return report_from_dispatch(ours)
 
 
@@ -137,7 +128,7 @@ def _torch(
     counter = FlopCounterMode(display=False)
     # Our own count (``ours``, or one pass now) tells what FlopCounterMode leaves at zero.
     if ours is None:
-        ours = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+        ours = count_dispatch(model, inputs, track_memory=False)
     with torch.no_grad(), counter:
         model(*inputs)
     by_cat: dict[str, int] = defaultdict(int)
@@ -332,20 +323,20 @@ def compare_counters(
     backends: Sequence[str] = ("cnnbench", "torch", "fvcore", "thop"),
     tolerance: float = 0.01,
     *,
-    profile: StaticProfile | DispatchCount | None = None,
+    dispatch: DispatchCount | None = None,
 ) -> CounterComparison:
     """Run each backend (in eval mode, the model's modes put back afterwards) and check that
     their MACs agree once the extras are set aside.
 
-    ``profile``: an existing static profile (or cnnbench dispatch count) of this model at this
-    input, batch 1, in eval mode; the cnnbench row (and the torch row's list of what it does not
-    count) then comes from it, so cnnbench's FLOPs are the profile's and nothing is counted
-    twice. Without it, cnnbench's counter runs once for both rows.
+    ``dispatch``: an existing cnnbench count of this model on these inputs, in eval mode
+    (a static profile's, :meth:`cnnbench.static.StaticProfile.dispatch_for`); the cnnbench
+    row (and the torch row's list of what it does not count) then comes from it, so
+    cnnbench's FLOPs are the profile's and nothing is counted twice. Without it, cnnbench's
+    counter runs once for both rows.
     """
-    dispatch = _dispatch_of(profile, inputs)
     if dispatch is None and any(BACKENDS.get(b) in _REUSES_DISPATCH for b in backends):
         with _modes_set(model, False):
-            dispatch = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+            dispatch = count_dispatch(model, inputs, track_memory=False)
     reports = {name: run_backend(name, model, inputs, dispatch=dispatch) for name in backends}
     comparison = CounterComparison(reports, tolerance)
     ref = reports.get("cnnbench") or next(iter(reports.values()))
@@ -362,21 +353,6 @@ def compare_counters(
                 f"{', '.join(u.name for u in rep.uncounted[:5]) or 'none'}"
             )
     return comparison
-
-
-def _dispatch_of(
-    profile: StaticProfile | DispatchCount | None, inputs: Sequence[Tensor]
-) -> DispatchCount | None:
-    """The dispatch count inside ``profile``, checked against the inputs it is to stand for."""
-    if profile is None or isinstance(profile, DispatchCount):
-        return profile
-    shape = tuple(inputs[0].shape) if inputs else ()
-    if len(inputs) != 1 or shape != (1, *profile.input_size):
-        raise UsageError(
-            f"{profile.model}: the profile is for input 1x{'x'.join(map(str, profile.input_size))}"
-            f", not {'x'.join(map(str, shape)) or 'these inputs'}; profile this input instead"
-        )
-    return profile.dispatch
 
 
 def _macs_in(report: CounterReport, category: str) -> int:

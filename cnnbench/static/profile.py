@@ -28,12 +28,7 @@ from cnnbench.errors import UsageError
 from cnnbench.results import Result, StageCost
 from cnnbench.spec import ExampleInputs
 from cnnbench.static.backends import CounterReport, report_from_dispatch, run_backend
-from cnnbench.static.counting import (
-    DispatchCount,
-    count_dispatch,
-    count_saved_bytes,
-    se_module_types,
-)
+from cnnbench.static.counting import DispatchCount, count_dispatch, count_saved_bytes
 
 __all__ = [
     "StaticProfile",
@@ -86,6 +81,18 @@ class StaticProfile:
             stages=[StageCost(**vars(s)) for s in self.stages],
             notes="; ".join(self.notes) or None,
         )
+
+    def dispatch_for(self, inputs: Sequence[Tensor]) -> DispatchCount:
+        """This profile's dispatch count, to stand for a count of ``inputs`` (one tensor of
+        batch 1 at the profiled input size; UsageError otherwise), e.g. for
+        :func:`cnnbench.static.backends.compare_counters`."""
+        shape = tuple(inputs[0].shape) if inputs else ()
+        if len(inputs) != 1 or shape != (1, *self.input_size):
+            raise UsageError(
+                f"{self.model}: the profile is for input 1x{'x'.join(map(str, self.input_size))}"
+                f", not {'x'.join(map(str, shape)) or 'these inputs'}; profile this input instead"
+            )
+        return self.dispatch
 
 
 def build_model(name: str, *, device: str = "meta", **kwargs: Any) -> nn.Module:
@@ -185,11 +192,15 @@ def _unique(slots: Iterable[dict[str, Tensor | None]]) -> list[Tensor]:
 
 
 def stage_list(model: nn.Module) -> list[tuple[str, int, int | None]]:
-    """(name, blocks, declared out channels) of each stage: a StagedNet's own stages, else
-    the model's top-level children (blocks 1, channels unknown)."""
-    stages = getattr(model, "stages", None)
-    if callable(stages):
-        return [(s.name, s.blocks, s.out_channels) for s in stages()]
+    """(name, blocks, declared out channels) of each stage: a StagedNet's own stages (the
+    zoo's protocol, recognised by type only: an attribute or method named ``stages`` on any
+    other model is that model's own business), else the model's top-level children (blocks 1,
+    channels unknown)."""
+    from cnnbench.models import staged_net
+
+    net = staged_net(model)
+    if net is not None:
+        return [(s.name, s.blocks, s.out_channels) for s in net.stages()]
     return [(name, 1, None) for name, _ in model.named_children()]
 
 
@@ -357,8 +368,10 @@ def profile_static(
     modules = list(model.modules())  # walked once: a big model has hundreds
     params, trainable, buffers, by_dtype, by_type = _param_summary(modules)
     ctx = _swapped_to_meta(modules) if meta else nullcontext()
+    from cnnbench.models import se_block_types  # the zoo's protocol (imported when needed)
+
     stage_meta = stage_list(model)
-    se_types = se_module_types()
+    se_types = se_block_types()
     with _state_kept(modules, values=not meta), ctx:
         model.eval()
         # Shapes only: holding the stage outputs would keep them alive and inflate the peak.
