@@ -692,6 +692,16 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug in cnnbench: exit 3, never the gate's 1
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        err.print(
+            f"[red]internal error:[/] {escape(type(exc).__name__)}: {escape(first)} "
+            "(a cnnbench bug; rerun with --debug for the traceback)",
+            highlight=False,
+        )
+        sys.exit(3)
 
 
 from cnnbench.cli.gate import gate_app  # noqa: E402

@@ -32,6 +32,9 @@ from cnnbench.static.rules import BATCH_NORM_OPS, FREE_OPS, RULES, Rule, op_name
 __all__ = [
     "OpStats",
     "rule_table",
+    "hookable",
+    "MATMUL_LIKE",
+    "estimate_macs",
     "DispatchCount",
     "count_dispatch",
     "count_saved_bytes",
@@ -40,13 +43,41 @@ __all__ = [
 
 @dataclass
 class OpStats:
-    """What one ATen operation contributed: calls, output elements, MACs and FLOPs."""
+    """What one ATen operation contributed: calls, output elements, MACs and FLOPs.
+
+    For an uncounted operation ``macs`` and ``flops`` stay 0 and ``estimated_macs`` is a
+    rough guess when its name says it is conv- or matmul-like (:func:`estimate_macs`)."""
 
     category: str
     calls: int = 0
     elements: int = 0
     macs: int = 0
     flops: int = 0
+    estimated_macs: int = 0
+
+
+#: Name fragments of ATen operations that multiply matrices or convolve (an uncounted one
+#: means the MAC total is low).
+MATMUL_LIKE = ("conv", "mm", "matmul", "linear", "attention", "rnn", "lstm", "gru", "einsum")
+
+
+def estimate_macs(name: str, args: Sequence[Any], elements: int) -> int:
+    """A rough MAC count of an uncounted conv- or matmul-like op (0 for any other op): output
+    elements times the contraction, guessed as a convolution weight's ``C_in/groups * k``
+    (a second argument of 3 or more dimensions) or else the first input's last dimension; for
+    attention (q, k, v first) the scores times ``E + Ev``."""
+    if not any(part in name for part in MATMUL_LIKE):
+        return 0
+    if "attention" in name and len(args) > 2 and all(isinstance(t, Tensor) for t in args[:3]):
+        q, k, v = args[0], args[1], args[2]  # (..., L, E), (..., S, E), (..., S, Ev)
+        return q.numel() // max(q.shape[-1], 1) * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    weight = args[1] if len(args) > 1 else None
+    if isinstance(weight, Tensor) and weight.dim() >= 3 and "conv" in name:
+        return elements * (weight.numel() // max(weight.shape[0], 1))
+    first = args[0] if args else None
+    if isinstance(first, Tensor) and first.dim() >= 1:
+        return elements * first.shape[-1]
+    return elements
 
 
 @dataclass
@@ -223,6 +254,7 @@ class _CountingMode(TorchDispatchMode):
                 stats = res.uncounted[name] = OpStats("uncounted")
             stats.calls += 1
             stats.elements += elements
+            stats.estimated_macs += estimate_macs(name, args, elements)
         if self.track_memory and not plan.mutable:
             for t in tensors:
                 if t._is_view():
@@ -259,11 +291,13 @@ def _scoped(mode: _CountingMode, model: nn.Module, se_types: tuple[type, ...]) -
 
     try:
         for name, child in model.named_children():
+            if not hookable(child):
+                continue
             handles.append(child.register_forward_pre_hook(enter_scope(name)))
             handles.append(child.register_forward_hook(exit_scope))
         if se_types:
             for module in model.modules():
-                if isinstance(module, se_types):
+                if isinstance(module, se_types) and hookable(module):
                     handles.append(module.register_forward_pre_hook(se_enter))
                     handles.append(module.register_forward_hook(se_exit))
         yield
@@ -289,6 +323,12 @@ def _saved_tensors_summed(model: nn.Module, result: DispatchCount) -> Iterator[N
 
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
         yield
+
+
+def hookable(module: nn.Module) -> bool:
+    """Whether forward hooks can be put on ``module``: a ``torch.jit.script``-ed module
+    refuses them (its work is then counted, but attributed to its caller)."""
+    return not isinstance(module, torch.jit.ScriptModule)
 
 
 def _unpack(t: Tensor) -> Tensor:
