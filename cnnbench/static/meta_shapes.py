@@ -35,7 +35,12 @@ def _dense(t: Tensor) -> bool:
 
 
 def _like(t: Tensor) -> Tensor:
-    return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=_META)
+    """A fresh tensor of ``t``'s shape in its layout (contiguous or channels-last), the strides
+    recomputed as an elementwise kernel does: a size-1 dimension's stride in ``t`` may be
+    anything (a slice of a wider tensor), the output's is the dense one."""
+    if t.is_contiguous():
+        return torch.empty(t.shape, dtype=t.dtype, device=_META)
+    return torch.empty(t.shape, dtype=t.dtype, device=_META, memory_format=torch.channels_last)
 
 
 def _float_meta(t: Any) -> bool:

@@ -204,7 +204,7 @@ def _rnn_op(kind: str) -> Callable[[Sequence[Any], Any], tuple[int, int]]:
     direction are ``w_ih, w_hh[, b_ih, b_hh]``."""
 
     def fn(args: Sequence[Any], out: Any) -> tuple[int, int]:
-        packed = isinstance(args[1], Tensor) and args[1].dim() == 1 and len(args) > 9
+        packed = isinstance(args[1], Tensor) and not args[1].is_floating_point()  # sizes
         x = args[0]
         params, biased = (args[3], args[4]) if packed else (args[2], args[3])
         rows = x.shape[0] if packed else x.numel() // x.shape[-1]
