@@ -580,6 +580,29 @@ def test_meta_shortcuts_match_pytorch_meta_kernels(name: str, train: int, layout
     assert {"aten.native_batch_norm.default", "aten.convolution.default"} <= set(mode.taken)
 
 
+@pytest.mark.parametrize("train", [0, 1])
+def test_meta_shortcuts_match_pytorch_on_attention_models(train: int) -> None:
+    """Transformer layouts: transposed token tensors, q/k/v slices of one qkv tensor, layer
+    norm on a transposed input, SDPA's math path (scaled q and k^T, bmm, _safe_softmax) and
+    nn.MultiheadAttention's."""
+    from tests import external_patterns as ext
+
+    taken: set[str] = set()
+    for model, shape in ((ext.TinyViT(), (1, 3, 32, 32)), (ext.MhaNet(), (2, 3, 32, 32))):
+        model = model.to("meta").train(bool(train))
+        mode = _CompareShortcuts()
+        with torch.enable_grad() if train else torch.no_grad(), mode:
+            model(torch.empty(shape, device="meta"))
+        assert mode.mismatches == [], type(model).__name__
+        taken = set(mode.taken) if isinstance(model, ext.TinyViT) else taken
+    assert {
+        "aten.native_layer_norm.default",
+        "aten.bmm.default",
+        "aten.mul.Scalar",
+        "aten._safe_softmax.default",
+    } <= taken
+
+
 _CAPTURED_TENSORS = {"_native_batch_norm_legit", "_native_batch_norm_legit_no_training"}
 
 

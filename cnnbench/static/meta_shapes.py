@@ -92,6 +92,8 @@ def _binary(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
     if a.shape == b.shape:
         if a.is_contiguous() and b.is_contiguous():
             return _like(a)
+        if a.stride() == b.stride() and _permuted_dense(a):
+            return torch.empty_strided(a.shape, a.stride(), dtype=a.dtype, device=_META)
         cl = torch.channels_last
         if a.dim() == 4 and a.is_contiguous(memory_format=cl) and b.is_contiguous(memory_format=cl):
             return _like(a)
@@ -247,6 +249,95 @@ def _convolution(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
     return torch.empty(shape, dtype=x.dtype, device=_META)
 
 
+def _permuted_dense(t: Tensor) -> bool:
+    """Non-overlapping and dense in some dimension order (a transposed or permuted view of a
+    contiguous tensor), every dimension longer than 1 so that the order is unambiguous."""
+    if any(n < 2 for n in t.shape):
+        return False
+    expected = 1
+    for stride, size in sorted(zip(t.stride(), t.shape, strict=True)):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _same_layout(t: Tensor) -> Tensor | None:
+    """A fresh tensor laid out as an elementwise kernel lays out its output for the single
+    tensor input ``t``: dense, with the dimensions in the order of ``t``'s strides (a slice
+    such as SDPA's q out of a qkv tensor included). None when that order is ambiguous (two
+    equal strides, a broadcast dimension of stride 0)."""
+    if _dense(t):
+        return _like(t)
+    strides = t.stride()
+    if 0 in strides or len(set(strides)) != len(strides):
+        return None
+    out = [0] * t.dim()
+    step = 1
+    for d in sorted(range(t.dim()), key=strides.__getitem__):
+        out[d] = step
+        step *= t.shape[d]
+    return torch.empty_strided(t.shape, out, dtype=t.dtype, device=_META)
+
+
+def _bmm(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
+    a, b = args[0], args[1]
+    if not (_float_meta(a) and _float_meta(b)) or a.dtype != b.dtype or a.dim() != 3:
+        return None
+    if b.dim() != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        return None
+    return torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype, device=_META)
+
+
+def _scalar_op(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
+    """``mul.Scalar`` / ``add.Scalar`` ...: a floating tensor and a real Python number (the
+    dtype stays; SDPA's math path scales q and k this way, k transposed)."""
+    x, b = args[0], args[1]
+    if not _float_meta(x) or not isinstance(b, (bool, int, float)) or kwargs:
+        return None
+    return _same_layout(x)
+
+
+def _clone(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
+    x = args[0]
+    if not _float_meta(x) or kwargs.get("memory_format") not in (None, torch.preserve_format):
+        return None
+    return _same_layout(x)
+
+
+def _softmax(args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor | None:
+    """``_softmax(x, dim, half_to_float=False)`` and ``_safe_softmax(x, dim, dtype=None)``:
+    an output like a contiguous input."""
+    x, dim = args[0], args[1]
+    extra = args[2] if len(args) > 2 else kwargs.get("dtype", kwargs.get("half_to_float"))
+    if extra not in (None, False) or not _float_meta(x) or not x.is_contiguous():
+        return None
+    if not -x.dim() <= dim < max(x.dim(), 1):
+        return None
+    return torch.empty(x.shape, dtype=x.dtype, device=_META)
+
+
+def _native_layer_norm(args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """(output, mean, rstd): the output contiguous whatever the input's layout (the kernel
+    normalises a contiguous copy), the statistics of shape ``leading dims + 1s``; float32
+    only (other dtypes keep their statistics in another type)."""
+    x, shape, weight, bias = args[0], list(args[1]), args[2], args[3]
+    if not (_float_meta(x) and x.dtype == torch.float32):
+        return None
+    n = len(shape)
+    if n == 0 or n > x.dim() or list(x.shape[x.dim() - n :]) != shape:
+        return None
+    for t in (weight, bias):
+        if t is not None and not (_float_meta(t) and t.dtype == x.dtype and list(t.shape) == shape):
+            return None
+    stats = [*x.shape[: x.dim() - n], *([1] * n)]
+    return (
+        torch.empty(x.shape, dtype=x.dtype, device=_META),
+        torch.empty(stats, dtype=x.dtype, device=_META),
+        torch.empty(stats, dtype=x.dtype, device=_META),
+    )
+
+
 _UNARY = ("relu", "hardtanh", "leaky_relu", "sigmoid", "silu", "hardsigmoid", "hardswish")
 _BINARY = ("add", "sub", "mul", "div")
 
@@ -257,6 +348,12 @@ META_SHAPES: dict[Any, Shape] = {
     **{getattr(aten, op).Tensor: _binary for op in _BINARY},
     **{getattr(aten, f"{op}_").Tensor: _inplace_binary(op != "div") for op in _BINARY},
     aten.native_batch_norm.default: _native_batch_norm,
+    aten.native_layer_norm.default: _native_layer_norm,
+    aten._softmax.default: _softmax,
+    aten._safe_softmax.default: _softmax,
+    aten.clone.default: _clone,
+    aten.bmm.default: _bmm,
+    **{getattr(aten, op).Scalar: _scalar_op for op in _BINARY},
     aten.mean.dim: _mean_dim,
     aten.addmm.default: _addmm_shape,
     aten.cat.default: _cat,
