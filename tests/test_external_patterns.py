@@ -274,3 +274,46 @@ def test_a_per_call_rule_override_ignores_or_replaces_a_rule() -> None:
     )
     assert doubled.macs == 3 * 2  # three convolution calls
     assert count_dispatch(model, [x]).macs == plain.macs  # the table itself is unchanged
+
+
+def test_every_pattern_gets_a_timed_row() -> None:
+    """Patterns that share an input shape are timed together in one ``compare`` (tiny budget,
+    no memory child): every row is measured, with the hand-counted MACs beside its time."""
+    import cnnbench
+
+    groups: dict[tuple[int, ...], list[Pattern]] = {}
+    for p in PATTERNS:
+        groups.setdefault(p.shape, []).append(p)
+    for shape, group in groups.items():
+        models = [_model(p) for p in group]
+        run = cnnbench.compare(
+            models, example_inputs=torch.randn(shape), budget=0.01, cpu_memory=False, threads=1
+        )
+        assert len(run.results) == len(group)
+        for p, row in zip(group, run.results, strict=True):
+            assert row.status == "ok", (p.name, row.error)
+            assert row.latency_ms_median is not None and row.latency_ms_median > 0
+            assert row.macs == p.macs and row.params == p.params, p.name
+
+
+def test_an_internal_error_exits_3_with_a_pointer_to_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug inside cnnbench (here: the static counter raising a plain Exception) is exit 3
+    and one line naming --debug, never exit 1 (the gate's regression code) or a traceback."""
+    import sys
+
+    from cnnbench.cli import main as cli_entry
+    from cnnbench.static import profile as profile_module
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise KeyError("an internal table lost a row")
+
+    monkeypatch.setattr(profile_module, "stage_list", broken)
+    monkeypatch.setattr(sys, "argv", ["cnnbench", "info", "lenet5"])
+    with pytest.raises(SystemExit) as exited:
+        cli_entry()
+    assert exited.value.code == 3
+    err = capsys.readouterr().err
+    assert "internal error" in err and "--debug" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
