@@ -324,3 +324,34 @@ def test_comparison_flops_equal_the_profile_and_reuse_it(monkeypatch: pytest.Mon
     assert all(m.training for m in model.modules())
     with pytest.raises(UsageError, match="profile is for input 1x3x64x64"):
         prof.dispatch_for([torch.randn(1, 3, 32, 32)])
+
+
+def test_the_torch_counter_is_one_number_on_meta_and_real_models() -> None:
+    """`--counter torch` (the profile, on meta) and the torch column of the comparison (a real
+    model and input) agree, also for attention, whose fused CPU kernel FlopCounterMode has no
+    formula for; the comparison names what it missed as the MAC-carrying operators."""
+    from tests import external_patterns as ext
+
+    torch.manual_seed(0)
+    model = ext.TinyViT().eval()
+    x = [torch.randn(1, 3, 32, 32)]
+    on_meta = profile_static(model, input_size=(3, 32, 32), counter="torch", train_memory=False)
+    comparison = compare_counters(model, x, backends=("cnnbench", "torch"))
+    assert comparison.reports["torch"].macs == on_meta.macs == comparison.reports["cnnbench"].macs
+    assert comparison.warnings == []
+
+
+def test_the_comparison_names_the_missing_mac_carrying_operator() -> None:
+    from tests import external_patterns as ext
+
+    torch.manual_seed(0)
+    model = ext.TinyViT().eval()
+    comparison = compare_counters(
+        model, [torch.randn(1, 3, 32, 32)], backends=("cnnbench", "fvcore")
+    )
+    (warning,) = comparison.warnings
+    # fvcore has no handle for SDPA: 2 blocks x (2 heads x 16 x 16 scores) x (16 + 16) MACs
+    assert comparison.reports["cnnbench"].macs - comparison.reports["fvcore"].macs == 32_768
+    assert warning.endswith(
+        "MAC-carrying operations it did not count: scaled_dot_product_attention"
+    )
