@@ -317,3 +317,25 @@ def test_an_internal_error_exits_3_with_a_pointer_to_debug(
     err = capsys.readouterr().err
     assert "internal error" in err and "--debug" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_info_depth_2_works_on_a_data_dependent_model() -> None:
+    """`info MODEL --depth 2` falls back to real tensors as plain `info` does (the model's
+    ``.item()`` cannot run on the meta device)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cnnbench.cli import app
+
+    spec = "tests/external_patterns.py:DynamicFused"
+    args = ["info", spec, "--input-size", "3,16,16", "--json"]
+    result = CliRunner().invoke(app, [*args, "--depth", "2"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["macs"] == DYN_MACS
+    layers = {r["name"]: r for r in row["layers"]}
+    assert sum(r["macs"] for r in row["layers"] if r["depth"] == 1) == DYN_MACS
+    assert layers["lstm"]["macs"] == 256 * (4 * 64 * 32 + 4 * 64 * 64)
+    assert layers["mha"]["macs"] == 3 * 256 * 32 * 32 + 2 * 256 * 256 * 32 + 256 * 32 * 32
+    assert "counted on real CPU tensors" in (row["notes"] or "")
