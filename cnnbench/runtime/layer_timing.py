@@ -49,7 +49,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from cnnbench.results import LayerCost
 from cnnbench.runtime.roofline import classify
 from cnnbench.runtime.roofs import Roofs, bandwidth_table
-from cnnbench.runtime.timing import _RAW_TO_MS, _loop_for, median_ci, percentile, warm_up
+from cnnbench.runtime.timing import _RAW_TO_MS, _loop_for, median_ci, percentile
 from cnnbench.spec import ExampleInputs
 
 __all__ = [
@@ -165,8 +165,8 @@ def interleaved_samples(
 ) -> tuple[dict[str, list[list[float]]], int, str]:
     """Time each ``(name, callable)`` in interleaved shuffled rounds of short blocks: per name,
     one list of samples (ms per call) per round; plus the rounds run and the stop reason
-    (``ci``, ``budget`` or ``max_rounds``). Each callable is warmed up first (a share of the
-    budget); a block lasts about 20 ms (at least one call); on CUDA a sample is the time
+    (``ci``, ``budget`` or ``max_rounds``). Each callable is warmed up first (one call, then
+    timed calls filling its share of 20% of the budget); a block lasts about 20 ms (at least one call); on CUDA a sample is the time
     between CUDA events around the call.
 
     To be moved onto the engine's block loop at merge: this is the same schedule as the
@@ -177,10 +177,16 @@ def interleaved_samples(
     loop = _loop_for(dev)
     raw_to_ms = _RAW_TO_MS[dev.type]
     started = time.perf_counter()
-    warm_each = budget_s * _WARMUP_SHARE / max(len(rows), 1)
+    warm_each_ms = budget_s * _WARMUP_SHARE / max(len(rows), 1) * 1000
     counts = {}
     for name, fn in rows:
-        _, _, estimate_ms = warm_up(fn, device=dev, budget_s=warm_each, max_warmup=50)
+        # one untimed call, then timed calls until they fill the row's share of the warm-up
+        # budget (at least one, at most 50); the fastest is the per-call estimate
+        loop(fn, 1, [], None, time.perf_counter_ns, None)
+        probe: list[float] = []
+        while not probe or (sum(probe) * raw_to_ms < warm_each_ms and len(probe) < 50):
+            loop(fn, max(1, len(probe)), probe, None, time.perf_counter_ns, None)
+        estimate_ms = min(probe) * raw_to_ms
         counts[name] = max(1, round(_BLOCK_S * 1000 / max(estimate_ms, 1e-6)))
     deadline = started + budget_s
     rng = random.Random(seed)
