@@ -153,6 +153,10 @@ def test_annotate_layers_fills_the_measured_fields(toy_times) -> None:
     assert out[2].time_ms is not None and out[2].bytes is None  # (other): time only
     assert out[3].time_ms is None  # no timing row
     assert costs[0].time_ms is None  # the inputs are not modified
+    # without a static (other) row, the measured one is added
+    added = annotate_layers(costs[:2], toy_times, env, batch_size=4)
+    assert [r.name for r in added] == ["a", "b", OTHER]
+    assert added[2].time_ms == toy_times.row(OTHER).median_ms
     with pytest.raises(ValueError, match="bf16"):
         annotate_layers(costs, toy_times, env, dtype="bf16")
 

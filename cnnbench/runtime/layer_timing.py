@@ -473,7 +473,8 @@ def annotate_layers(
     ``gbps_achieved``, ``bound`` and ``roof_fraction``. The static rows count per image; their
     FLOPs are multiplied by ``batch_size``. ``roofs`` is a :class:`Roofs` or a run's
     environment dict; ``dtype`` picks its compute peak (the dtype that ran). The ``(other)``
-    row gets its time only (its bytes are unknown)."""
+    row gets its time only (its bytes are unknown), and is added when the static rows have
+    none (nothing counted outside the children, time spent there all the same)."""
     rows = timings.rows if isinstance(timings, LayerTimes) else timings
     by_name = {r.name: r for r in rows}
     env = roofs.environment() if isinstance(roofs, Roofs) else roofs
@@ -509,4 +510,14 @@ def annotate_layers(
             row.bound = b.bound
             row.roof_fraction = b.roof_fraction
         out.append(row)
+    other = by_name.get(OTHER)
+    if other is not None and all(c.name != OTHER for c in layer_costs):
+        # nothing was counted outside the children, but the time outside them is measured
+        out.append(
+            LayerCost(
+                OTHER, "", 1, [], params=0, macs=0, flops=0,
+                time_ms=other.median_ms, time_ms_ci_low=other.ci_low_ms,
+                time_ms_ci_high=other.ci_high_ms,
+            )
+        )  # fmt: skip
     return out
