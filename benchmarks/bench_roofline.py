@@ -61,7 +61,7 @@ def _load() -> str:
 
 
 def _ms(v: float) -> str:
-    return f"{v * 1000:.1f} µs" if v < 0.1 else f"{v:.3g} ms"
+    return f"{v * 1000:.1f} µs" if abs(v) < 0.1 else f"{v:.4g} ms"
 
 
 def _ci(lo: float, hi: float) -> str:

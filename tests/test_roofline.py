@@ -45,6 +45,9 @@ def test_bandwidth_for_picks_the_smallest_size_that_holds_the_working_set() -> N
     assert bandwidth_for(1 << 30, BW) == (256 << 20, 10.0)  # beyond every size: DRAM
     with pytest.raises(ValueError):
         bandwidth_for(1, {})
+    # a dip at 1 MiB (a busy machine) does not put that roof below the larger sizes'
+    dip = {32 << 10: 100.0, 1 << 20: 2.0, 256 << 20: 10.0}
+    assert bandwidth_for(40_000, dip) == (1 << 20, 10.0)
 
 
 def test_compute_bound_row() -> None:

@@ -565,8 +565,17 @@ def roofline_svg(results: Sequence[Result], roofs: Mapping[str, Any] | None = No
     colors = _model_colors([r for r, _ in chosen])
     total = max(sum(layer.time_ms or 0.0 for layer in rows) for _, rows in chosen)
     for r, rows in chosen:
-        for layer in sorted(rows, key=lambda layer: -(layer.time_ms or 0.0)):
+        for rank, layer in enumerate(sorted(rows, key=lambda layer: -(layer.time_ms or 0.0))):
             radius = 3 + 22 * math.sqrt((layer.time_ms or 0.0) / total)
+            if rank < 6:  # name the slowest rows
+                body.append(
+                    _text(
+                        xa.pos(layer.intensity) + radius + 3,
+                        ya.pos(layer.gflops_achieved) + 4,
+                        layer.name,
+                        font_size=11,
+                    )
+                )
             body.append(
                 f'<circle class="point" cx="{xa.pos(layer.intensity):.1f}" '
                 f'cy="{ya.pos(layer.gflops_achieved):.1f}" r="{radius:.1f}" '

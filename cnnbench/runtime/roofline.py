@@ -6,7 +6,7 @@ moves at least ``bytes`` bytes and issues ``ops`` operator calls cannot take les
 * the compute floor ``flops / peak`` (the matmul peak of the dtype that ran),
 * the bandwidth floor ``bytes / bandwidth(working set)``, where the bandwidth is the measured
   roof of the smallest measured working-set size that holds ``bytes`` (the largest size, i.e.
-  DRAM, when it exceeds every size), and
+  DRAM, when it exceeds every size; never below the roof of a larger size), and
 * the overhead floor ``ops x call_overhead``.
 
 Conventions:
@@ -80,13 +80,15 @@ def intensity(flops: float, nbytes: float) -> float | None:
 
 def bandwidth_for(nbytes: int, bandwidth_gbps: Mapping[int, float]) -> tuple[int, float]:
     """(size, GB/s) of the roof for a working set of ``nbytes``: the smallest measured size
-    that holds it, else the largest size (DRAM)."""
+    that holds it (else the largest size, DRAM), with the best bandwidth measured at that size
+    or any larger one: data that fits a cache level streams at least as fast as a larger set,
+    so a dip in the measurement (a busy machine) does not lower a cache roof below DRAM's."""
     if not bandwidth_gbps:
         raise ValueError("no bandwidth roofs")
     sizes = sorted(bandwidth_gbps)
-    i = bisect.bisect_left(sizes, nbytes)
-    size = sizes[min(i, len(sizes) - 1)]
-    return size, bandwidth_gbps[size]
+    i = min(bisect.bisect_left(sizes, nbytes), len(sizes) - 1)
+    size = sizes[i]
+    return size, max(bandwidth_gbps[s] for s in sizes[i:])
 
 
 def classify(
