@@ -57,7 +57,7 @@ class Toy(nn.Module):
 @pytest.fixture(scope="module")
 def toy_times():
     torch.manual_seed(0)
-    return time_layers(Toy(), torch.randn(4, 8), depth=2, budget_s=2.5, target_ci=0.05)
+    return time_layers(Toy(), torch.randn(4, 8), depth=2, budget_s=1.5, target_ci=0.05)
 
 
 def test_rows_capture_every_call_and_the_known_costs(toy_times) -> None:
@@ -65,12 +65,13 @@ def test_rows_capture_every_call_and_the_known_costs(toy_times) -> None:
     assert names == ["a", "b", "b.0", "b.1", OTHER]  # `unused` was never called: no row
     a, b, b0, b1, other = toy_times.rows
     assert (a.calls, b.calls, b0.calls, a.depth, b0.depth) == (2, 1, 1, 1, 2)
-    # busy loops: a median is at least the spin time; the upper bounds are loose because a
-    # shared machine preempts a spinning process past its deadline
+    # busy loops: a median is at least the spin time (in ms, not s or us); the upper bounds
+    # only catch unit errors, because a loaded machine preempts a spinning process past its
+    # deadline (5x at a load of 7 on 2 cores)
     for row, ms in ((a, 2.0), (b, 1.5), (b0, 0.5), (b1, 1.0)):
-        assert ms <= row.median_ms < ms * 3 + 1.0, (row.name, row.median_ms)
+        assert ms <= row.median_ms < ms * 50, (row.name, row.median_ms)
         assert row.ci_low_ms <= row.median_ms <= row.ci_high_ms
-    assert 4.0 <= toy_times.end_to_end.median_ms < 4.0 * 3 + 1.0
+    assert 4.0 <= toy_times.end_to_end.median_ms < 4.0 * 50
     assert other.ci_low_ms <= other.median_ms <= other.ci_high_ms
 
 
@@ -79,13 +80,16 @@ def test_bytes_and_ops_of_a_row(toy_times) -> None:
     # two calls, each reads a 4x8 fp32 input and writes a 4x8 output; no parameters
     assert (a.input_bytes, a.output_bytes, a.param_bytes) == (2 * 128, 2 * 128, 0)
     assert a.ops == 2  # one add per call
+    # a parent counts its children's calls, not the copies the capture makes of their inputs
+    assert toy_times.row("b").ops == 2
+    assert toy_times.end_to_end.ops == 4
     assert not a.in_place
 
 
 def test_reconciliation_sums_the_depth_one_rows(toy_times) -> None:
     rec = toy_times.reconciliation
     assert rec.rounds == toy_times.rounds >= 5
-    assert 3.5 <= rec.rows_sum_ms < 3.5 * 3 + 1.0  # a twice + b
+    assert 3.5 <= rec.rows_sum_ms < 3.5 * 50  # a twice + b
     # (other) is the median over rounds of end-to-end minus the depth-1 rows of that round
     a, b, whole = toy_times.row("a"), toy_times.row("b"), toy_times.end_to_end
     per_round = sorted(

@@ -234,11 +234,13 @@ class _OpCounter(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self.enabled = True  # off while the capture hooks copy arguments
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         out = func(*args, **(kwargs or {}))
-        if isinstance(out, Tensor) or (
-            isinstance(out, tuple | list) and out and isinstance(out[0], Tensor)
+        if self.enabled and (
+            isinstance(out, Tensor)
+            or (isinstance(out, tuple | list) and out and isinstance(out[0], Tensor))
         ):
             self.count += 1
         return out
@@ -279,7 +281,11 @@ def _capturing(model: nn.Module, depth: int, counter: _OpCounter) -> Iterator[di
 
     def pre(cap: _Capture) -> Callable[..., None]:
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            cap.calls.append((_copy(args), _copy(kwargs)))
+            counter.enabled = False
+            try:
+                cap.calls.append((_copy(args), _copy(kwargs)))
+            finally:
+                counter.enabled = True
             cap.row.input_bytes += _nbytes(_tensors((args, kwargs)))
             cap.ops_started.append(counter.count)
 
