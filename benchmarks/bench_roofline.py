@@ -136,6 +136,8 @@ def known_kernels(roofs: Roofs, budget_s: float) -> list[str]:
             bandwidth_gbps=roofs.bandwidth_gbps,
             call_overhead_us=env["call_overhead_us"],
             ops=max(t.ops, 1),
+            calls=t.calls,
+            module_call_us=env["module_call_overhead_us"],
         )
         ok = "met" if b.bound == expected else "NOT met"
         lines.append(
@@ -325,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Measured in {roofs_s:.1f} s (`machine_roofs(refresh=True)`).",
         "",
         f"- compute peak: {', '.join(f'{k} {v:.3g} GFLOP/s' for k, v in env['peak_gflops'].items())}",
-        f"- call overhead: {env['call_overhead_us']:.2f} µs per torch call",
+        f"- call overhead: {env['call_overhead_us']:.2f} µs per torch call, "
+        f"{env['module_call_overhead_us']:.2f} µs per module call",
         "",
         "| working set | copy GB/s | triad GB/s | roof GB/s |",
         "|---:|---:|---:|---:|",

@@ -16,6 +16,7 @@ from cnnbench.runtime.roofs import (
     machine_roofs,
     measure_bandwidth,
     measure_call_overhead,
+    measure_module_overhead,
 )
 
 # --------------------------------------------------------------------------- roofline math
@@ -93,6 +94,16 @@ def test_overhead_bound_row_and_cache_roof() -> None:
     assert b.roof_fraction == pytest.approx(4096 / 100e9 * 1e3 / 0.050)
 
 
+def test_module_calls_add_to_the_overhead_floor() -> None:
+    # 1 op at 2 us + 2 module calls at 3 us = 8 us; 20 us <= 3 x 8 us -> overhead, 8/20
+    b = classify(
+        0.020, 1.0, 8, peak_gflops=100.0, bandwidth_gbps=BW, call_overhead_us=2.0,
+        ops=1, calls=2, module_call_us=3.0,
+    )  # fmt: skip
+    assert b.overhead_floor_ms == pytest.approx(0.008)
+    assert b.bound == "overhead" and b.roof_fraction == pytest.approx(0.4)
+
+
 def test_classify_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         classify(0.0, 1.0, 1, peak_gflops=1.0, bandwidth_gbps=BW, call_overhead_us=1.0)
@@ -106,6 +117,7 @@ def test_classify_rejects_nonsense() -> None:
 def test_call_overhead_is_plausible() -> None:
     us = measure_call_overhead("cpu")
     assert 0.1 < us < 1000.0  # a torch call costs microseconds, not nano- or milliseconds
+    assert 0.05 < measure_module_overhead("cpu") < 1000.0
 
 
 def test_bandwidth_structure_and_plausibility() -> None:
@@ -132,6 +144,7 @@ def _fake_measurements(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> Non
 
     monkeypatch.setattr(roofs_mod, "measure_bandwidth", bandwidth)
     monkeypatch.setattr(roofs_mod, "measure_call_overhead", lambda device: 4.0)
+    monkeypatch.setattr(roofs_mod, "measure_module_overhead", lambda device: 1.5)
     monkeypatch.setattr(roofs_mod, "machine_peak", peak)
 
 
@@ -147,6 +160,7 @@ def test_roofs_are_cached_per_machine_as_data(
         "peak_gflops": {"fp32": 50.0},
         "bandwidth_gbps": {"1024": 12.0, "2048": 5.0},
         "call_overhead_us": 4.0,
+        "module_call_overhead_us": 1.5,
     }
     assert bandwidth_table(r.environment()) == r.bandwidth_gbps
     record = json.loads(path.read_text())[r.key]
@@ -168,6 +182,7 @@ def test_roofs_are_cached_per_machine_as_data(
         lambda rec: rec["bandwidth_gbps"].update({"1024": -1.0}),
         lambda rec: rec["bandwidth_gbps"].update({"big": 1.0}),
         lambda rec: rec.update(peak_gflops=[1, 2]),
+        lambda rec: rec.pop("module_call_us"),
     ],
 )
 def test_a_cache_entry_that_does_not_match_the_schema_is_measured_again(

@@ -489,6 +489,7 @@ def annotate_layers(
         raise ValueError(f"no compute peak for {dtype!r} in the roofs (have {sorted(peaks)})")
     bandwidth = bandwidth_table(env)
     overhead_us = float(env["call_overhead_us"])
+    module_us = float(env.get("module_call_overhead_us", 0.0))
     out = []
     for cost in layer_costs:
         t = by_name.get(cost.name)
@@ -508,6 +509,8 @@ def annotate_layers(
                 bandwidth_gbps=bandwidth,
                 call_overhead_us=overhead_us,
                 ops=max(t.ops, 1),
+                calls=t.calls,
+                module_call_us=module_us,
             )
             row.bytes = t.bytes
             row.intensity = b.intensity

@@ -7,7 +7,8 @@ moves at least ``bytes`` bytes and issues ``ops`` operator calls cannot take les
 * the bandwidth floor ``bytes / bandwidth(working set)``, where the bandwidth is the measured
   roof of the smallest measured working-set size that holds ``bytes`` (the largest size, i.e.
   DRAM, when it exceeds every size; never below the roof of a larger size), and
-* the overhead floor ``ops x call_overhead``.
+* the overhead floor ``ops x call_overhead + calls x module_call_overhead`` (a row is
+  ``calls`` module calls issuing ``ops`` operator calls).
 
 Conventions:
 
@@ -100,11 +101,13 @@ def classify(
     bandwidth_gbps: Mapping[int, float],
     call_overhead_us: float,
     ops: int = 1,
+    calls: int = 0,
+    module_call_us: float = 0.0,
     overhead_factor: float = OVERHEAD_FACTOR,
 ) -> RowBound:
     """The bound of one row measured at ``time_ms`` (see the module docstring). ``flops`` and
     ``nbytes`` are per timed call (the whole batch); ``ops`` is the number of operator calls
-    the row issues."""
+    the row issues, ``calls`` the module calls around them (``module_call_us`` each)."""
     if time_ms <= 0:
         raise ValueError("time_ms must be > 0")
     if peak_gflops <= 0 or call_overhead_us <= 0:
@@ -112,7 +115,7 @@ def classify(
     size, gbps_roof = bandwidth_for(nbytes, bandwidth_gbps)
     compute_ms = flops / (peak_gflops * 1e9) * 1e3
     bandwidth_ms = nbytes / (gbps_roof * 1e9) * 1e3
-    overhead_ms = max(ops, 1) * call_overhead_us / 1e3
+    overhead_ms = (max(ops, 1) * call_overhead_us + max(calls, 0) * module_call_us) / 1e3
     if time_ms <= overhead_factor * overhead_ms:
         bound, floor = "overhead", overhead_ms
     elif compute_ms >= bandwidth_ms:

@@ -14,7 +14,9 @@ Conventions:
   a layer of that working set meets. ``bandwidth_gbps[S]`` is the better of the two kernels,
   in GB/s (10^9 bytes/s) at the median time.
 * **Call overhead** is the median time of one ``torch.add`` of two one-element tensors with
-  ``out=``, in microseconds: the framework's fixed cost of an operator call.
+  ``out=``, in microseconds: the framework's fixed cost of an operator call. The
+  **module-call overhead** is the median time of calling an ``nn.Identity`` (no operator):
+  what ``module(x)`` adds around the operators of a layer.
 * **Compute peak** per dtype is :func:`cnnbench.runtime.peak.machine_peak` (a square matmul,
   ``2 n^3`` FLOPs), not measured again here.
 
@@ -56,10 +58,11 @@ __all__ = [
     "machine_roofs",
     "measure_bandwidth",
     "measure_call_overhead",
+    "measure_module_overhead",
 ]
 
 #: Version of the cached record; a cached entry with another version is measured again.
-SCHEMA = 1
+SCHEMA = 2
 
 #: Working-set sizes in bytes at which bandwidth is measured (cache levels to DRAM).
 SIZES: tuple[int, ...] = tuple(k << 10 for k in (32, 256, 1024, 4096, 16384, 65536, 262144))
@@ -75,7 +78,7 @@ class Roofs:
     """Measured roofs of one device: ``peak_gflops`` per dtype name (GFLOP/s),
     ``bandwidth_gbps`` per working-set size in bytes (GB/s, better of copy and triad),
     ``copy_gbps``/``triad_gbps`` per size, ``call_overhead_us`` (microseconds per operator
-    call), when they were measured (``measured_at``, Unix seconds) and in how long
+    call), ``module_call_us`` (microseconds per ``nn.Module`` call around its operators), when they were measured (``measured_at``, Unix seconds) and in how long
     (``measure_s``)."""
 
     device: str
@@ -85,6 +88,7 @@ class Roofs:
     copy_gbps: dict[int, float]
     triad_gbps: dict[int, float]
     call_overhead_us: float
+    module_call_us: float = 0.0
     measured_at: float = 0.0
     measure_s: float = 0.0
     key: str = ""
@@ -97,6 +101,7 @@ class Roofs:
             "peak_gflops": dict(self.peak_gflops),
             "bandwidth_gbps": {str(k): v for k, v in sorted(self.bandwidth_gbps.items())},
             "call_overhead_us": self.call_overhead_us,
+            "module_call_overhead_us": self.module_call_us,
         }
 
 
@@ -183,6 +188,16 @@ def measure_call_overhead(device: str | torch.device = "cpu") -> float:
     return stats.median_ms * 1000.0
 
 
+def measure_module_overhead(device: str | torch.device = "cpu") -> float:
+    """Median microseconds of one call of an ``nn.Identity`` (the module machinery alone)."""
+    dev = torch.device(device)
+    module = torch.nn.Identity()
+    with torch.inference_mode():
+        x = torch.ones(1, device=dev)
+        stats = measure(lambda: module(x), device=dev, budget_s=0.1, min_iters=50, max_warmup=200)
+    return stats.median_ms * 1000.0
+
+
 # --------------------------------------------------------------------------- cache
 
 
@@ -233,6 +248,9 @@ def _from_record(record: Any) -> Roofs | None:
         return None
     if not isinstance(threads, int):
         return None
+    module_us = record.get("module_call_us")
+    if not isinstance(module_us, (int, float)) or not math.isfinite(module_us) or module_us < 0:
+        return None
     notes = record.get("notes", [])
     return Roofs(
         device=device,
@@ -242,6 +260,7 @@ def _from_record(record: Any) -> Roofs | None:
         copy_gbps=maps["copy_gbps"],  # type: ignore[arg-type]
         triad_gbps=maps["triad_gbps"],  # type: ignore[arg-type]
         call_overhead_us=float(overhead),
+        module_call_us=float(module_us),
         measured_at=float(record.get("measured_at", 0.0) or 0.0),
         measure_s=float(record.get("measure_s", 0.0) or 0.0),
         key=str(record.get("key", "")),
@@ -317,6 +336,7 @@ def machine_roofs(
             copy_gbps=copy,
             triad_gbps=triad,
             call_overhead_us=measure_call_overhead(dev),
+            module_call_us=measure_module_overhead(dev),
             measured_at=time.time(),
             measure_s=time.perf_counter() - started,
             key=key,
