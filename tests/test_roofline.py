@@ -85,13 +85,18 @@ def test_overhead_bound_row_and_cache_roof() -> None:
     assert b.bound == "overhead"
     assert b.roof_fraction == pytest.approx(0.375)
     assert b.roof_gbps == 100.0  # 4 KiB fits the 32 KiB roof
-    # the same row at 50 us (> 45 us) is no longer overhead-bound: the bandwidth floor
-    # 4096 / 100e9 s beats the compute floor 1000 / 100e9 s.
+    # the same row at 1 ms is far beyond 3 overhead floors, but its compute (10 ns) and
+    # bandwidth (41 ns) floors are lower still: overhead remains the highest floor
     b = classify(
-        0.050, 1000.0, 4096, peak_gflops=100.0, bandwidth_gbps=BW, call_overhead_us=5.0, ops=3
+        1.0, 1000.0, 4096, peak_gflops=100.0, bandwidth_gbps=BW, call_overhead_us=5.0, ops=3
     )
-    assert b.bound == "bandwidth"
-    assert b.roof_fraction == pytest.approx(4096 / 100e9 * 1e3 / 0.050)
+    assert b.bound == "overhead" and b.roof_fraction == pytest.approx(0.015)
+    # 1 MB at 100 us: bandwidth floor 1e6 / 50e9 s = 20 us beats the 15 us overhead floor
+    b = classify(
+        0.100, 1000.0, 1_000_000, peak_gflops=100.0, bandwidth_gbps=BW, call_overhead_us=5.0,
+        ops=3,
+    )  # fmt: skip
+    assert b.bound == "bandwidth" and b.roof_fraction == pytest.approx(0.2)
 
 
 def test_module_calls_add_to_the_overhead_floor() -> None:
@@ -171,7 +176,7 @@ def test_roofs_are_cached_per_machine_as_data(
     assert again == r
     both = machine_roofs("cpu", ["fp32", "bf16"], cache=path)
     assert both.peak_gflops == {"fp32": 50.0, "bf16": 20.0}
-    assert calls == ["peak:fp32", "bandwidth", "peak:bf16"]
+    assert calls == ["peak:fp32", "peak:fp32", "bandwidth", "peak:bf16", "peak:bf16"]
 
 
 @pytest.mark.parametrize(
@@ -206,5 +211,5 @@ def test_unreadable_cache_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "roofs.json"
     path.write_text("not json {")
     r = machine_roofs("cpu", ["fp32"], cache=path)
-    assert isinstance(r, Roofs) and calls == ["peak:fp32", "bandwidth"]
+    assert isinstance(r, Roofs) and calls == ["peak:fp32", "peak:fp32", "bandwidth"]
     assert json.loads(path.read_text())[r.key]["call_overhead_us"] == 4.0

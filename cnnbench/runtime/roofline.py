@@ -18,9 +18,10 @@ Conventions:
   cannot hold, im2col buffers and write-allocate traffic are not counted, so achieved GB/s is
   a lower bound too.
 * ``intensity = flops / bytes`` in FLOP per byte; one multiply-accumulate is two FLOPs.
-* The bound of a row is ``overhead`` when its measured time is within
-  :data:`OVERHEAD_FACTOR` overhead floors; otherwise ``compute`` or ``bandwidth``, whichever
-  floor is higher (the roof the row's intensity puts it under, not a guess from its time).
+* The bound of a row is ``overhead`` when the overhead floor is the highest of the three or
+  its measured time is within :data:`OVERHEAD_FACTOR` overhead floors; otherwise ``compute``
+  or ``bandwidth``, whichever floor is higher (the roof the row's intensity puts it under,
+  not a guess from its time).
   ``roof_fraction`` is that floor over the measured time: 1.0 is the roof, 0.1 means the row
   ran ten times slower than the roof allows.
 """
@@ -116,7 +117,7 @@ def classify(
     compute_ms = flops / (peak_gflops * 1e9) * 1e3
     bandwidth_ms = nbytes / (gbps_roof * 1e9) * 1e3
     overhead_ms = (max(ops, 1) * call_overhead_us + max(calls, 0) * module_call_us) / 1e3
-    if time_ms <= overhead_factor * overhead_ms:
+    if time_ms <= overhead_factor * overhead_ms or overhead_ms >= max(compute_ms, bandwidth_ms):
         bound, floor = "overhead", overhead_ms
     elif compute_ms >= bandwidth_ms:
         bound, floor = "compute", compute_ms
