@@ -309,8 +309,8 @@ def machine_roofs(
     """This machine's roofs for ``device`` (cached per machine fingerprint; see the module
     docstring). ``dtypes`` default to fp32 on CPU (pass the run's AMP dtype too), fp32/fp16/
     bf16 on CUDA; a dtype missing from a cached entry is measured and added. ``cache``
-    replaces the cache file
-    (tests); an unwritable cache is not an error (the roofs are returned, not stored)."""
+    replaces the cache file (tests); an unwritable cache is not an error (the roofs are
+    returned, not stored)."""
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
