@@ -94,6 +94,16 @@ class LayerCost:
     flops: int
     activation_bytes: int = 0  # bytes of its outputs, all calls
     calls: int = 0
+    # measured (per-layer timing, runtime.layer_timing.annotate_layers): per forward of the batch
+    time_ms: float | None = None
+    time_ms_ci_low: float | None = None
+    time_ms_ci_high: float | None = None
+    bytes: int | None = None  # traffic lower bound: inputs + outputs + parameters once
+    intensity: float | None = None  # FLOP per byte
+    gflops_achieved: float | None = None
+    gbps_achieved: float | None = None
+    bound: str | None = None  # compute | bandwidth | overhead
+    roof_fraction: float | None = None  # the applicable roof's floor / measured time
 
 
 @dataclass

@@ -11,19 +11,21 @@ HTML), or ``None`` when the chart does not apply (no runtime data, no stages, no
 * ``se``: parameters inside SE blocks per stage, for the models that have SE blocks.
 * ``accuracy-cost``: cited top-1 (from the zoo's metadata) against measured latency (CI error
   bars) and against MACs, Pareto front marked, for rows of zoo models that have a cited value.
+* ``roofline``: per-layer intensity against achieved GFLOP/s with the measured roofs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from cnnbench.report import format as fmt
 from cnnbench.report.format import config_label, varying_config
-from cnnbench.results import Result
+from cnnbench.report.time_goes import partition
+from cnnbench.results import LayerCost, Result
 
 __all__ = [
     "CHARTS",
@@ -33,6 +35,7 @@ __all__ = [
     "all_charts",
     "latency_vs_macs_svg",
     "pareto_front",
+    "roofline_svg",
     "se_overhead_svg",
     "stage_bars_svg",
     "stage_results",
@@ -615,6 +618,111 @@ def accuracy_vs_cost_svg(results: Sequence[Result]) -> str | None:
     return _svg(pw * len(panels), height, "Cited accuracy vs measured cost", body)
 
 
+# --------------------------------------------------------------------------- roofline
+
+
+def _roofline_rows(r: Result) -> list[LayerCost]:
+    return [
+        layer
+        for layer in partition(r.layers)
+        if layer.intensity and layer.gflops_achieved and layer.time_ms and layer.time_ms > 0
+    ]
+
+
+def roofline_svg(results: Sequence[Result], roofs: Mapping[str, Any] | None = None) -> str | None:
+    """Log-log arithmetic intensity (FLOP/byte) against achieved GFLOP/s, one point per layer
+    row of the finest partition (area proportional to its time), with the measured roofs:
+    ``roofs`` is a run's environment (``peak_gflops`` per dtype, ``bandwidth_gbps`` per
+    working-set size); without it only the rows' ``peak_gflops`` is drawn. None when no row
+    has per-layer time."""
+    chosen = [(r, rows) for r in results if (rows := _roofline_rows(r))]
+    if not chosen:
+        return None
+    peaks: dict[str, float] = {}
+    bandwidth: dict[int, float] = {}
+    if roofs is not None:
+        peaks = {str(k): float(v) for k, v in roofs.get("peak_gflops", {}).items()}
+        bandwidth = {int(k): float(v) for k, v in roofs.get("bandwidth_gbps", {}).items()}
+    for r, _ in chosen:
+        if r.peak_gflops and not peaks:
+            peaks[r.autocast_dtype or r.precision] = r.peak_gflops
+    xs = [layer.intensity for _, rows in chosen for layer in rows]
+    ys = [layer.gflops_achieved for _, rows in chosen for layer in rows]
+    top = max([*ys, *peaks.values()])
+    width, height = 880, 540
+    xa = _Axis(min(xs) / 3, max(xs) * 3, True, 80, width - 170)
+    ya = _Axis(min(ys) / 3, top * 3, True, height - 70, 70)
+    body = _frame(xa, ya, "Arithmetic intensity (FLOP per byte, log)", "Achieved GFLOP/s (log)")
+    body.append(
+        _text(
+            width / 2,
+            44,
+            "one point per layer, area ~ its time; lines: this machine's measured roofs",
+            text_anchor="middle",
+            fill=_MUTED,
+        )
+    )
+    peak_top = max(peaks.values()) if peaks else top
+    for name, gflops in sorted(peaks.items(), key=lambda kv: -kv[1]):
+        y = ya.pos(gflops)
+        body.append(
+            f'<line class="roof compute" x1="{xa.p0:.1f}" y1="{y:.1f}" x2="{xa.p1:.1f}" '
+            f'y2="{y:.1f}" stroke="{_INK}" stroke-width="1.5"/>'
+        )
+        body.append(_text(xa.p1 + 6, y + 4, f"{name} peak {_num(gflops)}", font_size=11))
+    for k, (size, gbps) in enumerate(sorted(bandwidth.items())):
+        # y = gbps * x, from the left edge until it meets the highest compute roof
+        x0, x1 = xa.lo, min(xa.hi, peak_top / gbps)
+        if x1 <= x0:
+            continue
+        y0, y1 = gbps * x0, gbps * x1
+        if y1 < ya.lo:
+            continue
+        if y0 < ya.lo:
+            x0, y0 = ya.lo / gbps, ya.lo
+        color = PALETTE[(k + 4) % len(PALETTE)]
+        body.append(
+            f'<line class="roof bandwidth" x1="{xa.pos(x0):.1f}" y1="{ya.pos(y0):.1f}" '
+            f'x2="{xa.pos(x1):.1f}" y2="{ya.pos(y1):.1f}" stroke="{color}" '
+            'stroke-width="1.2" stroke-dasharray="5 3"/>'
+        )
+        body.append(
+            _text(
+                xa.p1 + 6,
+                ya.pos(min(y1, ya.hi)) + 16 + 12 * k,
+                f"{fmt.nbytes(size)}: {_num(gbps)} GB/s",
+                font_size=11,
+                fill=color,
+            )
+        )
+    colors = _model_colors([r for r, _ in chosen])
+    total = max(sum(layer.time_ms or 0.0 for layer in rows) for _, rows in chosen)
+    for r, rows in chosen:
+        for rank, layer in enumerate(sorted(rows, key=lambda layer: -(layer.time_ms or 0.0))):
+            radius = 3 + 22 * math.sqrt((layer.time_ms or 0.0) / total)
+            if rank < 6:  # name the slowest rows
+                body.append(
+                    _text(
+                        xa.pos(layer.intensity) + radius + 3,
+                        ya.pos(layer.gflops_achieved) + 4,
+                        layer.name,
+                        font_size=11,
+                    )
+                )
+            body.append(
+                f'<circle class="point" cx="{xa.pos(layer.intensity):.1f}" '
+                f'cy="{ya.pos(layer.gflops_achieved):.1f}" r="{radius:.1f}" '
+                f'fill="{colors[r.model]}" fill-opacity="0.55" stroke="#ffffff">'
+                f"<title>{escape(r.model)} {escape(layer.name)} ({escape(layer.type)}): "
+                f"{fmt.ms(layer.time_ms)}, {_num(layer.intensity)} FLOP/B, "
+                f"{_num(layer.gflops_achieved)} GFLOP/s, {escape(layer.bound or '')}"
+                "</title></circle>"
+            )
+    if len(colors) > 1:
+        body += _legend(xa.p0, height - 14, [(c, m) for m, c in colors.items()])
+    return _svg(width, height, "Roofline", body)
+
+
 class ChartSpec(NamedTuple):
     """A chart: short title (image alt text), one-paragraph description, renderer."""
 
@@ -653,6 +761,15 @@ CHARTS: dict[str, ChartSpec] = {
         "per image. Ringed points on the dashed line form the Pareto front: no other model is "
         "both cheaper and more accurate.",
         accuracy_vs_cost_svg,
+    ),
+    "roofline": ChartSpec(
+        "Roofline",
+        "Each layer's arithmetic intensity (FLOPs per byte of its traffic lower bound) against "
+        "the GFLOP/s it reached, on log scales; point area is its time. Horizontal lines are "
+        "the measured compute peaks, dashed diagonals the measured bandwidth per working-set "
+        "size: a point far below both roofs is held back by neither compute nor bandwidth "
+        "(overhead, a poor kernel).",
+        roofline_svg,
     ),
     "se": ChartSpec(
         "SE overhead per stage",
