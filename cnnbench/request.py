@@ -34,6 +34,7 @@ __all__ = [
     "check_input_size",
     "runtime_configs",
     "check_keys",
+    "check_knobs",
 ]
 
 #: The largest input side (C, H or W) accepted.
@@ -272,6 +273,19 @@ def _label(model: Any) -> str:
         return name
     info = getattr(model, "model_info", None)
     return getattr(info, "name", None) or type(model).__name__
+
+
+def check_knobs(knobs: Mapping[str, Any], where: str) -> None:
+    """Each knob of :meth:`RunRequest.of` checked on its own, so that a bad value is refused
+    with the one validation of that knob, prefixed by ``where.<knob>`` (e.g.
+    ``sweep.toml: sweep.budget: time budget must be ...``)."""
+    for knob, value in knobs.items():
+        try:
+            RunRequest.of(("model",), **{knob: value})
+        except UsageError as exc:
+            raise UsageError(f"{where}.{knob}: {exc}") from None
+        except TypeError:
+            raise UsageError(f"{where}.{knob}: unexpected value {value!r}") from None
 
 
 def check_keys(
