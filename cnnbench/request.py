@@ -153,7 +153,7 @@ def runtime_configs(
     ``memory_format="both"`` means contiguous and channels_last. ``budget`` is seconds of
     timing per model and configuration (warm-up included); ``call_timeout`` seconds one call
     of the model may take. ``fixed`` sets other :class:`RuntimeConfig` fields (e.g.
-    ``target_ci``). Every value is validated by RuntimeConfig (UsageError, one line)."""
+    ``target_ci``, or ``mode`` by name instead of ``train``). Every value is validated by RuntimeConfig (UsageError, one line)."""
     from cnnbench.runtime.config import RuntimeConfig
 
     formats = [
@@ -168,10 +168,9 @@ def runtime_configs(
         resolution=_values(resolution),
         threads=threads,
         compile=compile,
-        mode="train" if train else "inference",
         budget_s=budget,
         call_timeout_s=call_timeout,
-        **fixed,
+        **{"mode": "train" if train else "inference", **fixed},
     )
 
 

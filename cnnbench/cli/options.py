@@ -36,7 +36,7 @@ MODEL, CONFIG, TIMING, OUTPUT = "Model and input", "Configuration", "Timing", "O
 
 # Shared options -------------------------------------------------------------------------------
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.", rich_help_panel=CONFIG)
+    str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto.", rich_help_panel=CONFIG)
 ]
 BatchOpt = Annotated[
     list[str] | None,
@@ -107,7 +107,7 @@ CallTimeoutOpt = Annotated[
     ),
 ]
 MemoryOpt = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--memory/--no-memory", help="Measure CPU peak memory in a child process (CUDA: always).",
         rich_help_panel=TIMING,
