@@ -309,9 +309,7 @@ def new_run(command: str, request: RunRequest) -> Run:
     )
 
 
-def run(
-    command: str, request: RunRequest, on_progress: Callable[[str], None] | None = None
-) -> Run:
+def run(command: str, request: RunRequest, on_progress: Callable[[str], None] | None = None) -> Run:
     """The :class:`~cnnbench.results.Run` of ``request``, measured to the end; Ctrl-C
     returns the rows measured so far with ``run.complete`` False. Prints nothing."""
     result = new_run(command, request)

@@ -53,7 +53,8 @@ gate_app = typer.Typer(
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="TOML file with a \\[tool.cnnbench.gate] table (default: ./pyproject.toml)."
+        "--config",
+        help="TOML file with a \\[tool.cnnbench.gate] table (default: ./pyproject.toml).",
     ),
 ]
 ModelOpt = Annotated[
@@ -115,7 +116,7 @@ def _config(
     need_models: bool = True,
 ):  # -> GateConfig
     """The user's configuration file (``--config`` or ./pyproject.toml) with CLI overrides
-(the shared options of :mod:`cnnbench.cli.options`: ``--batch 1,8`` as in ``compare``).
+    (the shared options of :mod:`cnnbench.cli.options`: ``--batch 1,8`` as in ``compare``).
 
     Without one, a check falls back on the settings stored in the ``baseline`` (a loaded Run
     and its path): a baseline is data, so only zoo model names are taken from it, never a

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
+from cnnbench.request import InputSpec
 from cnnbench.runtime.config import (
     MEMORY_FORMATS,
     PRECISIONS,
@@ -22,7 +23,6 @@ from cnnbench.runtime.config import (
     resolve_device,
 )
 from cnnbench.runtime.peak import Peak, machine_peak
-from cnnbench.request import InputSpec
 from cnnbench.spec import ExampleInputs
 from cnnbench.static import check_input as check_fits_model
 

@@ -408,7 +408,10 @@ def profile_static(
             report_from_dispatch(dispatch)
             if counter == "cnnbench"
             else _run_checked(
-                model, name, input_size, lambda: run_backend(counter, model, [x()], dispatch=dispatch)
+                model,
+                name,
+                input_size,
+                lambda: run_backend(counter, model, [x()], dispatch=dispatch),
             )
         )
         train_bytes = None
