@@ -63,8 +63,9 @@ def check_input_size(value: Any, name: str = "") -> tuple[int, int, int]:
         parts = []
     if len(parts) == 3 and all(_is_int(p) and 0 < p <= MAX_SIDE for p in parts):
         return (parts[0], parts[1], parts[2])
-    shown = "x".join(map(str, value)) if isinstance(value, Sequence) else repr(value)
-    if isinstance(value, str):
+    if parts and all(_is_int(p) for p in parts):
+        shown = "x".join(map(str, parts))  # 3,0,8 and (3, 0, 8) read the same
+    else:
         shown = repr(value)
     prefix = f"{name}: " if name else ""
     raise UsageError(

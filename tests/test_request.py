@@ -139,7 +139,7 @@ def test_one_error_text_for_a_bad_input_size_from_every_door(tmp_path: Path, run
     texts.append(stderr.strip())
     for text in texts:
         assert "\n" not in text
-        assert BAD_SIZE in text or "input size '3x0x8'" in text or "input size '3,0,8'" in text
+        assert BAD_SIZE in text
         assert "expected three positive integers C,H,W (at most 65536), e.g. 3,224,224" in text
 
 
