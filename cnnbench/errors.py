@@ -16,7 +16,21 @@ __all__ = [
     "is_user_interrupt",
     "CallTimeout",
     "call_limit",
+    "one_line",
 ]
+
+
+def one_line(exc: BaseException, *, with_type: bool = True) -> str:
+    """An exception as one line: ``ValueError: bad shape`` (the first line of its message),
+    ``SystemExit(0)``, or the bare type name when the message is empty. ``with_type=False``
+    gives the message's first line alone (still the type name when the message is empty)."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r})"
+    lines = str(exc).strip().splitlines()
+    name = type(exc).__name__
+    if not lines:
+        return name
+    return f"{name}: {lines[0]}" if with_type else lines[0]
 
 
 class CnnbenchError(Exception):

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnbench.errors import UsageError
+from cnnbench.schema import SchemaError, describe, record_from_dict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +34,7 @@ __all__ = [
     "Result",
     "Run",
     "SchemaError",
+    "CONFIG_FIELDS",
     "atomic_write_text",
     "results_frame",
     "machine_label",
@@ -43,8 +44,20 @@ __all__ = [
 ]
 
 
-class SchemaError(UsageError):
-    """A saved run that cannot be read: the message names the file and the problem."""
+#: The :class:`Result` fields that identify a configuration, in label order: two rows of one
+#: model with equal values here were measured under the same setting. The one definition
+#: behind report labels (:func:`cnnbench.report.format.config_label`), the report's baseline
+#: matching and the gate's row matching (:meth:`Result.config_key`).
+CONFIG_FIELDS = (
+    "device",
+    "precision",
+    "memory_format",
+    "batch_size",
+    "input_size",
+    "mode",
+    "compiled",
+    "machine",
+)
 
 
 @dataclass
@@ -161,6 +174,20 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def config_key(self, *, device_type: bool = False) -> tuple[Any, ...]:
+        """The values of :data:`CONFIG_FIELDS`, hashable (``input_size`` as a tuple).
+        ``device_type``: ``cuda:1`` reads as ``cuda`` (the gate matches a baseline saved on
+        another GPU index of the same machine)."""
+        values = []
+        for name in CONFIG_FIELDS:
+            value = getattr(self, name)
+            if name == "input_size":
+                value = tuple(value)
+            elif name == "device" and device_type:
+                value = value.split(":")[0]
+            values.append(value)
+        return tuple(values)
+
     def flat(self) -> dict[str, Any]:
         d = self.to_dict()
         d["input_size"] = "x".join(str(v) for v in self.input_size)
@@ -171,7 +198,7 @@ class Result:
         """A Result from its JSON form, every field checked against its annotation (numbers
         finite, no strings where numbers belong, stages well-formed). SchemaError names the
         field: ``results[3].latency_ms_median: expected a finite number, got 'fast'``."""
-        return _record_from_dict(cls, data, where)
+        return record_from_dict(cls, data, where)
 
 
 @dataclass
@@ -336,118 +363,6 @@ def read_json_capped(path: str | os.PathLike[str], *, missing: str = "no such fi
         raise SchemaError(f"{path}: not a readable JSON file ({exc})") from None
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_field(value: Any, hint: Any, where: str) -> Any:
-    """``value`` checked against the type annotation ``hint`` (int, float, str, bool, None,
-    list[...], dict, a dataclass, unions of these); the value to store, else SchemaError."""
-    import dataclasses
-    import math
-    import types
-    import typing
-
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        arms = typing.get_args(hint)
-        if value is None and type(None) in arms:
-            return None
-        errors = []
-        for arm in arms:
-            if arm is type(None):
-                continue
-            try:
-                return _check_field(value, arm, where)
-            except SchemaError as exc:
-                errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
-        raise SchemaError(f"{where}: unexpected value {_describe(value)}")
-    if hint is Any:
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise SchemaError(f"{where}: expected true or false, got {_describe(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise SchemaError(f"{where}: expected an integer, got {_describe(value)}")
-        return value
-    if hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SchemaError(f"{where}: expected a number, got {_describe(value)}")
-        if not math.isfinite(value):
-            raise SchemaError(f"{where}: {value!r} is not a finite number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise SchemaError(f"{where}: expected a string, got {_describe(value)}")
-        return value
-    if origin is list or hint is list:
-        if not isinstance(value, list):
-            raise SchemaError(f"{where}: expected a list, got {_describe(value)}")
-        (item,) = typing.get_args(hint) or (Any,)
-        return [_check_field(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise SchemaError(f"{where}: expected an object, got {_describe(value)}")
-        return value
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return _record_from_dict(hint, value, where)
-    return value
-
-
-def _field_types(cls: Any) -> dict[str, Any]:
-    """The resolved annotation of each field of the dataclass ``cls``; a field whose
-    annotation cannot be resolved here is checked as ``Any`` rather than breaking reads."""
-    import dataclasses
-    import sys
-    import typing
-
-    try:
-        return typing.get_type_hints(cls)
-    except (NameError, TypeError):
-        namespace = vars(sys.modules[cls.__module__])
-        hints: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            try:
-                hints[f.name] = (
-                    eval(f.type, namespace) if isinstance(f.type, str) else f.type  # noqa: S307
-                )
-            except Exception:  # noqa: BLE001 - an annotation only for type checkers
-                hints[f.name] = Any
-        return hints
-
-
-def _record_from_dict(cls: Any, data: Any, where: str) -> Any:
-    """An instance of the dataclass ``cls`` from a JSON object, each field checked by
-    :func:`_check_field` against its annotation; unknown and missing fields are refused."""
-    import dataclasses
-
-    if not isinstance(data, dict):
-        raise SchemaError(f"{where}: expected an object, got {_describe(data)}")
-    hints = _field_types(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise SchemaError(f"{where}: unknown result field(s) {', '.join(map(str, unknown))}")
-    missing = [
-        name
-        for name, f in known.items()
-        if name not in data
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise SchemaError(f"{where}: missing field(s) {', '.join(missing)}")
-    values = {k: _check_field(v, hints.get(k, Any), f"{where}.{k}") for k, v in data.items()}
-    return cls(**values)
-
-
 def load_run(path: str | os.PathLike[str]) -> Run:
     """Read a saved run; raises SchemaError naming the file and the problem.
 
@@ -471,9 +386,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     envelope = {"environment": dict, "config": dict, "complete": bool, "created": str}
     for key, kind in envelope.items():
         if key in data and not isinstance(data[key], kind):
-            raise SchemaError(
-                f"{path}: {key}: expected {kind.__name__}, got {_describe(data[key])}"
-            )
+            raise SchemaError(f"{path}: {key}: expected {kind.__name__}, got {describe(data[key])}")
     try:
         results = [Result.from_dict(r, f"results[{i}]") for i, r in enumerate(data["results"])]
         return Run(

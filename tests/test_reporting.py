@@ -66,9 +66,25 @@ def _result(model: str, **kw: object) -> Result:
     return Result(model=model, **defaults)  # type: ignore[arg-type]
 
 
+def _paired(latency: float, low: float, high: float) -> dict[str, object]:
+    """The engine's paired ratio fields of a row (throughput: the reciprocals)."""
+    return dict(
+        latency_ratio=latency,
+        latency_ratio_ci_low=low,
+        latency_ratio_ci_high=high,
+        latency_ratio_significant=not low <= 1.0 <= high,
+        throughput_ratio=1 / latency,
+        throughput_ratio_ci_low=1 / high,
+        throughput_ratio_ci_high=1 / low,
+        throughput_ratio_significant=not low <= 1.0 <= high,
+    )
+
+
 def _run() -> Run:
     """Model a is the baseline; b has 2x params, 1.5x MACs, 2x latency, half the throughput,
-    3x memory and SE blocks; c is cheap and fast; a and b also ran at batch 8."""
+    3x memory and SE blocks; c is cheap and fast; a and b also ran at batch 8. The engine's
+    paired ratios (to a) differ a little from the quotients of the medians, as they do when
+    measured: b 1.96x at batch 1, 2.4x at batch 8; c 0.41x."""
     return Run(
         results=[
             _result(
@@ -87,6 +103,7 @@ def _run() -> Run:
                 throughput_ips=50.0,
                 peak_memory_bytes=300 * 2**20,
                 stages=_stages([2.0, 2.0, 2.0, 4.0], se=[10_000, 20_000, 40_000, 80_000]),
+                **_paired(1.96, 1.9, 2.1),
             ),
             _result(
                 "c",
@@ -95,6 +112,7 @@ def _run() -> Run:
                 latency_ms_median=4.0,
                 throughput_ips=250.0,
                 peak_memory_bytes=None,
+                **_paired(0.41, 0.39, 0.43),
             ),
             _result("a", batch_size=8, latency_ms_median=40.0, throughput_ips=200.0),
             _result(
@@ -104,6 +122,7 @@ def _run() -> Run:
                 macs=3_000_000_000,
                 latency_ms_median=100.0,
                 throughput_ips=80.0,
+                **_paired(2.4, 2.3, 2.5),
             ),
         ],
         environment={"device": "cpu", "device_name": "Test CPU", "torch": "2.13.0", "threads": 2},
@@ -134,31 +153,48 @@ def test_relative_columns_hand_computed() -> None:
     results = _run().results
     rel = reporting.relative_to(results)
     assert rel[0] == dict.fromkeys(reporting.RELATIVE_COLUMNS, 1.0)
+    # params, MACs, memory: quotients; latency, throughput: the engine's paired ratios
     assert rel[1] == {
         "params_x": 2.0,
         "macs_x": 1.5,
-        "latency_x": 2.0,
-        "throughput_x": 0.5,
+        "latency_x": 1.96,
+        "throughput_x": pytest.approx(1 / 1.96),
         "memory_x": 3.0,
     }
-    assert rel[2]["params_x"] == 0.5
+    assert rel[2]["params_x"] == 0.5 and rel[2]["latency_x"] == 0.41
     assert rel[2]["memory_x"] is None  # c has no memory measurement
     # b at batch 8 is compared with a at batch 8, not a at batch 1
-    assert rel[4]["latency_x"] == pytest.approx(100.0 / 40.0)
-    assert rel[4]["throughput_x"] == pytest.approx(80.0 / 200.0)
-    # another baseline
+    assert rel[4]["latency_x"] == 2.4 and rel[4]["throughput_x"] == pytest.approx(1 / 2.4)
+    # another baseline: counts divide by b's; the timings were paired with a, not with b,
+    # so a's and c's timed ratios are not available (before: a quotient of medians)
     rel_b = reporting.relative_to(results, baseline="b")
-    assert rel_b[0]["params_x"] == 0.5
-    assert rel_b[3]["latency_x"] == pytest.approx(40.0 / 100.0)
+    assert rel_b[0]["params_x"] == 0.5 and rel_b[3]["macs_x"] == pytest.approx(2 / 3)
+    assert rel_b[0]["latency_x"] is None and rel_b[3]["latency_x"] is None
+    assert rel_b[1]["latency_x"] == rel_b[4]["throughput_x"] == 1.0
 
 
-def test_relative_falls_back_to_baselines_first_row() -> None:
+def test_baseline_row_matches_the_whole_configuration() -> None:
+    # a at 224px and 160px; b at 160px: b's MACs divide by a's at 160px, not its first row
     results = [
-        _result("a", latency_ms_median=10.0),
-        _result("a", batch_size=4, latency_ms_median=30.0),
-        _result("b", precision="fp16", latency_ms_median=5.0),
+        _result("a", macs=400, latency_ms_median=10.0),
+        _result("a", input_size=[3, 160, 160], macs=200, latency_ms_median=6.0),
+        _result("b", input_size=[3, 160, 160], macs=300, **_paired(1.6, 1.5, 1.7)),
+        _result("b", precision="fp16", macs=300, latency_ms_median=5.0),
     ]
-    assert reporting.relative_to(results)[2]["latency_x"] == pytest.approx(0.5)
+    rel = reporting.relative_to(results)
+    assert rel[2]["macs_x"] == 1.5 and rel[2]["latency_x"] == 1.6
+    # no row of a in fp16: no ratio at all (before: a's first row, in fp32, divided)
+    assert rel[3] == dict.fromkeys(reporting.RELATIVE_COLUMNS)
+
+
+def test_rows_not_timed_together_show_no_timed_ratio() -> None:
+    # rows of two runs (no paired ratios): counts compare, timings say n/a, never 20/10
+    run = Run(results=[_result("a"), _result("b", params=2_000_000, latency_ms_median=20.0)])
+    assert reporting.relative_to(run.results)[1]["latency_x"] is None
+    md = reporting.render_markdown(run)
+    row = next(line for line in md.splitlines() if line.startswith("| b "))
+    # Params x, MACs x, Latency x, Throughput x, Memory x
+    assert row.endswith("| 2.00× | 1.00× | n/a | n/a | 1.00× |")
 
 
 def test_unknown_baseline_is_a_usage_error() -> None:
@@ -380,9 +416,31 @@ def _console_messages(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
 
 
+# A test-only probe appended to a copy of the report (the report itself has no scripts): it
+# lays the page out and writes each table's and chart's rendered size into the DOM.
+_PROBE = """<script>
+const sized = (sel) => [...document.querySelectorAll(sel)].map((e) => {
+  const b = e.getBoundingClientRect(); return `${Math.round(b.width)}x${Math.round(b.height)}`;
+});
+document.body.dataset.tables = sized("table").join(" ");
+document.body.dataset.charts = sized("figure svg").join(" ");
+</script>"""
+
+
+def _sizes(dom: str, what: str) -> list[tuple[int, int]]:
+    found = re.search(rf'data-{what}="([^"]*)"', dom)
+    assert found, f"the probe did not run: no data-{what} in the DOM"
+    return [(int(w), int(h)) for w, h in (box.split("x") for box in found.group(1).split())]
+
+
 @pytest.mark.browser
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and not os.environ.get("CI"),
+    reason="needs chromium (.ci/run installs it; in CI a missing chromium fails)",
+)
 def test_html_report_loads_in_headless_chromium(tmp_path: Path) -> None:
+    if shutil.which("chromium") is None:  # CI: the browser test must run, never skip
+        pytest.fail("CI: chromium is missing; .ci/run installs Debian's chromium")
     # the detector sees a console error on a page that makes one
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><script>console.error('boom'); nope();</script>")
@@ -393,11 +451,20 @@ def test_html_report_loads_in_headless_chromium(tmp_path: Path) -> None:
     dom = _chromium(tmp_path, "--dump-dom", url)
     assert 'class="results"' in dom.stdout and 'class="stages"' in dom.stdout
     assert dom.stdout.count("<svg") == 3
-    assert "baseline</span>" in dom.stdout and "3.00 GMACs" in dom.stdout
+    assert 'class="baseline"' in dom.stdout and "3.00 GMACs" in dom.stdout
+    assert _console_messages(dom.stderr) == []
+    # laid out: every table (results, 2 stage tables, 2 environment tables) and every chart
+    # (latency-macs, stages, se) has a real size on the page
+    probe = tmp_path / "probe.html"
+    probe.write_text(paths["html"].read_text().replace("</body>", _PROBE + "</body>"))
+    laid_out = _chromium(tmp_path, "--window-size=1280,2000", "--dump-dom", probe.as_uri())
+    tables, svgs = _sizes(laid_out.stdout, "tables"), _sizes(laid_out.stdout, "charts")
+    assert len(tables) == 5 and all(w > 100 and h > 40 for w, h in tables), tables
+    assert len(svgs) == 3 and all(w > 300 and h > 150 for w, h in svgs), svgs
+    assert _console_messages(laid_out.stderr) == []
     shot = tmp_path / "shot.png"
     shown = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", url)
     assert shot.stat().st_size > 10_000
-    assert _console_messages(dom.stderr) == []
     assert _console_messages(shown.stderr) == []
 
 

@@ -119,11 +119,19 @@ def test_merge_of_two_machines(tmp_path: Path, run_cli) -> None:
     }  # fmt: skip
     md = (tmp_path / "r" / "merged.md").read_text()
     assert "## Machines" in md and "| m2 |" in md
-    # ratios only within one machine: m2 is 2x m1 on alpha, 1.5x on beta (never 60/10)
+    # timed ratios only from each machine's paired measurement, never a quotient of medians
+    # (never 60/10 across machines, nor 20/10 within one: these rows were not timed paired)
+    import dataclasses
+
     from cnnbench.report.files import relative_to
 
     ratios = [row["latency_x"] for row in relative_to(merged.results)]
-    assert ratios == [1.0, 2.0, 1.0, 1.5]
+    assert ratios == [1.0, None, 1.0, None]
+    paired = [
+        dataclasses.replace(r, latency_ratio=x) if x else r
+        for r, x in zip(merged.results, [None, 1.9, None, 1.4], strict=True)
+    ]
+    assert [row["latency_x"] for row in relative_to(paired)] == [1.0, 1.9, 1.0, 1.4]
     assert "<h2>Machines</h2>" in (tmp_path / "r" / "merged.html").read_text()
     assert (tmp_path / "r" / "merged-machines.svg").exists()
 

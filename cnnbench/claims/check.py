@@ -48,6 +48,8 @@ __all__ = [
     "check_claim",
     "check_claims",
     "statement_verdicts",
+    "claim_models",
+    "claims_about",
 ]
 
 DEFAULT_CLAIMS = Path(__file__).with_name("claims.toml")
@@ -81,6 +83,7 @@ class Claim:
     low: float | None = None
     high: float | None = None
     published: str = ""  # for kind "published": the figure or statement as published
+    models: tuple[str, ...] = ()  # for kind "published": the zoo models it is about
 
 
 @dataclass
@@ -147,6 +150,7 @@ class Verdict:
             "tolerance": c.tolerance,
             "unit": self.unit,
             "published": c.published or None,
+            "models": list(claim_models(c)),
             "measured": self.measured,
             "deviation": self.deviation,
             "holds": self.holds,
@@ -190,8 +194,10 @@ def decide(
 
 # --- loading and validation ----------------------------------------------------------------
 
-_CLAIM_FIELDS = {f.name for f in fields(Claim)} - {"published"}
-_PUBLISHED_FIELDS = {"id", "text", "source", "source_id", "reading", "published", "kind"}
+_CLAIM_FIELDS = {f.name for f in fields(Claim)} - {"published", "models"}
+_PUBLISHED_FIELDS = {
+    "id", "text", "source", "source_id", "reading", "published", "kind", "models"
+}  # fmt: skip
 
 
 def _number_problem(name: str, value: Any) -> str | None:
@@ -271,6 +277,9 @@ def _claim_problem(raw: dict[str, Any]) -> str | None:
 def _published_problem(raw: dict[str, Any]) -> str | None:
     if raw.get("kind", PUBLISHED) != PUBLISHED:
         return f"kind of a [[published]] entry must be 'published', got {raw['kind']!r}"
+    models = raw.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        return f"models must be a list of zoo model names, got {models!r}"
     return _common_problem(raw, _PUBLISHED_FIELDS)
 
 
@@ -329,9 +338,9 @@ def _parse(path: Path) -> tuple[list[Claim], list[Claim]]:
             if table == "claim":
                 claims.append(Claim(**raw))
             else:
-                published.append(
-                    Claim(**{**raw, "kind": PUBLISHED, "measure": "", "expected": None})
-                )
+                entry = {**raw, "kind": PUBLISHED, "measure": "", "expected": None}
+                entry["models"] = tuple(raw.get("models", ()))
+                published.append(Claim(**entry))
     for c in claims:
         if c.part_of is not None and c.part_of not in seen_sources:
             raise UsageError(
@@ -404,3 +413,27 @@ def statement_verdicts(verdicts: Sequence[Verdict]) -> dict[str, tuple[bool | No
         states = [v.holds for v in vs]
         out[sid] = (None if None in states else all(states), vs)
     return out
+
+
+def _models_in(value: Any) -> list[str]:
+    """Every ``model`` name inside a claim's (nested) arguments."""
+    if isinstance(value, dict):
+        found = [value["model"]] if isinstance(value.get("model"), str) else []
+        return found + [m for k, v in value.items() if k != "model" for m in _models_in(v)]
+    if isinstance(value, list):
+        return [m for v in value for m in _models_in(v)]
+    return []
+
+
+def claim_models(claim: Claim) -> tuple[str, ...]:
+    """The zoo models a claim is about: those its arguments build, or a published entry's
+    ``models``; in order of first mention, without repeats."""
+    names = list(claim.models) + _models_in(claim.args)
+    return tuple(dict.fromkeys(names))
+
+
+def claims_about(model: str, claims: Sequence[Claim] | None = None) -> list[Claim]:
+    """The claims (built-in ones, published entries included, by default) about ``model``."""
+    if claims is None:
+        claims = load_claims(published=True)
+    return [c for c in claims if model in claim_models(c)]

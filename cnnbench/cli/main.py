@@ -249,9 +249,22 @@ def list_cmd(
     ]
     if json_:
         keys = ("name", "family", "params", "macs", "input_size", "paper")
-        _json([dict(zip(keys, row, strict=True)) for row in rows])
+        _json(
+            [
+                {
+                    **dict(zip(keys, row, strict=True)),
+                    "top1": i.published_top1,
+                    "top1_chosen": c.to_dict() if (c := i.chosen_top1()) else None,
+                    "cited": [x.to_dict() for x in i.cited],
+                }
+                for row, i in zip(rows, infos, strict=True)
+            ]
+        )
         return
-    _print(zoo_table(rows))
+    from cnnbench.report.card import chosen_label
+
+    top1 = [chosen_label(i.chosen_top1(), i.input_size[1]) for i in infos]
+    _print(zoo_table(rows, top1))
 
 
 def _stored(info: Any, field: str) -> int | None:
@@ -287,12 +300,55 @@ def info(
     row = prof.to_result()
     if depth is not None:
         row.layers = layer_rows(loaded, depth, resolution, size, example)
+    info_ = getattr(loaded.module, "model_info", None)
     if json_:
-        _json(row.to_dict())
+        cited = [c.to_dict() for c in getattr(info_, "cited", ())]
+        _json({**row.to_dict(), "cited": cited} if info_ is not None else row.to_dict())
         return
     _print(stages_table(prof))
     if row.layers:
         _print(layers_table(row.layers, f"{loaded.name}: modules down to depth {depth}"))
+    if info_ is not None and info_.cited:
+        from cnnbench.report.card import cited_table
+
+        native = info_.input_size[1]
+        _print(cited_table(loaded.name, info_.cited, native, info_.chosen_top1()))
+
+
+class CardFormat(StrEnum):
+    """Output of ``cnnbench card``."""
+
+    terminal = "terminal"
+    md = "md"
+    json = "json"
+
+
+@app.command()
+def card(
+    model: Annotated[str, typer.Argument(help="Zoo model name.")],
+    format_: Annotated[
+        CardFormat, typer.Option("--format", "-f", help="terminal, md (Markdown) or json.")
+    ] = CardFormat.terminal,
+    no_claims: Annotated[
+        bool, typer.Option("--no-claims", help="Leave out the claims (they are measured).")
+    ] = False,
+) -> None:
+    """A model's cost card: costs at its native and cited resolutions, cited accuracies with
+    their provenance, the zoo layout, and the claims about it with their verdicts."""
+    from cnnbench.card import build_card
+    from cnnbench.report.card import card_markdown, card_tables
+
+    built = build_card(model, claims=not no_claims)
+    if format_ is CardFormat.json:
+        _json(built.to_dict())
+    elif format_ is CardFormat.md:
+        sys.stdout.write(card_markdown(built) + "\n")
+    else:
+        lines, tables = card_tables(built)
+        for line in lines:
+            out.print(line, markup=False, highlight=False)
+        for table in tables:
+            _print(table)
 
 
 @app.command()
@@ -307,12 +363,13 @@ def profile(
     run.formats()  # checked before anything is loaded
     request = _loaded(run.request([model], depth=depth))
     if not run.quiet and not run.json_:
-        _print_profile(request, depth)
+        _print_profile(request)
     _measure_and_report("profile", request, run)
 
 
-def _print_profile(request: RunRequest, depth: int | None) -> None:
-    """What ``profile`` prints before timing: the static tables (and per-module rows)."""
+def _print_profile(request: RunRequest) -> None:
+    """What ``profile`` prints before timing: the static tables (the per-module rows of
+    ``--depth`` come in the report's Layers section)."""
     from cnnbench.api import static_profile
 
     loaded, size, example = request.models[0], request.inputs.size, request.inputs.example
@@ -321,12 +378,6 @@ def _print_profile(request: RunRequest, depth: int | None) -> None:
         loaded, resolution, request.counter, input_size=size, example_inputs=example
     )
     _print_static(loaded, prof, dict(request.model_args), resolution, example)
-    if depth is not None:
-        from cnnbench.api import layer_rows
-        from cnnbench.report.tables import layers_table
-
-        layers = layer_rows(loaded, depth, resolution, size, example)
-        _print(layers_table(layers, f"{loaded.name}: modules down to depth {depth}"))
 
 
 def _print_static(

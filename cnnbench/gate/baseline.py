@@ -12,45 +12,31 @@ from types import SimpleNamespace
 from typing import Any
 
 from cnnbench.errors import UsageError
-from cnnbench.report.format import CONFIG_FIELDS, config_label
-from cnnbench.results import Result, Run, SchemaError, _check_field, load_run, read_json_capped
+from cnnbench.report.format import config_label
+from cnnbench.results import CONFIG_FIELDS, Result, Run, load_run, read_json_capped
+from cnnbench.schema import SchemaError, check
 
 from .config import CALIBRATION_MODEL, GateConfig, config_from_dict
 
 _ENV_KEYS = {"torch": "torch", "device_name": "device", "cpu": "CPU", "threads": "threads"}
 
 # Keys and labels ------------------------------------------------------------------------------
-Key = tuple[str, str, str, str, int, int | None, str]
+#: A row's identity in the gate: the model name, then the values of
+#: :data:`cnnbench.results.CONFIG_FIELDS` (the device by its type, see :meth:`Result.config_key`).
+Key = tuple[Any, ...]
 
 
 def result_key(r: Result) -> Key:
-    """(model, device type, precision, memory format, batch, H, mode) of a result."""
-    height = r.input_size[1] if len(r.input_size) == 3 else None
-    return (
-        r.model,
-        r.device.split(":")[0],
-        r.precision,
-        r.memory_format,
-        r.batch_size,
-        height,
-        r.mode,
-    )
+    """(model, *configuration) of a result: its configuration by the one definition of a
+    configuration's identity, the device by its type (``cuda:1`` reads as ``cuda``)."""
+    return (r.model, *r.config_key(device_type=True))
 
 
 def key_label(key: Key) -> str:
     """``cpu fp32 contiguous b1 224px`` (the model excluded), written by
-    :func:`cnnbench.report.format.config_label`."""
-    _model, device, precision, fmt, batch, height, mode = key
-    config = SimpleNamespace(
-        device=device,
-        precision=precision,
-        memory_format=fmt,
-        batch_size=batch,
-        input_size=(height, height) if height else (),
-        mode=mode,
-        compiled=False,
-    )
-    fields = [f for f in CONFIG_FIELDS if height or f != "input_size"]
+    :func:`cnnbench.report.format.config_label`; no resolution when the row records none."""
+    config = SimpleNamespace(**dict(zip(CONFIG_FIELDS, key[1:], strict=True)))
+    fields = [f for f in CONFIG_FIELDS if config.input_size or f != "input_size"]
     return config_label(config, fields)
 
 
@@ -91,10 +77,10 @@ _NO_BASELINE = "no such file; create a baseline with `cnnbench gate save`"
 
 
 def _check(value: Any, hint: Any, where: str, path: Path) -> Any:
-    """``value`` checked against the type ``hint`` (see :func:`cnnbench.results._check_field`);
+    """``value`` checked against the type ``hint`` (see :func:`cnnbench.schema.check`);
     SchemaError naming the file and field."""
     try:
-        return _check_field(value, hint, where)
+        return check(value, hint, where)
     except SchemaError as exc:
         raise SchemaError(f"{path}: {exc}") from None
 

@@ -126,17 +126,7 @@ def _config_label(name: str, config: RuntimeConfig) -> str:
     kind = config.device.split(":")[0]
     if kind == "auto":
         kind = resolve_device("auto").type
-    return key_label(
-        (
-            name,
-            kind,
-            config.precision,
-            config.memory_format,
-            config.batch_size,
-            config.resolution,
-            config.mode,
-        )
-    )
+    return describe(dataclasses.replace(config, device=kind))
 
 
 def _environment(config: RuntimeConfig) -> dict[str, Any]:

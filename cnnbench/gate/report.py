@@ -2,8 +2,9 @@
 (``$GITHUB_STEP_SUMMARY``) and JUnit XML. Reporters never measure.
 
 Numbers are written by :mod:`cnnbench.report.format` and tables built as one
-:class:`cnnbench.report.table.Table` (rendered for the terminal by the CLI, as Markdown here),
-so the gate reads like every other cnnbench report. Deterministic metrics are exact integers
+:class:`cnnbench.report.table.Table` (rendered for the terminal by the CLI); the Markdown
+summary is a :class:`cnnbench.report.document.Document` written by the run reports' Markdown
+walker, so the gate reads like every other cnnbench report. Deterministic metrics are exact integers
 (a one-parameter change must be visible); latency, throughput and memory use the shared
 units. The table shows the candidate's raw value next to its calibrated value, so a change
 that comes from the calibration rather than the model can be seen.
@@ -16,8 +17,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from cnnbench.report import format as fmt
-from cnnbench.report.table import Table, md_escape
-from cnnbench.report.table import to_markdown as table_markdown
+from cnnbench.report import walkers
+from cnnbench.report.document import Document, Section
+from cnnbench.report.table import Table
 
 from .config import METRICS
 from .verdicts import GateReport, Verdict
@@ -138,29 +140,29 @@ def _summary_line(report: GateReport) -> str:
 
 
 def to_markdown(report: GateReport) -> str:
-    """A Markdown summary for a pull-request comment or ``$GITHUB_STEP_SUMMARY``. Cells are
-    escaped (model names and reasons come from user files)."""
+    """A Markdown summary for a pull-request comment or ``$GITHUB_STEP_SUMMARY``: a
+    :class:`~cnnbench.report.document.Document` (heading level 2, so that summaries append)
+    written by the report's Markdown walker, which escapes every cell (model names and
+    reasons come from user files)."""
     s = report.settings
     alpha = s.get("alpha", 0.01)
-    lines = [
-        f"## cnnbench gate ({md_escape(report.mode)})",
-        "",
-        _summary_line(report),
-        "",
-        f"Baseline `{md_escape(report.baseline)}`, candidate `{md_escape(report.candidate)}`. "
-        f"Latency: one-sided Mann-Whitney U at alpha={alpha:g} AND a median ratio of at least "
-        f"{fmt.change(1 + s.get('min_effect', 0.05))} (bootstrap CI at "
-        f"{fmt.pct(1 - alpha, 0)}), after calibration; deterministic metrics exact unless a "
-        "tolerance is configured.",
-        "",
-        *table_markdown(verdict_table(report, icons=True)),
-    ]
-    if report.unusable:
-        lines += ["", f"**error:** {md_escape(report.unusable)}"]
-    if report.notes:
-        lines += ["", *[f"- {md_escape(n)}" for n in report.notes]]
-    lines += ["", f"_{len(report.verdicts)} checks in {report.elapsed_s:.1f} s_", ""]
-    return "\n".join(lines)
+    doc = Document(
+        title=f"cnnbench gate ({report.mode})",
+        meta=_summary_line(report),
+        conventions=(
+            f"Baseline `{report.baseline}`, candidate `{report.candidate}`. Latency: one-sided "
+            f"Mann-Whitney U at alpha={alpha:g} AND a median ratio of at least "
+            f"{fmt.change(1 + s.get('min_effect', 0.05))} (bootstrap CI at "
+            f"{fmt.pct(1 - alpha, 0)}), after calibration; deterministic metrics exact unless "
+            "a tolerance is configured."
+        ),
+        banner=("error", report.unusable) if report.unusable else None,
+        sections=[
+            Section("verdicts", "", tables=[verdict_table(report, icons=True)], lines=report.notes)
+        ],
+        footer=f"{len(report.verdicts)} checks in {report.elapsed_s:.1f} s",
+    )
+    return walkers.to_markdown(doc, level=2)
 
 
 def to_junit_xml(report: GateReport) -> str:

@@ -4,6 +4,7 @@ Importing this package imports every family module, which registers its builders
 """
 
 from ._layers import SqueezeExcite, Stage, StagedNet, make_divisible
+from ._published import CitedAccuracy, chosen_top1
 from ._registry import (
     ModelInfo,
     UnknownModelError,
@@ -30,11 +31,13 @@ from . import (  # noqa: E402,F401  isort: skip
 )
 
 __all__ = [
+    "CitedAccuracy",
     "ModelInfo",
     "SqueezeExcite",
     "Stage",
     "StagedNet",
     "UnknownModelError",
+    "chosen_top1",
     "create_model",
     "get_model_info",
     "list_models",

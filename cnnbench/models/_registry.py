@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from torch import nn
+
+from ._published import CitedAccuracy, chosen_top1
 
 __all__ = [
     "ModelInfo",
@@ -40,8 +43,11 @@ class ModelInfo:
     configuration only, so listings need not build the model; they are None when unknown, and
     on a built model whose keyword overrides may have changed the architecture.
 
-    ``published_top1`` is the ImageNet top-1 accuracy (%) *reported* by ``top1_source`` (the
-    paper or the reference implementation's documentation); cnnbench never measures it.
+    ``cited`` holds every published accuracy of the model with its provenance (weights,
+    evaluation resolution and crop, layout, source: :class:`CitedAccuracy`); cnnbench never
+    measures accuracy. ``published_top1`` (%) and ``top1_source`` are the chosen top-1 among
+    them, by the rule of :func:`cnnbench.models.chosen_top1` (the layout the zoo builds, the
+    native resolution first); :meth:`chosen_top1` returns the whole record.
     """
 
     name: str
@@ -55,7 +61,12 @@ class ModelInfo:
     macs: int | None = None
     published_top1: float | None = None
     top1_source: str = ""
+    cited: tuple[CitedAccuracy, ...] = ()
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
+
+    def chosen_top1(self) -> CitedAccuracy | None:
+        """The cited top-1 that reports print (None when none applies to this model)."""
+        return chosen_top1(self.cited, self.input_size[1])
 
     @property
     def has_se(self) -> bool:
@@ -90,14 +101,15 @@ def register_model(
     ``_costs.py`` and ``_published.py``, keyed by name.
     """
     from ._costs import NATIVE_COSTS
-    from ._published import PUBLISHED_TOP1
+    from ._published import CITED
 
     def decorator(fn: F) -> F:
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         params, macs = NATIVE_COSTS.get(name, (None, None))
-        top1, source = PUBLISHED_TOP1.get(name, (None, ""))
+        cited = CITED.get(name, ())
+        chosen = chosen_top1(cited, input_size[1])
         _REGISTRY[name] = ModelInfo(
             name=name,
             family=family,
@@ -108,8 +120,9 @@ def register_model(
             se_stages=tuple(se_stages),
             params=params,
             macs=macs,
-            published_top1=top1,
-            top1_source=source,
+            published_top1=chosen.value if chosen else None,
+            top1_source=chosen.source if chosen else "",
+            cited=cited,
             builder=fn,
         )
         return fn
@@ -173,7 +186,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
     The returned module carries ``model_info`` (a ModelInfo): num_classes, the SE fields and
     the input channels follow the keyword arguments actually passed, and the stored ``params``,
-    ``macs`` and ``published_top1`` are kept only when no keyword may have changed the
+    ``macs``, ``published_top1`` and ``cited`` are kept only when no keyword may have changed the
     architecture (else None).
     """
     info = get_model_info(name)
@@ -196,13 +209,20 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     ]
     if changed:  # costs and published accuracy describe the registered configuration only
         overrides["params"] = overrides["macs"] = overrides["published_top1"] = None
+        overrides["top1_source"], overrides["cited"] = "", ()
     model.model_info = replace(info, **overrides)  # type: ignore[assignment]
     return model
 
 
+def _natural_key(name: str) -> list[int | str]:
+    """Sort key that orders digit runs by value: ``resnet18`` before ``resnet101``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted registered names, optionally filtered by a shell-style pattern (``"resnet*"``)."""
-    names = sorted(_REGISTRY)
+    """Registered names in natural order (``resnet18`` before ``resnet101``), optionally
+    filtered by a shell-style pattern (``"resnet*"``)."""
+    names = sorted(_REGISTRY, key=_natural_key)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return names

@@ -9,6 +9,8 @@ HTML), or ``None`` when the chart does not apply (no runtime data, no stages, no
 * ``stages``: for each model, each stage's share of the stages' MACs next to its share of
   the stages' time (MACs only when no stage was timed).
 * ``se``: parameters inside SE blocks per stage, for the models that have SE blocks.
+* ``accuracy-cost``: cited top-1 (from the zoo's metadata) against measured latency (CI error
+  bars) and against MACs, Pareto front marked, for rows of zoo models that have a cited value.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cnnbench.results import Result
 __all__ = [
     "CHARTS",
     "ChartSpec",
+    "accuracy_vs_cost_svg",
     "PALETTE",
     "all_charts",
     "latency_vs_macs_svg",
@@ -482,6 +485,136 @@ def machines_svg(results: Sequence[Result]) -> str | None:
     return _panel_grid("Latency per model per machine", legend, [panel])
 
 
+# --------------------------------------------------------------------------- accuracy vs cost
+
+
+def _cited_top1(r: Result) -> tuple[float, str] | None:
+    """(top-1 %, point label) of a row whose model is a zoo model built as registered (its
+    parameter count equals the stored one); the cited value evaluated at the row's resolution
+    is preferred, else the model's chosen top-1, labelled with the resolution it was
+    evaluated at. None for other rows. Accuracy is looked up in the zoo's metadata."""
+    from cnnbench.models import UnknownModelError, chosen_top1, get_model_info
+
+    try:
+        info = get_model_info(r.model)
+    except UnknownModelError:
+        return None
+    if info.params is None or r.params != info.params:
+        return None  # another architecture than the registered one: no cited value applies
+    res = r.input_size[-1] if r.input_size else info.input_size[1]
+    cited = chosen_top1(info.cited, res)
+    if cited is None:
+        return None
+    at = "" if cited.resolution == res else f" @{cited.resolution}px"
+    return cited.value, f"{r.model} ({cited.weights}{at})"
+
+
+def _accuracy_panel(
+    x0: float,
+    width: float,
+    height: float,
+    points: Sequence[tuple[float, float, str, tuple[float, float] | None]],
+    xlabel: str,
+) -> list[str]:
+    """One scatter: cost on x (lower is better), top-1 on y (higher is better), optional
+    x error bars, the Pareto front dashed and ringed, each point labelled."""
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    xa = _axis(xs + [hi for p in points if p[3] for hi in p[3]], x0 + 70, x0 + width - 20)
+    lo_y, hi_y = min(ys), max(ys)
+    pad = max((hi_y - lo_y) * 0.15, 1.0)
+    step = _nice_step(hi_y - lo_y + 2 * pad)
+    lo_t, hi_t = math.floor((lo_y - pad) / step) * step, math.ceil((hi_y + pad) / step) * step
+    ya = _Axis(lo_t, hi_t, False, height - 70, 70)
+    body = _frame(xa, ya, xlabel + (" (log scale)" if xa.log else ""), "ImageNet top-1 (%), cited")
+    front = pareto_front([(x, -y) for x, y in zip(xs, ys, strict=True)])
+    pts = [(xa.pos(x), ya.pos(y)) for x, y in zip(xs, ys, strict=True)]
+    if len(front) > 1:
+        d = f"M{pts[front[0]][0]:.1f},{pts[front[0]][1]:.1f}"
+        for i in front[1:]:
+            d += f" H{pts[i][0]:.1f} V{pts[i][1]:.1f}"
+        body.append(
+            f'<path d="{d}" fill="none" stroke="#D55E00" stroke-width="2" stroke-dasharray="6 4"/>'
+        )
+    placed: list[tuple[float, float, float]] = []
+    for i, (_x, y, label, ci) in enumerate(points):
+        px, py = pts[i]
+        on_front = i in front
+        if ci is not None:
+            lo, hi = xa.pos(max(ci[0], 1e-12)), xa.pos(ci[1])
+            body.append(
+                f'<path class="errorbar" d="M{lo:.1f},{py:.1f} H{hi:.1f} M{lo:.1f},{py - 4:.1f} '
+                f'V{py + 4:.1f} M{hi:.1f},{py - 4:.1f} V{py + 4:.1f}" stroke="{_INK}" '
+                'stroke-width="1.2" fill="none"/>'
+            )
+        body.append(
+            f'<circle class="{"point pareto" if on_front else "point"}" cx="{px:.1f}" '
+            f'cy="{py:.1f}" r="{7 if on_front else 5}" fill="{PALETTE[i % len(PALETTE)]}" '
+            f'stroke="{"#D55E00" if on_front else "#ffffff"}" '
+            f'stroke-width="{2.5 if on_front else 1}"><title>{escape(label)}: {y:g}% top-1'
+            "</title></circle>"
+        )
+        w = 6.2 * len(label)
+        right = px + 10 + w < xa.p1
+        bx = px + 10 if right else px - 10 - w
+        ty = py - 8
+        for _ in range(8):
+            if not any(bx < b1 and b0 < bx + w and abs(ty - by) < 13 for b0, b1, by in placed):
+                break
+            ty += 13
+        placed.append((bx, bx + w, ty))
+        body.append(
+            _text(
+                px + 10 if right else px - 10,
+                ty,
+                label,
+                text_anchor="start" if right else "end",
+                font_size=11,
+                font_weight="600" if on_front else "400",
+            )
+        )
+    return body
+
+
+def accuracy_vs_cost_svg(results: Sequence[Result]) -> str | None:
+    """Cited top-1 against median latency per image (with its 95% CI as error bars) and
+    against GMACs per image, one point per ``ok`` row of a zoo model with a cited value, each
+    labelled with the weights the accuracy belongs to; the Pareto front (less cost, more
+    accuracy) is marked. None when fewer than two rows have a cited top-1."""
+    rows = [(r, c) for r in results if r.status == "ok" and (c := _cited_top1(r))]
+    if len(rows) < 2:
+        return None
+    macs_pts = [(r.macs / 1e9, c[0], c[1], None) for r, c in rows if r.macs]
+    lat_pts = []
+    for r, c in rows:
+        per_image = _per_image_ms(r)
+        if per_image is None:
+            continue
+        per = r.effective_batch_size or r.batch_size or 1
+        ci = None
+        if r.latency_ms_ci_low is not None and r.latency_ms_ci_high is not None:
+            ci = (r.latency_ms_ci_low / per, r.latency_ms_ci_high / per)
+        lat_pts.append((per_image, c[0], c[1], ci))
+    panels = [(p, label) for p, label in ((lat_pts, "Latency per image (ms)"),
+                                          (macs_pts, "GMACs per image")) if len(p) >= 2]  # fmt: skip
+    if not panels:
+        return None
+    pw, height = 560, 520
+    body = [
+        _text(
+            pw * len(panels) / 2,
+            44,
+            "top-1: cited (weights and evaluation size in the label), never measured; "
+            "upper-left is better; dashed: Pareto front",
+            text_anchor="middle",
+            fill=_MUTED,
+        )
+    ]
+    for k, (points, label) in enumerate(panels):
+        body += _accuracy_panel(k * pw, pw, height, points, label)
+    return _svg(pw * len(panels), height, "Cited accuracy vs measured cost", body)
+
+
 class ChartSpec(NamedTuple):
     """A chart: short title (image alt text), one-paragraph description, renderer."""
 
@@ -511,6 +644,15 @@ CHARTS: dict[str, ChartSpec] = {
         "Median latency per image of each model on each machine of a merged run; compare "
         "machines per model, and models only within one machine.",
         machines_svg,
+    ),
+    "accuracy-cost": ChartSpec(
+        "Cited top-1 vs measured latency and MACs",
+        "Each zoo model's cited ImageNet top-1 (published, not measured; the label names the "
+        "weights, and the evaluation size when it differs from the measured one) against its "
+        "measured median latency per image, with the 95% CI as error bars, and against GMACs "
+        "per image. Ringed points on the dashed line form the Pareto front: no other model is "
+        "both cheaper and more accurate.",
+        accuracy_vs_cost_svg,
     ),
     "se": ChartSpec(
         "SE overhead per stage",

@@ -7,7 +7,8 @@ the same value reads the same everywhere. Conventions:
   (``61.7 K``, ``4.09 GMACs``, ``417 KMACs``, ``25.6 M``); below 1,000 the plain number;
 * bytes: binary prefixes (``97.7 MiB``);
 * times in milliseconds, throughput in images per second, ratios as ``1.10×``, changes as
-  ``+3.2%``; a missing value is ``—``;
+  ``+3.2%``; a missing value is ``—``, a timed ratio that was not measured paired with the
+  baseline ``n/a``;
 * a configuration label lists device, precision, memory format, batch and resolution, e.g.
   ``cpu fp32 channels_last b8 224px``, with ``train`` and ``compiled`` only when they apply.
   Machine-readable outputs (CSV, JSON) keep the raw fields; labels are for humans.
@@ -19,9 +20,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from cnnbench.results import CONFIG_FIELDS
+
 __all__ = [
     "CONVENTIONS",
     "MISSING",
+    "NOT_PAIRED",
     "CONFIG_FIELDS",
     "is_missing",
     "sig",
@@ -51,20 +55,10 @@ CONVENTIONS = (
     "confidence bound."
 )
 MISSING = "—"
+#: A ratio that was not measured paired with the baseline (e.g. rows of different runs).
+NOT_PAIRED = "n/a"
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 _BINARY = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
-
-#: Result fields that make up a configuration, in label order.
-CONFIG_FIELDS = (
-    "device",
-    "precision",
-    "memory_format",
-    "batch_size",
-    "input_size",
-    "mode",
-    "compiled",
-    "machine",
-)
 
 
 def is_missing(value: Any) -> bool:
@@ -216,7 +210,8 @@ def _resolution(input_size: Sequence[int] | None) -> str:
 def config_label(config: Any, fields: Sequence[str] = CONFIG_FIELDS) -> str:
     """The label of a configuration: ``cpu fp32 channels_last b8 224px``.
 
-    ``config`` is a :class:`~cnnbench.results.Result` or a
+    ``config`` is a :class:`~cnnbench.results.Result` (fields: :data:`CONFIG_FIELDS`, the one
+    definition of a configuration's identity, from :mod:`cnnbench.results`) or a
     :class:`~cnnbench.runtime.RuntimeConfig` (whose ``resolution`` may be None: then no
     resolution is written). ``fields`` picks the parts (those of :data:`CONFIG_FIELDS`);
     ``mode`` and ``compiled`` appear only when not the default (inference, eager).

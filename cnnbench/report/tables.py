@@ -28,23 +28,25 @@ __all__ = [
 ]
 
 
-def zoo_table(rows: Sequence[tuple[str, str, int | None, int | None, Sequence[int], str]]) -> Table:
-    """rows: (name, family, params, MACs at native size or None, input size, paper)."""
+def zoo_table(
+    rows: Sequence[tuple[str, str, int | None, int | None, Sequence[int], str]],
+    top1: Sequence[str] | None = None,
+) -> Table:
+    """rows: (name, family, params, MACs at native size or None, input size, paper); ``top1``:
+    one cited top-1 cell per row (a "top-1" column appears when given)."""
+    headers = ["model", "family", "params", "MACs", "input"]
+    headers += ["top-1", "paper"] if top1 is not None else ["paper"]
     table = Table.of(
         "cnnbench model zoo",
-        "model",
-        "family",
-        "params",
-        "MACs",
-        "input",
-        "paper",
-        text=(0, 1, 4, 5),
-        caption="MACs per image at the native input size",
+        *headers,
+        text=(0, 1, 4, len(headers) - 1),
+        caption="MACs per image at the native input size"
+        + ("; top-1: cited, not measured (`cnnbench info MODEL` lists all)" if top1 else ""),
     )
-    for name, family, params, macs, size, paper in rows:
-        table.add(
-            [name, family, fmt.count(params), fmt.macs(macs), "x".join(map(str, size)), paper]
-        )
+    for k, (name, family, params, macs, size, paper) in enumerate(rows):
+        cells = [name, family, fmt.count(params), fmt.macs(macs), "x".join(map(str, size))]
+        cells += [top1[k], paper] if top1 is not None else [paper]
+        table.add(cells)
     return table
 
 
