@@ -1,8 +1,9 @@
 """Static profile speed: cnnbench's default ``profile_static(model)`` against fvcore, thop and
 torch's FlopCounterMode, each run the way its users run it, side by side in one run.
 
-For each of 8 common models at its native input size (batch 1, eval mode), built once on the
-CPU outside the timed region:
+For each of 8 common zoo models at its native input size, and 3 attention-heavy stand-ins
+written here in timm's layout (ViT-Ti/16 and ViT-S/16 alike, a conv/attention hybrid; SDPA
+attention, 3x224x224), batch 1, eval mode, built once on the CPU outside the timed region:
 
 * ``cnnbench``: ``profile_static(model)``: the default call on a model object (meta device;
   params, MACs, FLOPs, per-stage costs, inference and training activation memory);
@@ -50,10 +51,102 @@ from cnnbench.static import build_model, profile_static
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "static.md"
 MODELS = ("resnet50", "se_resnet50", "ghostnet", "efficientnet_b0", "densenet121",
-          "inception_v3", "vgg16", "mobilenet_v3_large")  # fmt: skip
+          "inception_v3", "vgg16", "mobilenet_v3_large", "vit_tiny_like", "vit_small_like",
+          "conv_attention_like")  # fmt: skip
 TOOLS = ("cnnbench", "fvcore", "thop", "FlopCounterMode")
 OTHERS = TOOLS[1:]
 DEFAULT_THREADS = torch.get_num_threads()
+
+
+class _Attention(nn.Module):
+    """Multi-head self-attention as timm writes it: one qkv linear, SDPA, a projection."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        x = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = _Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class _ViTLike(nn.Module):
+    """A ViT in timm's layout (16x16 patches, class token, learned position embedding,
+    pre-norm blocks, SDPA): ViT-Ti/16 with (192, 12, 3), ViT-S/16 with (384, 12, 6)."""
+
+    def __init__(self, dim: int, depth: int, heads: int, size: int = 224) -> None:
+        super().__init__()
+        tokens = (size // 16) ** 2 + 1
+        self.patch_embed = nn.Conv2d(3, dim, 16, 16)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
+        self.blocks = nn.Sequential(*[_Block(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+class _ConvAttention(nn.Module):
+    """A conv/attention hybrid in the MobileViT/CoAtNet manner: conv stages to 28x28, then
+    attention blocks over the 784 tokens at 96 channels, then a conv stage and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def conv(a: int, b: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(a, b, 3, stride, 1, bias=False), nn.BatchNorm2d(b), nn.SiLU()
+            )
+
+        self.stem = nn.Sequential(conv(3, 32, 2), conv(32, 64, 2), conv(64, 96, 2))
+        self.blocks = nn.Sequential(*[_Block(96, 4) for _ in range(4)])
+        self.tail = conv(96, 192, 2)
+        self.head = nn.Linear(192, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        b, c, h, w = x.shape
+        t = self.blocks(x.flatten(2).transpose(1, 2).contiguous())
+        x = t.transpose(1, 2).reshape(b, c, h, w)
+        return self.head(self.tail(x).mean((2, 3)))
+
+
+#: Attention-heavy stand-ins (not cnnbench zoo models), built here, each (3, 224, 224).
+EXTRA_MODELS: dict[str, Callable[[], nn.Module]] = {
+    "vit_tiny_like": lambda: _ViTLike(192, 12, 3),
+    "vit_small_like": lambda: _ViTLike(384, 12, 6),
+    "conv_attention_like": _ConvAttention,
+}
+
+
+def _build(name: str) -> tuple[nn.Module, tuple[int, int, int]]:
+    if name in EXTRA_MODELS:
+        model = EXTRA_MODELS[name]()
+        model.eval()
+        return model, (3, 224, 224)
+    model = build_model(name, device="cpu").eval()
+    return model, model.model_info.input_size
 
 
 def _tools(model: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], int]]:
@@ -63,7 +156,7 @@ def _tools(model: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], int]]:
     from torch.utils.flop_counter import FlopCounterMode
 
     def cnnbench() -> int:
-        return profile_static(model).macs
+        return profile_static(model, input_size=tuple(x.shape[1:])).macs
 
     def fvcore() -> int:
         return int(FlopCountAnalysis(model, (x,)).total())
@@ -92,8 +185,7 @@ def bench(names: tuple[str, ...], repeats: int) -> dict[str, dict[str, Any]]:
     """{model: {"samples": {tool: [s, ...]}, "counts": {tool: int}}}, interleaved."""
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        model = build_model(name, device="cpu").eval()
-        c, h, w = model.model_info.input_size
+        model, (c, h, w) = _build(name)
         x = torch.randn(1, c, h, w)
         tools = _tools(model, x)
         counts = {tool: fn() for tool, fn in tools.items()}  # warm-up, untimed
@@ -126,7 +218,7 @@ def header(repeats: int, load: tuple[str, str], threads: list[int]) -> list[str]
         "medians are quoted, and the tools were interleaved so that load hits them alike.",
         "",
         "What is timed (model built once on the CPU, eval mode, batch 1, native input size): "
-        "cnnbench = `profile_static(model)`, the default call (meta device; params, MACs, "
+        "cnnbench = `profile_static(model, input_size=...)`, the default call (meta device; params, MACs, "
         "FLOPs, per-stage costs, inference and training activation memory); fvcore = "
         "`FlopCountAnalysis(model, (x,)).total()`; thop = `thop.profile(model, inputs=(x,), "
         "verbose=False)`; FlopCounterMode = `with FlopCounterMode(display=False): model(x)` "

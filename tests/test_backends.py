@@ -100,7 +100,13 @@ def test_resnet50_breakdown_explains_the_gaps(compared) -> None:
         conv_matmul = {c: report.by_category.get(c, 0) for c in CORE_CATEGORIES}
         if report.unit == "FLOPs":
             conv_matmul = {c: v // 2 for c, v in conv_matmul.items()}
-        assert conv_matmul == {"conv": 4_087_136_256, "matmul": 2048 * 1000}
+        # a CNN has no attention or recurrent work
+        assert conv_matmul == {
+            "conv": 4_087_136_256,
+            "matmul": 2048 * 1000,
+            "attention": 0,
+            "rnn": 0,
+        }
     # fvcore adds BatchNorm (2 per element) and the adaptive pool; thop BatchNorm at 4 per element
     bn_elements = 11_113_984  # the 53 BatchNorm outputs of resnet50 at 224
     assert fv["batchnorm"] == 2 * bn_elements and th["batchnorm"] == 4 * bn_elements
@@ -318,10 +324,40 @@ def test_comparison_flops_equal_the_profile_and_reuse_it(monkeypatch: pytest.Mon
     assert len(calls) == 2  # one count for both the cnnbench and the torch row
     assert comparison.reports["cnnbench"].flops == prof.flops
     assert comparison.reports["cnnbench"].macs == prof.macs
-    reused = compare_counters(model, x, profile=prof)
+    reused = compare_counters(model, x, dispatch=prof.dispatch_for(x))
     assert len(calls) == 2  # nothing counted again
     assert reused.reports == comparison.reports
-    assert compare_counters(model, x, profile=prof.dispatch).reports == comparison.reports
     assert all(m.training for m in model.modules())
     with pytest.raises(UsageError, match="profile is for input 1x3x64x64"):
-        compare_counters(model, [torch.randn(1, 3, 32, 32)], profile=prof)
+        prof.dispatch_for([torch.randn(1, 3, 32, 32)])
+
+
+def test_the_torch_counter_is_one_number_on_meta_and_real_models() -> None:
+    """`--counter torch` (the profile, on meta) and the torch column of the comparison (a real
+    model and input) agree, also for attention, whose fused CPU kernel FlopCounterMode has no
+    formula for; the comparison names what it missed as the MAC-carrying operators."""
+    from tests import external_patterns as ext
+
+    torch.manual_seed(0)
+    model = ext.TinyViT().eval()
+    x = [torch.randn(1, 3, 32, 32)]
+    on_meta = profile_static(model, input_size=(3, 32, 32), counter="torch", train_memory=False)
+    comparison = compare_counters(model, x, backends=("cnnbench", "torch"))
+    assert comparison.reports["torch"].macs == on_meta.macs == comparison.reports["cnnbench"].macs
+    assert comparison.warnings == []
+
+
+def test_the_comparison_names_the_missing_mac_carrying_operator() -> None:
+    from tests import external_patterns as ext
+
+    torch.manual_seed(0)
+    model = ext.TinyViT().eval()
+    comparison = compare_counters(
+        model, [torch.randn(1, 3, 32, 32)], backends=("cnnbench", "fvcore")
+    )
+    (warning,) = comparison.warnings
+    # fvcore has no handle for SDPA: 2 blocks x (2 heads x 16 x 16 scores) x (16 + 16) MACs
+    assert comparison.reports["cnnbench"].macs - comparison.reports["fvcore"].macs == 32_768
+    assert warning.endswith(
+        "MAC-carrying operations it did not count: scaled_dot_product_attention"
+    )

@@ -23,15 +23,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from cnnbench.models import SqueezeExcite
 from cnnbench.static import build_model
 from cnnbench.static.backends import run_backend
-from cnnbench.static.counting import (
-    FREE_OPS,
-    META_SHAPES,
-    RULES,
-    DispatchCount,
-    count_dispatch,
-    count_saved_bytes,
-    se_module_types,
-)
+from cnnbench.static.counting import DispatchCount, count_dispatch, count_saved_bytes
+from cnnbench.static.meta_shapes import META_SHAPES
+from cnnbench.static.rules import FREE_OPS, RULES
 
 aten = torch.ops.aten
 
@@ -65,6 +59,19 @@ class Fn(nn.Module):
 
 def x16() -> Tensor:
     return torch.randn(N, C, H, W)
+
+
+class Call(nn.Module):
+    """A module called through ``fn(module, *inputs)`` (kept as a child, so it moves with
+    ``.to``)."""
+
+    def __init__(self, module: nn.Module, fn: Callable[..., Tensor]) -> None:
+        super().__init__()
+        self.module = module.eval()
+        self.fn = fn
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.fn(self.module, *inputs)
 
 
 @dataclass
@@ -105,8 +112,13 @@ def _case(rule: str) -> Case:
         "hardswish": (nn.Hardswish(), 4),
         "hardswish_": (nn.Hardswish(inplace=True), 4),
         "tanh": (nn.Tanh(), 5),
+        "tanh_": (Fn(lambda t: t.tanh_()), 5),
         "gelu": (nn.GELU(), 8),
+        "gelu_": (Fn(lambda t: aten.gelu_(t)), 8),
         "_softmax": (nn.Softmax(dim=1), 5),
+        "_safe_softmax": (Fn(lambda t: aten._safe_softmax(t, 1)), 5),
+        "abs": (Fn(torch.abs), 1),
+        "adaptive_max_pool2d": (nn.AdaptiveMaxPool2d(2), 1),  # per input element
         "sum": (Fn(lambda t: t.sum()), 1),  # 1 per *input* element; the output is a scalar
         "mean": (Fn(lambda t: t.mean((2, 3))), 1),  # per input element
         "_adaptive_avg_pool2d": (nn.AdaptiveAvgPool2d(2), 1),  # per input element
@@ -123,6 +135,7 @@ def _case(rule: str) -> Case:
         "add": lambda a, b: a + b,
         "add_": lambda a, b: a.add_(b),
         "sub": lambda a, b: a - b,
+        "sub_": lambda a, b: a.sub_(b),
         "mul": lambda a, b: a * b,
         "mul_": lambda a, b: a.mul_(b),
         "div": lambda a, b: a / b,
@@ -150,12 +163,118 @@ def _case(rule: str) -> Case:
     if rule == "avg_pool2d":
         # non-square 2x3 window, stride = window: out 1x16x16x10; 6 adds per output element
         return Case(nn.AvgPool2d((2, 3)), [x], 0, 2 * 3 * 16 * 16 * 10)
+    vol = torch.randn(1, 2, 4, 4, 4)  # 128 elements; 2x2x2 windows -> 16 outputs
+    if rule in ("max_pool3d_with_indices", "avg_pool3d"):
+        pool = nn.MaxPool3d(2) if rule == "max_pool3d_with_indices" else nn.AvgPool3d(2)
+        return Case(pool, [vol], 0, 8 * 16)  # 8 comparisons / adds per output element
+    if rule == "_adaptive_avg_pool3d":
+        return Case(nn.AdaptiveAvgPool3d(2), [vol], 0, 128)  # 1 per input element
+    if rule == "baddbmm":
+        c, a, b = torch.randn(2, 3, 5), torch.randn(2, 3, 4), torch.randn(2, 4, 5)
+        return Case(Fn(torch.baddbmm), [c, a, b], 2 * 3 * 4 * 5, 2 * 120 + 30)  # + 30 adds
+    if rule == "baddbmm_":
+        c, a, b = torch.randn(2, 3, 5), torch.randn(2, 3, 4), torch.randn(2, 4, 5)
+        return Case(Fn(lambda c, a, b: c.baddbmm_(a, b)), [c, a, b], 120, 2 * 120 + 30)
+    upsample = {  # mode, input, output elements, FLOPs per output element
+        "upsample_linear1d": ("linear", torch.randn(1, 16, 32), 16 * 64, 3),
+        "upsample_bilinear2d": ("bilinear", x, 4 * ELEMS, 9),
+        "upsample_trilinear3d": ("trilinear", vol, 8 * 128, 21),
+        "upsample_bicubic2d": ("bicubic", x, 4 * ELEMS, 35),
+    }
+    if rule in upsample:
+        mode, t, out, k = upsample[rule]
+        fn = Fn(lambda t: F.interpolate(t, scale_factor=2, mode=mode, align_corners=False))
+        return Case(fn, [t], 0, k * out)
+    if rule == "_scaled_dot_product_flash_attention_for_cpu":
+        # q, k, v: 1 x 2 heads x 32 x 16; scores 2*32*32 = 2048, each meets E + Ev = 32
+        q, k, v = (torch.randn(1, 2, 32, 16) for _ in range(3))
+        macs = 2048 * 32
+        # 2 MACs + softmax 5 per score + scaling 1 per element of q and of k
+        return Case(
+            Fn(F.scaled_dot_product_attention), [q, k, v], macs, 2 * macs + 5 * 2048 + 2 * 1024
+        )
+    if rule == "_native_multi_head_attention":
+        # MHA(16, 4 heads) on 8 tokens: in-proj 3*8*16*16, q k^T and weights v 2*8*8*16,
+        # out-proj 8*16*16
+        macs = 3 * 8 * 256 + 2 * 8 * 8 * 16 + 8 * 256
+        scores = 4 * 8 * 8
+        # 2 MACs + q scaling 8*16 + softmax 5/score + qkv bias 3*8*16 + out bias 8*16
+        # + head-averaged weights 1/score
+        flops = 2 * macs + 128 + 5 * scores + 384 + 128 + scores
+        mha = nn.MultiheadAttention(16, 4, batch_first=True)
+        return Case(Call(mha, lambda m, t: m(t, t, t)[0]), [torch.randn(1, 8, 16)], macs, flops)
+    if rule == "mkldnn_rnn_layer":
+        # LSTM(8 -> 16) over 5 steps: MACs 5 * (W_ih 64x8 + W_hh 64x16); FLOPs 2 MACs + per
+        # step and unit 30 (gates) + 8 (two biases of 4 gates)
+        lstm = nn.LSTM(8, 16, batch_first=True)
+        macs = 5 * (64 * 8 + 64 * 16)
+        flops = 2 * macs + 5 * 16 * (30 + 8)
+        return Case(Call(lstm, lambda m, t: m(t)[0]), [torch.randn(1, 5, 8)], macs, flops)
     raise KeyError(rule)
+
+
+def _fused_direct_cases() -> dict[str, tuple[list[object], tuple[int, int]]]:
+    """Rules for kernels that a CPU run never dispatches (CUDA attention and cell kernels,
+    aten.lstm/gru/rnn_* which decompose before a dispatch mode sees them): their arguments as
+    the kernel receives them (meta tensors) and the hand-counted (MACs, FLOPs)."""
+    meta = torch.device("meta")
+    q = torch.empty(2, 4, 10, 8, device=meta)  # batch 2, 4 heads, L 10, E 8
+    k = torch.empty(2, 4, 6, 8, device=meta)  # S 6
+    v = torch.empty(2, 4, 6, 12, device=meta)  # Ev 12
+    scores = 2 * 4 * 10 * 6
+    attention = (scores * (8 + 12), 2 * scores * 20 + 5 * scores + q.numel() + k.numel())
+    out: dict[str, tuple[list[object], tuple[int, int]]] = {
+        name: ([q, k, v, None, False], attention)
+        for name in (
+            "_scaled_dot_product_flash_attention",
+            "_scaled_dot_product_efficient_attention",
+            "_scaled_dot_product_cudnn_attention",
+            "_scaled_dot_product_fused_attention_overrideable",
+        )
+    }
+    x = torch.empty(7, 3, 5, device=meta)  # 7 steps, batch 3, 5 features
+    hidden = 4
+
+    def params(gates: int) -> list[Tensor]:  # one layer: w_ih, w_hh, b_ih, b_hh
+        return [
+            torch.empty(gates * hidden, 5, device=meta),
+            torch.empty(gates * hidden, hidden, device=meta),
+            torch.empty(gates * hidden, device=meta),
+            torch.empty(gates * hidden, device=meta),
+        ]
+
+    for kind, gates, per_unit in (
+        ("lstm", 4, 30),
+        ("gru", 3, 20),
+        ("rnn_tanh", 1, 6),
+        ("rnn_relu", 1, 2),
+    ):
+        macs = 21 * gates * hidden * (5 + hidden)  # 21 rows = steps x batch
+        flops = 2 * macs + 21 * hidden * (per_unit + 2 * gates)
+        out[kind] = ([x, [], params(gates), True, 1, 0.0, False, False, False], (macs, flops))
+    cx = torch.empty(3, hidden, device=meta)
+    gates4 = torch.empty(3, 4 * hidden, device=meta)
+    bias4 = torch.empty(4 * hidden, device=meta)
+    out["_thnn_fused_lstm_cell"] = ([gates4, gates4, cx, bias4, bias4], (0, 12 * (30 + 8)))
+    gates3 = torch.empty(3, 3 * hidden, device=meta)
+    bias3 = torch.empty(3 * hidden, device=meta)
+    out["_thnn_fused_gru_cell"] = ([gates3, gates3, cx, bias3, bias3], (0, 12 * (20 + 6)))
+    return out
+
+
+def test_rules_of_kernels_a_cpu_run_never_dispatches() -> None:
+    for name, (args, expected) in _fused_direct_cases().items():
+        assert RULES[name].fn(args, None) == expected, name
+    # the packed-data overload of aten.lstm (data, batch_sizes, hx, params, has_biases, ...)
+    args, expected = _fused_direct_cases()["lstm"]
+    data = torch.empty(21, 5, device="meta")
+    packed = [data, torch.empty(7, dtype=torch.long), [], args[2], True, 1, 0.0, False, False]
+    assert RULES["lstm"].fn(packed, None) == expected
 
 
 # aten.max_pool2d never reaches a dispatch mode: it is CompositeImplicitAutograd and decomposes
 # into max_pool2d_with_indices first (tested below). Its rule is checked on its own arguments.
-DIRECT_ONLY = {"max_pool2d"}
+DIRECT_ONLY = {"max_pool2d", "max_pool3d", *_fused_direct_cases()}
 CASE_RULES = sorted(set(RULES) - DIRECT_ONLY)
 
 
@@ -263,7 +382,7 @@ def test_reference_se_gate_multiply_each_backend() -> None:
 
 def test_se_block_work_is_split_into_fc_and_gate() -> None:
     se = SqueezeExcite(16, 4)
-    count = count_dispatch(Fn(se), [x16()], se_types=se_module_types())
+    count = count_dispatch(Fn(se), [x16()], se_types=(SqueezeExcite,))
     # two 1x1 convs on a 1x1 map: 16*4 + 4*16 MACs; biases 4 + 16
     assert count.macs == 16 * 4 + 4 * 16
     fc_flops = 2 * (16 * 4 + 4 * 16) + 4 + 16
@@ -290,7 +409,7 @@ def _meta_input(model: nn.Module, batch: int = 1) -> list[Tensor]:
 @pytest.mark.parametrize("name", REPRESENTATIVE)
 def test_zoo_ops_all_have_rules_eval(name: str) -> None:
     model = build_model(name).eval()
-    count = count_dispatch(model, _meta_input(model), se_types=se_module_types())
+    count = count_dispatch(model, _meta_input(model), se_types=(SqueezeExcite,))
     assert count.uncounted == {}
     assert count.macs > 0 and count.flops > 2 * count.macs
     # every stage's work is attributed: the per-scope sums are the totals
@@ -339,11 +458,11 @@ SMALL = 64
 def test_meta_and_real_tensors_give_identical_counts(name: str) -> None:
     real = _real_model(name).eval()
     counted_real = count_dispatch(
-        real, [torch.randn(1, 3, SMALL, SMALL)], se_types=se_module_types()
+        real, [torch.randn(1, 3, SMALL, SMALL)], se_types=(SqueezeExcite,)
     )
     meta = build_model(name).eval()
     x = [torch.empty(1, 3, SMALL, SMALL, device="meta")]
-    counted_meta = count_dispatch(meta, x, se_types=se_module_types())
+    counted_meta = count_dispatch(meta, x, se_types=(SqueezeExcite,))
     assert counted_real.macs > 0
     assert _fingerprint(counted_real) == _fingerprint(counted_meta)
 
@@ -361,7 +480,7 @@ def test_meta_and_real_saved_bytes_agree() -> None:
 
 def test_counter_never_prints_and_leaves_no_hooks(capfd: pytest.CaptureFixture[str]) -> None:
     model = build_model("se_resnet50").eval()
-    count_dispatch(model, _meta_input(model), se_types=se_module_types())
+    count_dispatch(model, _meta_input(model), se_types=(SqueezeExcite,))
     count_dispatch(model.train(), _meta_input(model, 2), track_memory=False, track_saved=True)
     assert capfd.readouterr() == ("", "")
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
@@ -389,8 +508,8 @@ def test_failing_forward_leaves_no_hooks_and_no_mode() -> None:
 
 def test_counting_twice_gives_identical_numbers() -> None:
     model = build_model("ghostnet").eval()
-    first = count_dispatch(model, _meta_input(model), se_types=se_module_types())
-    second = count_dispatch(model, _meta_input(model), se_types=se_module_types())
+    first = count_dispatch(model, _meta_input(model), se_types=(SqueezeExcite,))
+    second = count_dispatch(model, _meta_input(model), se_types=(SqueezeExcite,))
     assert _fingerprint(first) == _fingerprint(second)
 
 
@@ -459,6 +578,29 @@ def test_meta_shortcuts_match_pytorch_meta_kernels(name: str, train: int, layout
         model(x)
     assert mode.mismatches == []
     assert {"aten.native_batch_norm.default", "aten.convolution.default"} <= set(mode.taken)
+
+
+@pytest.mark.parametrize("train", [0, 1])
+def test_meta_shortcuts_match_pytorch_on_attention_models(train: int) -> None:
+    """Transformer layouts: transposed token tensors, q/k/v slices of one qkv tensor, layer
+    norm on a transposed input, SDPA's math path (scaled q and k^T, bmm, _safe_softmax) and
+    nn.MultiheadAttention's."""
+    from tests import external_patterns as ext
+
+    taken: set[str] = set()
+    for model, shape in ((ext.TinyViT(), (1, 3, 32, 32)), (ext.MhaNet(), (2, 3, 32, 32))):
+        model = model.to("meta").train(bool(train))
+        mode = _CompareShortcuts()
+        with torch.enable_grad() if train else torch.no_grad(), mode:
+            model(torch.empty(shape, device="meta"))
+        assert mode.mismatches == [], type(model).__name__
+        taken = set(mode.taken) if isinstance(model, ext.TinyViT) else taken
+    assert {
+        "aten.native_layer_norm.default",
+        "aten.bmm.default",
+        "aten.mul.Scalar",
+        "aten._safe_softmax.default",
+    } <= taken
 
 
 _CAPTURED_TENSORS = {"_native_batch_norm_legit", "_native_batch_norm_legit_no_training"}

@@ -401,7 +401,7 @@ def _print_static(
         err.print("note: the four-counter comparison takes one input tensor; skipped")
     else:
         first = example.first if example is not None else torch.randn(1, *prof.input_size)
-        comparison = compare_counters(loaded.module, [first], profile=prof)
+        comparison = compare_counters(loaded.module, [first], dispatch=prof.dispatch_for([first]))
         _print(counters_table(comparison, loaded.name))
         _print(uncounted_table(comparison, loaded.name))
         for line in comparison.warnings:
@@ -633,6 +633,16 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug in cnnbench: exit 3, never the gate's 1
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        err.print(
+            f"[red]internal error:[/] {escape(type(exc).__name__)}: {escape(first)} "
+            "(a cnnbench bug; rerun with --debug for the traceback)",
+            highlight=False,
+        )
+        sys.exit(3)
 
 
 from cnnbench.cli.gate import gate_app  # noqa: E402

@@ -3,7 +3,7 @@
 Importing this package imports every family module, which registers its builders.
 """
 
-from ._layers import SqueezeExcite, Stage, StagedNet, make_divisible
+from ._layers import SqueezeExcite, Stage, StagedNet, make_divisible, se_block_types, staged_net
 from ._published import CitedAccuracy, chosen_top1
 from ._registry import (
     ModelInfo,
@@ -41,6 +41,8 @@ __all__ = [
     "create_model",
     "get_model_info",
     "list_models",
+    "se_block_types",
+    "staged_net",
     "make_divisible",
     "register_model",
 ]

@@ -2,6 +2,17 @@
 
 Every zoo model is a :class:`StagedNet`: ``stem -> stage1 .. stageN -> head``, each a direct
 child with exactly that name, so the profiler can break costs down per stage for any model.
+
+**cnnbench's own protocol** (defined here, in one place; recognised by type, never by an
+attribute name, since other libraries use the same names for other things: timm models store
+``self.stages = nn.Sequential(...)``, hrnet has a method ``stages(self, x)``):
+
+* a model has named stages (per-stage costs and times) when it is a :class:`StagedNet`
+  (:func:`staged_net`); any other model is broken down by its top-level children;
+* a module is a Squeeze-and-Excitation block when it is a :class:`SqueezeExcite`
+  (:func:`se_block_types`, what the counters are given as ``se_types``).
+
+A user's model opts in by subclassing these classes.
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ __all__ = [
     "NormLayer",
     "make_divisible",
     "init_weights",
+    "staged_net",
+    "se_block_types",
 ]
 
 
@@ -100,6 +113,16 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         s = self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
         return x * s
+
+
+def staged_net(model: object) -> StagedNet | None:
+    """``model`` as a StagedNet when it is one (cnnbench's stage protocol), else None."""
+    return model if isinstance(model, StagedNet) else None
+
+
+def se_block_types() -> tuple[type[nn.Module], ...]:
+    """Module classes that are SE blocks under cnnbench's protocol (the zoo's one class)."""
+    return (SqueezeExcite,)
 
 
 #: A normalisation layer factory taking the channel count (``nn.BatchNorm2d`` or a partial).

@@ -338,9 +338,11 @@ def _stage_names(model: nn.Module) -> Callable[[], list[str]] | None:
     """How to list a model's stages in forward order: a StagedNet's ``stage_names``, or the
     children of an ``nn.Sequential`` (its forward is exactly its children chained); None for
     any other module, whose children cannot be timed one after another."""
-    names_of = getattr(model, "stage_names", None)
-    if names_of is not None:
-        return names_of
+    from cnnbench.models import staged_net  # the zoo's protocol, by type, never by name
+
+    net = staged_net(model)
+    if net is not None:
+        return net.stage_names
     if isinstance(model, nn.Sequential):
         return lambda: [n for n, _ in model.named_children()]
     return None
@@ -357,7 +359,7 @@ def _stage_times(entry: Entry, budget_s: float, target_ci: float) -> None:
             "stages or an nn.Sequential's children can be timed one after another)",
         )
         return
-    if getattr(model, "stage_names", None) is None:
+    if isinstance(model, nn.Sequential):
         _note(entry.result, "stage times are per top-level module (nn.Sequential children)")
     timed = stage_samples(entry.prepared, budget_s=budget_s, target_ci=target_ci)
     out = []

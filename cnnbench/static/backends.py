@@ -1,6 +1,6 @@
 """Four operation counters behind one interface, and the comparison that explains their gaps.
 
-* ``cnnbench``: our dispatch-level counter (:mod:`cnnbench.counting`); MACs and FLOPs under
+* ``cnnbench``: our dispatch-level counter (:mod:`cnnbench.static.counting`); MACs and FLOPs under
   our rule table; works on the meta device. The default.
 * ``torch``: PyTorch's ``torch.utils.flop_counter.FlopCounterMode``; FLOPs (2 x MACs) of
   convolutions and matrix products only, everything else silently 0 (we list it).
@@ -25,22 +25,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
-from cnnbench.static.counting import (
-    RULES,
-    DispatchCount,
-    count_dispatch,
-    op_name,
-    se_module_types,
-)
-
-if TYPE_CHECKING:
-    from cnnbench.static.profile import StaticProfile
+from cnnbench.static.counting import MATMUL_LIKE, DispatchCount, count_dispatch
+from cnnbench.static.meta import on_meta
+from cnnbench.static.rules import RULES, op_name
 
 __all__ = [
     "Uncounted",
@@ -54,7 +47,7 @@ __all__ = [
 ]
 
 #: Categories that make up MACs proper; everything else is what a backend adds on top.
-CORE_CATEGORIES = ("conv", "matmul")
+CORE_CATEGORIES = ("conv", "matmul", "attention", "rnn")
 
 
 @dataclass
@@ -112,7 +105,7 @@ def _cnnbench(
     model: nn.Module, inputs: Sequence[Tensor], ours: DispatchCount | None = None
 ) -> CounterReport:
     if ours is None:
-        ours = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+        ours = count_dispatch(model, inputs, track_memory=False)
     return report_from_dispatch(ours)
 
 
@@ -137,9 +130,8 @@ def _torch(
     counter = FlopCounterMode(display=False)
     # Our own count (``ours``, or one pass now) tells what FlopCounterMode leaves at zero.
     if ours is None:
-        ours = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
-    with torch.no_grad(), counter:
-        model(*inputs)
+        ours = count_dispatch(model, inputs, track_memory=False)
+    _run_on_meta_first(model, inputs, counter)
     by_cat: dict[str, int] = defaultdict(int)
     for op, flops in counter.get_flop_counts().get("Global", {}).items():
         name = _packet_name(op)
@@ -155,6 +147,26 @@ def _torch(
     total = int(counter.get_total_flops())
     core = sum(v for k, v in by_cat.items() if k in CORE_CATEGORIES)
     return CounterReport("torch", "FLOPs", total, core // 2, dict(by_cat), uncounted)
+
+
+def _run_on_meta_first(model: nn.Module, inputs: Sequence[Tensor], counter: Any) -> None:
+    """One forward under ``counter`` on the meta device (the model's weights swapped for meta
+    tensors), so the torch backend gives one number whether cnnbench counted on meta or on
+    real tensors: a fused CPU kernel such as ``_scaled_dot_product_flash_attention_for_cpu``,
+    which FlopCounterMode has no formula for, runs as its counted math path there. On real
+    tensors only when the meta device cannot run the model (data-dependent control flow)."""
+    metas = [torch.empty(t.shape, dtype=t.dtype, device="meta") for t in inputs]
+    try:
+        with on_meta(model), torch.no_grad(), counter:
+            model(*metas)
+        return
+    except Exception:  # noqa: BLE001 - the meta device cannot run it: count on real tensors
+        if all(t.is_meta for t in inputs):
+            raise
+    fresh = type(counter)(display=False)
+    with torch.no_grad(), fresh:
+        model(*inputs)
+    counter.flop_counts = fresh.flop_counts
 
 
 def _packet_name(op: object) -> str:
@@ -332,20 +344,20 @@ def compare_counters(
     backends: Sequence[str] = ("cnnbench", "torch", "fvcore", "thop"),
     tolerance: float = 0.01,
     *,
-    profile: StaticProfile | DispatchCount | None = None,
+    dispatch: DispatchCount | None = None,
 ) -> CounterComparison:
     """Run each backend (in eval mode, the model's modes put back afterwards) and check that
     their MACs agree once the extras are set aside.
 
-    ``profile``: an existing static profile (or cnnbench dispatch count) of this model at this
-    input, batch 1, in eval mode; the cnnbench row (and the torch row's list of what it does not
-    count) then comes from it, so cnnbench's FLOPs are the profile's and nothing is counted
-    twice. Without it, cnnbench's counter runs once for both rows.
+    ``dispatch``: an existing cnnbench count of this model on these inputs, in eval mode
+    (a static profile's, :meth:`cnnbench.static.StaticProfile.dispatch_for`); the cnnbench
+    row (and the torch row's list of what it does not count) then comes from it, so
+    cnnbench's FLOPs are the profile's and nothing is counted twice. Without it, cnnbench's
+    counter runs once for both rows.
     """
-    dispatch = _dispatch_of(profile, inputs)
     if dispatch is None and any(BACKENDS.get(b) in _REUSES_DISPATCH for b in backends):
         with _modes_set(model, False):
-            dispatch = count_dispatch(model, inputs, track_memory=False, se_types=se_module_types())
+            dispatch = count_dispatch(model, inputs, track_memory=False)
     reports = {name: run_backend(name, model, inputs, dispatch=dispatch) for name in backends}
     comparison = CounterComparison(reports, tolerance)
     ref = reports.get("cnnbench") or next(iter(reports.values()))
@@ -355,28 +367,24 @@ def compare_counters(
         gap = rep.macs / ref.macs - 1
         if abs(gap) > tolerance:
             culprits = [c for c in CORE_CATEGORIES if _macs_in(rep, c) != _macs_in(ref, c)]
+            missing = _missing_mac_ops(rep, dispatch)
             comparison.warnings.append(
                 f"{name} MACs differ from {ref.backend} by {gap:+.2%} "
                 f"(conv+matmul {rep.macs:,} vs {ref.macs:,}); responsible: "
-                f"{', '.join(culprits) or 'unknown'}; uncounted there: "
-                f"{', '.join(u.name for u in rep.uncounted[:5]) or 'none'}"
+                f"{', '.join(culprits) or 'unknown'}; MAC-carrying operations it did not "
+                f"count: {', '.join(missing) or 'none found'}"
             )
     return comparison
 
 
-def _dispatch_of(
-    profile: StaticProfile | DispatchCount | None, inputs: Sequence[Tensor]
-) -> DispatchCount | None:
-    """The dispatch count inside ``profile``, checked against the inputs it is to stand for."""
-    if profile is None or isinstance(profile, DispatchCount):
-        return profile
-    shape = tuple(inputs[0].shape) if inputs else ()
-    if len(inputs) != 1 or shape != (1, *profile.input_size):
-        raise UsageError(
-            f"{profile.model}: the profile is for input 1x{'x'.join(map(str, profile.input_size))}"
-            f", not {'x'.join(map(str, shape)) or 'these inputs'}; profile this input instead"
-        )
-    return profile.dispatch
+def _missing_mac_ops(report: CounterReport, ours: DispatchCount | None) -> list[str]:
+    """The operations ``report``'s backend did not count that carry MACs: those with MACs in
+    cnnbench's own count (largest first), else any whose name is conv- or matmul-like."""
+    our_macs = {n: s.macs for n, s in ours.by_op.items()} if ours is not None else {}
+    names = [u.name for u in report.uncounted]
+    counted = sorted((n for n in names if our_macs.get(n, 0) > 0), key=lambda n: -our_macs[n])
+    named = [n for n in names if n not in counted and any(p in n for p in MATMUL_LIKE)]
+    return counted + named
 
 
 def _macs_in(report: CounterReport, category: str) -> int:

@@ -12,7 +12,7 @@ model's own ``forward``) is a row named ``(other)``, so the depth-1 rows sum to 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -22,8 +22,8 @@ from torch.utils._pytree import tree_flatten
 from cnnbench.errors import UsageError
 from cnnbench.results import LayerCost
 from cnnbench.spec import ExampleInputs
-from cnnbench.static.counting import DispatchCount, _CountingMode
-from cnnbench.static.profile import on_meta
+from cnnbench.static.counting import DispatchCount, _CountingMode, hookable
+from cnnbench.static.meta import on_meta
 
 __all__ = ["layer_costs", "MAX_DEPTH"]
 
@@ -79,12 +79,38 @@ def _hooks(
                 macs=0,
                 flops=0,
             )
+            if not hookable(module):  # scripted: listed with its params, its work in the parent
+                continue
             handles.append(module.register_forward_pre_hook(pre(name)))
             handles.append(module.register_forward_hook(post(name)))
         yield
     finally:
         for h in handles:
             h.remove()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _counted(
+    model: nn.Module, depth: int, example_inputs: ExampleInputs, *, meta: bool
+) -> tuple[DispatchCount, dict[str, LayerCost]]:
+    """One counted forward with the row hooks: on the meta device (weights swapped), or on
+    real CPU tensors (random values where ``example_inputs`` hold only a shape)."""
+    result = DispatchCount()
+    mode = _CountingMode(result, track_memory=False)
+    rows: dict[str, LayerCost] = {}
+    if meta:
+        inputs = example_inputs.map(lambda t: torch.empty(t.shape, dtype=t.dtype, device="meta"))
+        swap = on_meta(model)
+    else:
+        inputs = example_inputs
+        swap = nullcontext(model)
+    with swap, _hooks(model, depth, result, rows), torch.no_grad(), mode:
+        model(*inputs.args, **inputs.kwargs)
+    return result, rows
 
 
 def layer_costs(
@@ -96,22 +122,28 @@ def layer_costs(
 ) -> list[LayerCost]:
     """Rows for every module of ``model`` down to ``depth`` (1..:data:`MAX_DEPTH`), in the
     order of ``named_modules``, plus ``(other)`` when anything ran outside the top-level
-    children (see the module docstring). Counted on the meta device (``example_inputs``,
+    children (see the module docstring). Counted on the meta device, or on real CPU tensors
+    when the meta device cannot run the model (data-dependent control flow, as the static
+    profile falls back) and its weights are real (``example_inputs``,
     one image's tensors, replace the ``input_size`` input); the model's mode and weights are
     put back."""
     if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
         raise UsageError(f"--depth {depth!r}: use a whole number from 1 to {MAX_DEPTH}")
-    result = DispatchCount()
-    mode = _CountingMode(result, track_memory=False)
-    rows: dict[str, LayerCost] = {}
+    if example_inputs is None:  # random values: the real-tensor pass may read them
+        example_inputs = ExampleInputs((torch.randn(1, *input_size),))
     was_training = model.training
     model.eval()
     try:
-        if example_inputs is None:
-            example_inputs = ExampleInputs((torch.empty(1, *input_size),))
-        meta = example_inputs.map(lambda t: torch.empty(t.shape, dtype=t.dtype, device="meta"))
-        with on_meta(model), _hooks(model, depth, result, rows), torch.no_grad(), mode:
-            model(*meta.args, **meta.kwargs)
+        try:
+            result, rows = _counted(model, depth, example_inputs, meta=True)
+        except Exception as exc:  # noqa: BLE001 - the meta device cannot run every model
+            if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+                raise UsageError(
+                    f"--depth: the meta device cannot run this model ({_first_line(exc)}); "
+                    "build it on the CPU to count it on real tensors"
+                ) from None
+            # Data-dependent control flow (``x.item()``): real CPU tensors, as the profile.
+            result, rows = _counted(model, depth, example_inputs, meta=False)
     finally:
         model.train(was_training)
     out = [r for r in rows.values() if r.calls or r.params]

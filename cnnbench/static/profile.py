@@ -33,8 +33,9 @@ from cnnbench.static.counting import (
     DispatchCount,
     count_dispatch,
     count_saved_bytes,
-    se_module_types,
+    hookable,
 )
+from cnnbench.static.meta import on_meta, swapped_to_meta
 
 __all__ = [
     "StaticProfile",
@@ -90,6 +91,18 @@ class StaticProfile:
             notes="; ".join(self.notes) or None,
         )
 
+    def dispatch_for(self, inputs: Sequence[Tensor]) -> DispatchCount:
+        """This profile's dispatch count, to stand for a count of ``inputs`` (one tensor of
+        batch 1 at the profiled input size; UsageError otherwise), e.g. for
+        :func:`cnnbench.static.backends.compare_counters`."""
+        shape = tuple(inputs[0].shape) if inputs else ()
+        if len(inputs) != 1 or shape != (1, *self.input_size):
+            raise UsageError(
+                f"{self.model}: the profile is for input 1x{'x'.join(map(str, self.input_size))}"
+                f", not {'x'.join(map(str, shape)) or 'these inputs'}; profile this input instead"
+            )
+        return self.dispatch
+
 
 def build_model(name: str, *, device: str = "meta", **kwargs: Any) -> nn.Module:
     """Build a zoo model on ``device`` (meta by default: shapes only, no memory)."""
@@ -97,55 +110,6 @@ def build_model(name: str, *, device: str = "meta", **kwargs: Any) -> nn.Module:
 
     with torch.device(device):
         return create_model(name, **kwargs)
-
-
-@contextmanager
-def on_meta(model: nn.Module) -> Iterator[nn.Module]:
-    """Temporarily swap a real model's parameters and buffers for meta tensors.
-
-    Parameters stay ``nn.Parameter`` with their ``requires_grad`` (so the train-memory pass
-    still builds an autograd graph), a shared module is swapped once and tied tensors stay
-    tied; every original tensor object is put back on exit, even when the forward fails.
-    """
-    with _swapped_to_meta(list(model.modules())):
-        yield model
-
-
-@contextmanager
-def _swapped_to_meta(modules: Sequence[nn.Module]) -> Iterator[None]:
-    """:func:`on_meta` on the (deduplicated) module list of a model."""
-    slots_of = [(m._parameters, m._buffers) for m in modules]
-    if all(t is None or t.is_meta for pair in slots_of for slots in pair for t in slots.values()):
-        yield
-        return
-    swapped: list[tuple[dict[str, Any], str, Tensor]] = []
-    metas: dict[int, Tensor] = {}
-    try:
-        for pair in slots_of:  # each module once, even when shared
-            for slots in pair:
-                for key, t in list(slots.items()):
-                    if t is None:
-                        continue
-                    meta = metas.get(id(t))
-                    if meta is None:
-                        meta = _meta_like(t)
-                        if isinstance(t, nn.Parameter):
-                            meta = nn.Parameter(meta, requires_grad=t.requires_grad)
-                        metas[id(t)] = meta
-                    swapped.append((slots, key, t))
-                    slots[key] = meta
-        yield
-    finally:
-        for slots, key, t in reversed(swapped):
-            slots[key] = t
-
-
-def _meta_like(t: Tensor) -> Tensor:
-    """An empty meta tensor like ``t`` (what ``empty_like(t, device="meta")`` returns, without
-    its slow path for dense tensors)."""
-    if t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)):
-        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
-    return torch.empty_like(t, device="meta")
 
 
 @contextmanager
@@ -188,11 +152,15 @@ def _unique(slots: Iterable[dict[str, Tensor | None]]) -> list[Tensor]:
 
 
 def stage_list(model: nn.Module) -> list[tuple[str, int, int | None]]:
-    """(name, blocks, declared out channels) of each stage: a StagedNet's own stages, else
-    the model's top-level children (blocks 1, channels unknown)."""
-    stages = getattr(model, "stages", None)
-    if callable(stages):
-        return [(s.name, s.blocks, s.out_channels) for s in stages()]
+    """(name, blocks, declared out channels) of each stage: a StagedNet's own stages (the
+    zoo's protocol, recognised by type only: an attribute or method named ``stages`` on any
+    other model is that model's own business), else the model's top-level children (blocks 1,
+    channels unknown)."""
+    from cnnbench.models import staged_net
+
+    net = staged_net(model)
+    if net is not None:
+        return [(s.name, s.blocks, s.out_channels) for s in net.stages()]
     return [(name, 1, None) for name, _ in model.named_children()]
 
 
@@ -235,17 +203,20 @@ def _run_checked(model: nn.Module, name: str, input_size: Sequence[int], fn: Any
         raise input_error(model, name, input_size, exc) from exc
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def input_error(
     model: nn.Module, name: str, input_size: Sequence[int], exc: BaseException
 ) -> UsageError:
     """THE error for a model that cannot take its input, whichever door it came through:
     ``name: forward failed on input CxHxW (first line of the error); what would work``
     (the channels the model expects, or its native input and the smallest that works)."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
     shown = "x".join(map(str, input_size))
     hint = _what_would_work(model, tuple(input_size))
-    return UsageError(f"{name}: forward failed on input {shown} ({first}); {hint}")
+    return UsageError(f"{name}: forward failed on input {shown} ({_first_line(exc)}); {hint}")
 
 
 def _what_would_work(model: nn.Module, input_size: tuple[int, ...]) -> str:
@@ -380,9 +351,11 @@ def profile_static(
 
     modules = list(model.modules())  # walked once: a big model has hundreds
     params, trainable, buffers, by_dtype, by_type = _param_summary(modules)
-    ctx = _swapped_to_meta(modules) if meta else nullcontext()
+    ctx = swapped_to_meta(modules) if meta else nullcontext()
+    from cnnbench.models import se_block_types  # the zoo's protocol (imported when needed)
+
     stage_meta = stage_list(model)
-    se_types = se_module_types()
+    se_types = se_block_types()
     with _state_kept(modules, values=not meta), ctx:
         model.eval()
         # Shapes only: holding the stage outputs would keep them alive and inflate the peak.
@@ -392,7 +365,14 @@ def profile_static(
                 lambda _m, _i, out, s=s: outputs.__setitem__(s, _shape_of(out))
             )
             for s, _, _ in stage_meta
+            if hookable(getattr(model, s))
         ]
+        scripted = [s for s, _, _ in stage_meta if not hookable(getattr(model, s))]
+        if scripted:
+            notes.append(
+                f"scripted (torch.jit) top-level modules {', '.join(scripted)}: their work is "
+                "counted in the totals but not attributed to them (they take no hooks)"
+            )
         try:
 
             def counted() -> DispatchCount:
@@ -417,13 +397,13 @@ def profile_static(
         train_bytes = None
         if train_memory:  # a second, uncounted pass (its flags are put back on exit)
             model.train()
-            saved = _run_checked(
-                model,
-                name,
-                input_size,
-                lambda: count_saved_bytes(model, *feed(2)),
-            )
-            train_bytes = saved // 2
+            try:
+                train_bytes = count_saved_bytes(model, *feed(2)) // 2
+            except Exception as exc:  # noqa: BLE001 - a note, never a crash: eval counted fine
+                notes.append(
+                    "training activation memory not measured: the train-mode forward at batch "
+                    f"2 failed ({type(exc).__name__}: {_first_line(exc)})"
+                )
     stages = []
     for stage_name, blocks, declared in stage_meta:
         out_shape, itemsize = outputs.get(stage_name) or ((), 0)
@@ -452,6 +432,7 @@ def profile_static(
             f"{report.backend} did not count: "
             + ", ".join(f"{u.name} x{u.calls}" for u in report.uncounted)
         )
+    notes += _uncounted_macs_warning(dispatch)
     return StaticProfile(
         model=name,
         family=info.family if info is not None else "custom",
@@ -471,6 +452,21 @@ def profile_static(
         train_activation_bytes=train_bytes,
         notes=notes,
     )
+
+
+def _uncounted_macs_warning(dispatch: DispatchCount) -> list[str]:
+    """A warning when conv- or matmul-like operations went uncounted (a fused kernel without
+    a rule), with their estimated share of the MACs; none otherwise."""
+    missed = {n: s.estimated_macs for n, s in dispatch.uncounted.items() if s.estimated_macs}
+    if not missed:
+        return []
+    total = sum(missed.values())
+    share = total / (dispatch.macs + total)
+    return [
+        f"warning: conv/matmul-like operations without a rule ({', '.join(missed)}) hold an "
+        f"estimated {share:.1%} of the MACs, missing from the total (estimate: output "
+        "elements x contraction size)"
+    ]
 
 
 def _shape_of(out: Any) -> tuple[tuple[int, ...], int] | None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from cnnbench.errors import UsageError
-from cnnbench.static.counting import se_module_types
 
 if TYPE_CHECKING:
     from cnnbench.static.profile import StaticProfile
@@ -97,7 +96,7 @@ def se_overhead(
     used instead of building it again; ``profile``: its static profile at ``resolution``
     (``profile_static``'s default counter), used instead of counting it again. Counts per image.
     """
-    from cnnbench.models import get_model_info
+    from cnnbench.models import get_model_info, se_block_types
     from cnnbench.static import build_model, profile_static
 
     info = get_model_info(name)
@@ -129,7 +128,7 @@ def se_overhead(
         input_size=prof.input_size,
         train_memory=False,
     )
-    se_types = se_module_types()
+    se_types = se_block_types()
     rows: list[SEStageRow] = []
     for stage in prof.stages:
         blocks = [m for m in getattr(model, stage.name).modules() if isinstance(m, se_types)]
