@@ -19,6 +19,7 @@ from torch import nn
 
 from cnnbench.errors import CallTimeout, UsageError, call_limit
 from cnnbench.report.format import config_label as describe
+from cnnbench.request import InputSpec, RunRequest
 from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
 from cnnbench.runtime.guard import check_buildable, check_fits, estimate_bytes
@@ -29,10 +30,14 @@ __all__ = [
     "profile",
     "compare",
     "RunOptions",
+    "RunRequest",
+    "InputSpec",
+    "run_request",
     "run_models",
     "resolve_model",
     "static_profile",
     "new_run",
+    "run",
     "layer_rows",
     "describe",
     "TRAIN_FLOPS_FACTOR",
@@ -71,60 +76,76 @@ def run_models(
     baseline: str | None = None,
     cpu_memory: bool = True,
     input_size: Sequence[int] | None = None,
-    example_inputs: ExampleInputs | None = None,
+    example_inputs: Any = None,
     depth: int | None = None,
     on_progress: Callable[[str], None] | None = None,
+) -> Iterator[Result]:
+    """:func:`run_request` for models and ready-made configurations (the keywords are
+    :class:`~cnnbench.request.RunRequest`'s fields)."""
+    request = RunRequest(
+        models=tuple(models), configs=tuple(configs),
+        inputs=InputSpec.of(input_size, example_inputs), counter=counter,
+        static_only=static_only, cpu_memory=cpu_memory, depth=depth, baseline=baseline,
+        model_args=dict(model_args or {}),
+    )  # fmt: skip
+    return run_request(request, on_progress=on_progress, stage_times=stage_times)
+
+
+def run_request(
+    request: RunRequest,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+    stage_times: bool = True,
 ) -> Iterator[Result]:
     """Profile each model (spec or module), then measure all of them under each
     configuration, interleaved (:func:`cnnbench.runtime.measure_config`).
 
     Every spec is resolved, and every configuration's memory estimate checked against what
-    is available (:mod:`cnnbench.runtime.guard`), before anything is measured. Yields one Result per (model,
-    configuration), configuration by configuration, or one per model and resolution with
-    ``static_only``. Static counts are per image at each configuration's resolution (or at
-    ``input_size``, C x H x W, for every model). Ratios divide by ``baseline`` (a model name;
-    default the first model). ``example_inputs`` (one image's tensors, positional and keyword)
-    replace the C x H x W input and are repeated to each batch. With ``depth``, each row
-    carries its per-module ``layers``.
+    is available (:mod:`cnnbench.runtime.guard`), before anything is measured. Yields one
+    Result per (model, configuration), configuration by configuration, or one per model and
+    resolution with ``static_only``. Static counts are per image, at the input
+    :meth:`InputSpec.shape <cnnbench.request.InputSpec.shape>` gives under each
+    configuration's resolution. Ratios divide by ``request.baseline`` (a model name; default
+    the first model). Example inputs (one image's tensors, positional and keyword) are
+    repeated to each batch. With ``depth``, each row carries its per-module ``layers``.
     """
     notify = on_progress or (lambda _msg: None)
-    ex = ExampleInputs.of(example_inputs) if example_inputs is not None else None
+    inputs, counter, depth = request.inputs, request.counter, request.depth
+    size, ex = inputs.size, inputs.example
     loaded = []
-    for item in models:
+    for item in request.models:
         notify(f"{item if isinstance(item, str) else type(item).__name__}: building")
-        loaded.append(resolve_model(item, model_args))
+        loaded.append(resolve_model(item, dict(request.model_args)))
     names = [m.name for m in loaded]
+    baseline = request.baseline
     if baseline is not None and baseline not in names:
         raise UsageError(f"baseline {baseline!r} is not among the models: {', '.join(names)}")
-    if static_only:
-        resolutions = sorted({c.resolution for c in configs} or {None}, key=lambda r: r or 0)
+    if request.static_only:
         for m in loaded:
-            for res in resolutions:
-                row = static_profile(m, res, counter, notify, input_size, ex).to_result()
+            for res in request.resolutions():
+                row = static_profile(m, res, counter, notify, size, ex).to_result()
                 if depth:
-                    row.layers = layer_rows(m, depth, res, input_size, ex)
+                    row.layers = layer_rows(m, depth, res, size, ex)
                 yield row
         return
-    for config in configs:
+    for config in request.configs:
         entries = []
         for m in loaded:
-            static = static_profile(m, config.resolution, counter, notify, input_size, ex)
+            static = static_profile(m, config.resolution, counter, notify, size, ex)
             row = static.to_result()
             if depth:
-                row.layers = layer_rows(m, depth, config.resolution, input_size, ex)
+                row.layers = layer_rows(m, depth, config.resolution, size, ex)
             factor = TRAIN_FLOPS_FACTOR if config.mode == "train" else 1
             entries.append(
                 Entry(
                     name=m.name, module=m.module, row=row, builder=m.rebuild,
                     stages=row.stages if stage_times else None,
-                    flops_per_image=static.flops * factor,
-                    input_size=tuple(input_size) if input_size else None,
-                    example_inputs=ex,
+                    flops_per_image=static.flops * factor, input_size=size, example_inputs=ex,
                 )
             )  # fmt: skip
         device = resolve_device(config.device)
         for m, e in zip(loaded, entries, strict=True):
-            static = static_profile(m, config.resolution, counter, notify, input_size, ex)
+            static = static_profile(m, config.resolution, counter, notify, size, ex)
             parts = estimate_bytes(
                 m.module,
                 batch=1 if config.oom_backoff else config.batch_size,
@@ -136,7 +157,7 @@ def run_models(
             check_fits(e.name, describe(config), parts, device)
         notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
         index = names.index(baseline) if baseline is not None else 0
-        yield from measure_config(entries, config, baseline=index, cpu_memory=cpu_memory)
+        yield from measure_config(entries, config, baseline=index, cpu_memory=request.cpu_memory)
 
 
 def layer_rows(
@@ -172,14 +193,14 @@ def static_profile(
 ) -> StaticProfile:
     """The static profile of a loaded model at ``resolution`` (or ``input_size`` C, H, W, or
     on ``example_inputs``), counted once per input and counter (cached on the LoadedModel)."""
-    key = (resolution, counter, tuple(input_size) if input_size else None, id(example_inputs))
+    inputs = InputSpec(tuple(input_size) if input_size else None, example_inputs)
+    key = (resolution, counter, *inputs.key())
     if key not in loaded.profiles:
         if notify is not None:
             notify(f"{loaded.name}: counting (static profile)")
-        size = tuple(input_size) if input_size else None
         count = functools.partial(
             profile_static, loaded.module, name=loaded.name, resolution=resolution,
-            input_size=size, counter=counter, example_inputs=example_inputs,
+            input_size=inputs.size, counter=counter, example_inputs=example_inputs,
         )  # fmt: skip
         meta = counter != "fvcore"
         try:
@@ -217,8 +238,8 @@ def _count_on_real_tensors(
         loaded.module = loaded.rebuild()
         loaded.profiles.clear()
         count = functools.partial(count.func, loaded.module, *count.args[1:], **count.keywords)
-    info = getattr(loaded.module, "model_info", None)
-    size = getattr(info, "input_size", (3, 224, 224))
+    inputs = InputSpec(count.keywords["input_size"], count.keywords["example_inputs"])
+    size = inputs.shape_for(loaded.module, count.keywords["resolution"], loaded.name)
     parts = estimate_bytes(loaded.module, batch=1, input_size=size, activation_bytes=None)
     check_fits(loaded.name, "counting on real tensors", parts, torch.device("cpu"))
     try:
@@ -234,15 +255,19 @@ def _count_on_real_tensors(
 
 
 class RunOptions(TypedDict, total=False):
-    """Keyword options of :func:`profile` and :func:`compare` (defaults in brackets):
-    ``input_size`` (C, H, W) of one input [the model's]; ``example_inputs``: one image's
-    inputs, a tensor, a tuple or a dict of tensors at batch 1, or a callable returning one
-    (the batch dimension is repeated for ``batch``) [None]; ``static_only`` [False];
-    ``device`` [auto]; ``batch``, ``precision``, ``memory_format``: a value or a list (every
-    combination is measured) [1, fp32, contiguous]; ``resolution`` [native]; ``threads``
-    [torch's]; ``budget`` seconds per model and configuration [3.0]; ``counter`` [cnnbench];
+    """Keyword options of :func:`profile` and :func:`compare`: the knobs of
+    :meth:`RunRequest.of <cnnbench.request.RunRequest.of>`, which holds their one default each
+    (in brackets). ``input_size`` (C, H, W) of one input [the model's]; ``example_inputs``:
+    one image's inputs, a tensor, a tuple or a dict of tensors at batch 1, or a callable
+    returning one (the batch dimension is repeated for ``batch``) [None]; ``static_only``
+    [False]; ``device`` [auto]; ``batch``, ``precision``, ``memory_format``, ``resolution``: a
+    value or a list (every combination is measured; ``memory_format="both"``: contiguous and
+    channels_last) [1, fp32, contiguous, native]; ``threads`` [torch's]; ``budget``: seconds
+    of timing per model and configuration, warm-up included [3.0]; ``call_timeout``: seconds
+    one call of the model may take [max(60, 10 x budget)]; ``counter`` [cnnbench];
     ``compile`` [False]; ``train`` [False]; ``model_args`` for specs [None]; ``cpu_memory``:
-    measure CPU peak memory in a child process [True]."""
+    measure CPU peak memory in a child process [True]; ``depth``: per-module rows down to
+    this depth [None]."""
 
     input_size: Sequence[int] | None
     example_inputs: Any
@@ -251,95 +276,49 @@ class RunOptions(TypedDict, total=False):
     batch: int | Sequence[int]
     precision: str | Sequence[str]
     memory_format: str | Sequence[str]
-    resolution: int | None
+    resolution: int | Sequence[int] | None
     threads: int | None
     budget: float
+    call_timeout: float | None
     counter: str
     compile: bool
     train: bool
     model_args: dict[str, Any] | None
     cpu_memory: bool
+    depth: int | None
 
 
-def new_run(
-    command: str,
-    labels: Sequence[str],
-    configs: Sequence[RuntimeConfig],
-    *,
-    counter: str,
-    static_only: bool,
-    input_size: Sequence[int] | None = None,
-    model_args: dict[str, Any] | None = None,
-) -> Run:
-    """An empty run of ``command`` on ``labels`` under ``configs``: this machine's
-    fingerprint and the run's configuration, ready to receive results."""
+def new_run(command: str, request: RunRequest) -> Run:
+    """An empty run of ``command`` for ``request``: this machine's fingerprint and the run's
+    configuration, ready to receive results."""
     from cnnbench.environment import fingerprint
 
+    size = request.inputs.size
     return Run(
         results=[],
-        environment=fingerprint(resolve_device(configs[0].device)),
+        environment=fingerprint(resolve_device(request.configs[0].device)),
         config={
             "command": command,
-            "models": list(labels),
-            "counter": counter,
-            "static_only": static_only,
-            "configs": [vars(c) for c in configs],
-            "model_args": dict(model_args or {}),
-            "input_size": list(input_size) if input_size else None,
+            "models": request.labels,
+            "counter": request.counter,
+            "static_only": request.static_only,
+            "configs": [vars(c) for c in request.configs],
+            "model_args": dict(request.model_args),
+            "input_size": list(size) if size else None,
         },
     )
 
 
-def _run(
-    command: str,
-    models: Sequence[ModelLike],
-    *,
-    baseline: str | None = None,
-    input_size: Sequence[int] | None = None,
-    example_inputs: Any = None,
-    static_only: bool = False,
-    device: str = "auto",
-    batch: int | Sequence[int] = 1,
-    precision: str | Sequence[str] = "fp32",
-    memory_format: str | Sequence[str] = "contiguous",
-    resolution: int | None = None,
-    threads: int | None = None,
-    budget: float = 3.0,
-    counter: str = "cnnbench",
-    compile: bool = False,
-    train: bool = False,
-    model_args: dict[str, Any] | None = None,
-    cpu_memory: bool = True,
-) -> Run:
-
-    configs = RuntimeConfig.grid(
-        device=device,
-        precision=list(precision) if isinstance(precision, list | tuple) else precision,
-        memory_format=list(memory_format)
-        if isinstance(memory_format, list | tuple)
-        else memory_format,
-        batch_size=list(batch) if isinstance(batch, list | tuple) else batch,
-        resolution=resolution,
-        threads=threads,
-        compile=compile,
-        mode="train" if train else "inference",
-        budget_s=budget,
-    )
-    labels = [m if isinstance(m, str) else type(m).__name__ for m in models]
-    run = new_run(
-        command, labels, configs, counter=counter, static_only=static_only,
-        input_size=input_size, model_args=model_args,
-    )  # fmt: skip
+def run(command: str, request: RunRequest, on_progress: Callable[[str], None] | None = None) -> Run:
+    """The :class:`~cnnbench.results.Run` of ``request``, measured to the end; Ctrl-C
+    returns the rows measured so far with ``run.complete`` False. Prints nothing."""
+    result = new_run(command, request)
     try:
-        for result in run_models(
-            models, configs, counter=counter, static_only=static_only, model_args=model_args,
-            baseline=baseline, cpu_memory=cpu_memory, input_size=input_size,
-            example_inputs=example_inputs,
-        ):  # fmt: skip
-            run.results.append(result)
+        for row in run_request(request, on_progress=on_progress):
+            result.results.append(row)
     except KeyboardInterrupt:
-        run.complete = False
-    return run
+        result.complete = False
+    return result
 
 
 def profile(model: ModelLike, **options: Unpack[RunOptions]) -> Run:
@@ -348,7 +327,7 @@ def profile(model: ModelLike, **options: Unpack[RunOptions]) -> Run:
     ``static_only``, latency, throughput and peak memory per configuration (options:
     :class:`RunOptions`). Prints nothing; Ctrl-C returns the rows measured so far with
     ``run.complete`` False."""
-    return _run("profile", [model], **options)
+    return run("profile", RunRequest.of([model], **options))
 
 
 def compare(
@@ -358,4 +337,4 @@ def compare(
     interleaved per configuration; each row carries its latency and throughput ratio to
     ``baseline`` (a model name; default the first) with a 95% CI. Options as
     :func:`profile`'s; returns the :class:`~cnnbench.results.Run`, printing nothing."""
-    return _run("compare", models, baseline=baseline, **options)
+    return run("compare", RunRequest.of(models, baseline=baseline, **options))

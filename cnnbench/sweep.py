@@ -9,7 +9,8 @@ names are imported. Its shape::
     batch = [1, 2]
     precision = ["fp32"]
     budget = 0.5                                  # seconds per model and configuration
-    # optional: device, resolution, memory_format, compile, threads, cpu_memory
+    # optional: device, resolution, memory_format, compile, threads, train, call_timeout,
+    # input_size, cpu_memory (defaults: those of cnnbench.request.RunRequest.of)
     # [[sweep.pool]] name = "cpu", resources = { CPU = 2 }   (Ray resources per task)
 
 One **task** is one model under every configuration of the sweep on one hardware pool; it
@@ -20,7 +21,6 @@ row per configuration with status ``error``. On Ray every task asks for a whole 
 
 from __future__ import annotations
 
-import math
 import tempfile
 import tomllib
 from collections.abc import Callable
@@ -29,14 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.errors import UsageError
+from cnnbench.request import RunRequest, check_keys, check_knobs
 from cnnbench.results import Result, Run, merge_runs, read_text_capped
 
 __all__ = ["Pool", "Sweep", "Task", "load_sweep", "run_task", "run_local", "run_ray"]
 
-_KEYS = {
-    "models", "batch", "precision", "memory_format", "budget", "device", "resolution",
-    "compile", "threads", "cpu_memory", "pool",
-}  # fmt: skip
+#: The knobs a sweep file may set: those of :meth:`cnnbench.request.RunRequest.of`.
+_KNOBS = (
+    "batch", "precision", "memory_format", "budget", "device", "resolution", "compile",
+    "threads", "train", "call_timeout", "input_size", "cpu_memory",
+)  # fmt: skip
+_KEYS = {"models", "pool", *_KNOBS}
 
 
 @dataclass(frozen=True)
@@ -50,33 +53,24 @@ class Pool:
 
 @dataclass(frozen=True)
 class Sweep:
-    """The models and the configuration axes of a sweep (see the module docstring)."""
+    """The models of a sweep, the knobs its file sets (the keywords of
+    :meth:`cnnbench.request.RunRequest.of`, whose defaults apply to the others) and its
+    hardware pools (see the module docstring)."""
 
     models: tuple[str, ...]
-    batch: tuple[int, ...] = (1,)
-    precision: tuple[str, ...] = ("fp32",)
-    memory_format: tuple[str, ...] = ("contiguous",)
-    budget: float = 3.0
-    device: str = "cpu"
-    resolution: int | None = None
-    compile: bool = False
-    threads: int | None = None
-    cpu_memory: bool = True
+    knobs: dict[str, Any] = field(default_factory=dict)
     pools: tuple[Pool, ...] = (Pool(),)
 
-    def configs(self) -> list[Any]:
-        from cnnbench.runtime import RuntimeConfig
+    def request(self, spec: str) -> RunRequest:
+        """The request of one task: ``spec`` under every configuration of the sweep."""
+        return RunRequest.of([spec], **self.knobs)
 
-        return RuntimeConfig.grid(
-            device=self.device,
-            precision=list(self.precision),
-            memory_format=list(self.memory_format),
-            batch_size=list(self.batch),
-            resolution=self.resolution,
-            threads=self.threads,
-            compile=self.compile,
-            budget_s=self.budget,
-        )
+    def configs(self) -> list[Any]:
+        return list(self.request(self.models[0]).configs)
+
+    @property
+    def device(self) -> str:
+        return self.configs()[0].device
 
     def tasks(self) -> list[Task]:
         return [Task(spec, pool) for pool in self.pools for spec in self.models]
@@ -91,16 +85,9 @@ class Task:
     source: str | None = field(default=None, repr=False)
 
 
-def _list(value: Any, key: str, kind: type, path: Path) -> tuple[Any, ...]:
-    """A value or a list of values of ``kind`` (booleans are not integers here)."""
-    values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
-        raise UsageError(f"{path}: sweep.{key}: expected {kind.__name__} or a list of them")
-    return tuple(values)
-
-
 def load_sweep(path: str | Path) -> Sweep:
-    """Parse and check a sweep file; one-line UsageError naming the field otherwise."""
+    """Parse and check a sweep file; one-line UsageError naming the field otherwise (each
+    knob is checked by its one validation: :func:`cnnbench.request.check_knobs`)."""
     path = Path(path)
     try:
         data = tomllib.loads(read_text_capped(path, limit=1 << 20, kind="a sweep TOML file"))
@@ -109,39 +96,21 @@ def load_sweep(path: str | Path) -> Sweep:
     table = data.get("sweep")
     if not isinstance(table, dict):
         raise UsageError(f"{path}: no [sweep] table; see `cnnbench sweep --help`")
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise UsageError(
-            f"{path}: sweep.{unknown[0]}: unknown key; known: {', '.join(sorted(_KEYS))}"
-        )
+    check_keys(table, _KEYS, str(path), "sweep")
     if "models" not in table:
         raise UsageError(f'{path}: sweep.models: missing; e.g. models = ["lenet5"]')
+    models = table["models"] if isinstance(table["models"], list) else [table["models"]]
+    if not models or not all(isinstance(m, str) and m.strip() for m in models):
+        raise UsageError(f"{path}: sweep.models: expected a model spec or a list of them")
     pools = tuple(
         Pool(str(p.get("name", f"pool{i}")), dict(p["resources"]) if "resources" in p else None)
         for i, p in enumerate(table.get("pool", []))
         if isinstance(p, dict)
     ) or (Pool(),)
-    budget = table.get("budget", 3.0)
-    if (
-        not isinstance(budget, int | float)
-        or isinstance(budget, bool)
-        or not (0 < budget <= 3600 and math.isfinite(budget))
-    ):
-        raise UsageError(f"{path}: sweep.budget: expected seconds in (0, 3600], got {budget!r}")
-    sweep = Sweep(
-        models=_list(table["models"], "models", str, path),
-        batch=_list(table.get("batch", 1), "batch", int, path),
-        precision=_list(table.get("precision", "fp32"), "precision", str, path),
-        memory_format=_list(table.get("memory_format", "contiguous"), "memory_format", str, path),
-        budget=float(budget),
-        device=str(table.get("device", "cpu")),
-        resolution=table.get("resolution"),
-        compile=bool(table.get("compile", False)),
-        threads=table.get("threads"),
-        cpu_memory=bool(table.get("cpu_memory", True)),
-        pools=pools,
-    )
-    sweep.configs()  # every value checked now (RuntimeConfig), before anything runs
+    knobs = {k: table[k] for k in _KNOBS if k in table}
+    check_knobs(knobs, f"{path}: sweep")
+    sweep = Sweep(models=tuple(models), knobs=knobs, pools=pools)
+    sweep.configs()  # every combination checked now (RuntimeConfig), before anything runs
     return sweep
 
 
@@ -166,7 +135,7 @@ def run_task(task: Task, sweep: Sweep) -> dict[str, Any]:
     (this machine's environment). Any failure becomes error rows, never an exception."""
     import json
 
-    from cnnbench.api import run_models
+    from cnnbench.api import run_request
     from cnnbench.environment import fingerprint
     from cnnbench.runtime import resolve_device
 
@@ -181,7 +150,7 @@ def run_task(task: Task, sweep: Sweep) -> dict[str, Any]:
             local.write_text(task.source)
             spec = f"{local}:{attr}"
         env = fingerprint(resolve_device(sweep.device))
-        rows = list(run_models([spec], sweep.configs(), cpu_memory=sweep.cpu_memory))
+        rows = list(run_request(sweep.request(spec)))
     except BaseException as exc:  # noqa: BLE001 - a failed task is a row, the sweep goes on
         if isinstance(exc, KeyboardInterrupt):
             raise

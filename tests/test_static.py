@@ -287,7 +287,7 @@ def test_input_too_small_names_model_size_and_smallest() -> None:
         profile_static("alexnet", resolution=32)
     text = _one_line(exc)
     assert text.startswith("alexnet:")
-    assert "1x3x32x32" in text
+    assert "input 3x32x32" in text
     # by hand: conv 11/4 p2 -> pool 3/2 -> pool 3/2 -> pool 3/2 needs 63 (62 leaves 0x0)
     assert "smallest that works is 3x63x63" in text
     profile_static("alexnet", resolution=63, train_memory=False)  # and it does work
@@ -297,7 +297,7 @@ def test_wrong_channel_count() -> None:
     with pytest.raises(UsageError) as exc:
         profile_static("resnet50", input_size=(1, 224, 224))
     text = _one_line(exc)
-    assert text.startswith("resnet50:") and "1x1x224x224" in text
+    assert text.startswith("resnet50:") and "input 1x224x224" in text
     assert "expects 3 input channels" in text
 
 
@@ -315,7 +315,7 @@ def test_module_whose_forward_raises() -> None:
     with pytest.raises(UsageError) as exc:
         profile_static(model, input_size=(3, 8, 8))
     text = _one_line(exc)
-    assert text.startswith("Raises:") and "1x3x8x8" in text and "broken forward" in text
+    assert text.startswith("Raises:") and "input 3x8x8" in text and "broken forward" in text
     assert not model.conv.weight.is_meta
 
 
@@ -338,7 +338,7 @@ def test_unknown_zoo_name_suggests_close_names() -> None:
 
 
 def test_non_positive_size() -> None:
-    with pytest.raises(UsageError, match="resnet18: input size 3x0x0 must be positive"):
+    with pytest.raises(UsageError, match="resnet18: input size 3x0x0: expected three positive"):
         profile_static("resnet18", resolution=0)
 
 

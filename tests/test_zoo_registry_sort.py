@@ -7,4 +7,3 @@ def test_list_models_sorts_digit_runs_by_value() -> None:
     names = list_models("resnet*")
     assert names.index("resnet18") < names.index("resnet34") < names.index("resnet50")
     assert names.index("resnet50") < names.index("resnet101") < names.index("resnet152")
-

@@ -21,6 +21,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from cnnbench.cli.options import (
+    BatchOpt,
+    BudgetOpt,
+    CallTimeoutOpt,
+    DeviceOpt,
+    MemoryOpt,
+    QuietOpt,
+    ResolutionOpt,
+    ThreadsOpt,
+    parse_batches,
+)
 from cnnbench.errors import UsageError
 
 __all__ = ["gate_app", "verdict_table"]
@@ -42,27 +53,13 @@ gate_app = typer.Typer(
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="TOML file with a [tool.cnnbench.gate] table (default: ./pyproject.toml)."
+        "--config",
+        help="TOML file with a \\[tool.cnnbench.gate] table (default: ./pyproject.toml).",
     ),
 ]
 ModelOpt = Annotated[
     list[str] | None,
     typer.Option("--model", "-m", help="Model spec to gate (repeatable; replaces the config's)."),
-]
-BudgetOpt = Annotated[
-    float | None, typer.Option("--budget", help="Seconds of timing per model configuration.")
-]
-BatchOpt = Annotated[
-    list[int] | None, typer.Option("--batch", "-b", help="Batch size(s) (repeatable).")
-]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU intra-op threads.")]
-ResolutionOpt = Annotated[
-    int | None, typer.Option("--resolution", "-r", help="Input H = W in pixels.")
-]
-MemoryOpt = Annotated[
-    bool | None,
-    typer.Option("--memory/--no-memory", help="Measure peak memory (CPU: a child process)."),
 ]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")]
 MarkdownOpt = Annotated[
@@ -73,6 +70,8 @@ MarkdownOpt = Annotated[
         "(it is also appended to $GITHUB_STEP_SUMMARY when that is set).",
     ),
 ]
+# In the gate family --json takes a file, like --junit and --markdown ('-': stdout, which is
+# what the flag --json does in the other commands).
 JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="Write the verdicts as JSON to this file ('-': stdout)."),
@@ -85,7 +84,6 @@ AllowEnvOpt = Annotated[
         "differ from the baseline (calibration normalises speed).",
     ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")]
 
 
 def verdict_table(report: object):  # -> rich.table.Table
@@ -107,16 +105,18 @@ def _config(
     *,
     models: list[str] | None = None,
     budget: float | None = None,
-    batch: list[int] | None = None,
+    batch: list[str] | None = None,
     device: str | None = None,
     threads: int | None = None,
     resolution: int | None = None,
+    call_timeout: float | None = None,
     memory: bool | None = None,
     rounds: int | None = None,
     baseline: tuple[object, Path] | None = None,
     need_models: bool = True,
 ):  # -> GateConfig
-    """The user's configuration file (``--config`` or ./pyproject.toml) with CLI overrides.
+    """The user's configuration file (``--config`` or ./pyproject.toml) with CLI overrides
+    (the shared options of :mod:`cnnbench.cli.options`: ``--batch 1,8`` as in ``compare``).
 
     Without one, a check falls back on the settings stored in the ``baseline`` (a loaded Run
     and its path): a baseline is data, so only zoo model names are taken from it, never a
@@ -143,14 +143,18 @@ def _config(
     configs = list(cfg.configs)
     fields = {
         k: v
-        for k, v in (("device", device), ("threads", threads), ("resolution", resolution))
+        for k, v in (
+            ("device", device), ("threads", threads), ("resolution", resolution),
+            ("call_timeout_s", call_timeout),
+        )
         if v is not None
-    }
+    }  # fmt: skip
     if fields:
         configs = [dataclasses.replace(c, **fields) for c in configs]
     if batch:
+        batches = parse_batches(batch)
         configs = list(
-            dict.fromkeys(dataclasses.replace(c, batch_size=b) for c in configs for b in batch)
+            dict.fromkeys(dataclasses.replace(c, batch_size=b) for c in configs for b in batches)
         )
     changes["configs"] = tuple(configs)
     return dataclasses.replace(cfg, **changes)
@@ -252,6 +256,7 @@ def save_cmd(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     resolution: ResolutionOpt = None,
+    call_timeout: CallTimeoutOpt = None,
     memory: MemoryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -268,6 +273,7 @@ def save_cmd(
         device=device,
         threads=threads,
         resolution=resolution,
+        call_timeout=call_timeout,
         memory=memory,
     )
     with _interruptible(), _progress(quiet) as progress:
@@ -294,6 +300,7 @@ def check_cmd(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     resolution: ResolutionOpt = None,
+    call_timeout: CallTimeoutOpt = None,
     memory: MemoryOpt = None,
     allow_env_mismatch: AllowEnvOpt = False,
     junit: JunitOpt = None,
@@ -314,6 +321,7 @@ def check_cmd(
         device=device,
         threads=threads,
         resolution=resolution,
+        call_timeout=call_timeout,
         memory=memory,
         baseline=(base_run, baseline),
         need_models=candidate is None,
@@ -352,6 +360,7 @@ def ab_cmd(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     resolution: ResolutionOpt = None,
+    call_timeout: CallTimeoutOpt = None,
     memory: MemoryOpt = None,
     allow_env_mismatch: AllowEnvOpt = False,
     junit: JunitOpt = None,
@@ -373,6 +382,7 @@ def ab_cmd(
         device=device,
         threads=threads,
         resolution=resolution,
+        call_timeout=call_timeout,
         memory=memory,
         rounds=rounds,
     )

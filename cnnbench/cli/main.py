@@ -17,38 +17,27 @@ from rich.markup import escape
 
 from cnnbench._version import __version__
 from cnnbench.cli.options import (
-    BatchOpt,
-    BudgetOpt,
-    CallTimeoutOpt,
-    ChannelsLastOpt,
-    CompileOpt,
-    Counter,
-    CounterOpt,
     DebugOpt,
     DepthOpt,
-    DeviceOpt,
     FormatOpt,
     InputSizeOpt,
     InputsOpt,
-    JsonOpt,
-    MemoryFormatOpt,
-    MemoryOpt,
     ModelArgOpt,
     OutOpt,
-    PrecisionOpt,
     QuietOpt,
     ResolutionOpt,
-    StaticOnlyOpt,
-    ThreadsOpt,
-    TrainOpt,
+    RunArgs,
+    check_out,
+    example_inputs,
     parse_formats,
     parse_input_size,
-    runtime_configs,
+    with_run_options,
 )
 from cnnbench.errors import CnnbenchError, Terminated, UsageError, signals_as_exceptions
 
 if TYPE_CHECKING:
     from cnnbench.report.table import Table
+    from cnnbench.request import RunRequest
     from cnnbench.results import Run
 
 # Piped output gets a wide console so tables are not squeezed to 80 columns.
@@ -131,54 +120,27 @@ def _save_incomplete(run: Run, out_dir: Path, name: str) -> Path:
         return run.save(Path(tempfile.gettempdir()) / f"{name}-incomplete.json")
 
 
-def _measure_and_report(
-    command: str,
-    models: list[Any],
-    configs: list,
-    *,
-    counter: Counter,
-    static_only: bool,
-    model_args: dict[str, Any] | None,
-    out_dir: Path,
-    formats: list[str],
-    json_stdout: bool,
-    quiet: bool,
-    baseline: str | None,
-    input_size: tuple[int, int, int] | None = None,
-    example_inputs: Any = None,
-    depth: int | None = None,
-    cpu_memory: bool = True,
-) -> None:
-    """Measure every model under every configuration, with progress on stderr, then print
-    and write the reports. Ctrl-C, SIGTERM or an error after the first result keep what was
-    measured (``*-incomplete.json``)."""
+def _measure_and_report(command: str, request: RunRequest, run_args: RunArgs) -> None:
+    """Measure every model of ``request`` under every configuration, with progress on
+    stderr, then print and write the reports ``run_args`` asks for. Ctrl-C, SIGTERM or an
+    error after the first result keep what was measured (``*-incomplete.json``)."""
     from rich.progress import Progress
 
-    from cnnbench.api import new_run, run_models
+    from cnnbench.api import new_run, run_request
 
-    labels = [m if isinstance(m, str) else m.name for m in models]
-    run = new_run(
-        command, labels, configs, counter=counter.value, static_only=static_only,
-        input_size=input_size, model_args=model_args,
-    )  # fmt: skip
-    name = _run_name(command, labels)
-    total = len(models) * (1 if static_only else len(configs))
+    quiet, out_dir = run_args.quiet, run_args.out_dir
+    run = new_run(command, request)
+    name = _run_name(command, request.labels)
+    total = len(request.models) * (
+        len(request.resolutions()) if request.static_only else len(request.configs)
+    )
     tty = err.is_terminal
     progress = Progress(*_progress_columns(), console=err, transient=True, disable=quiet or not tty)
     try:
         with progress, signals_as_exceptions():
             task = progress.add_task("starting", total=total)
-            for result in run_models(
-                models,
-                configs,
-                counter=counter.value,
-                static_only=static_only,
-                baseline=baseline,
-                input_size=input_size,
-                example_inputs=example_inputs,
-                depth=depth,
-                cpu_memory=cpu_memory,
-                on_progress=lambda msg: progress.update(task, description=escape(msg)),
+            for result in run_request(
+                request, on_progress=lambda msg: progress.update(task, description=escape(msg))
             ):
                 run.results.append(result)
                 progress.advance(task)
@@ -198,17 +160,20 @@ def _measure_and_report(
             path = _save_incomplete(run, out_dir, name)
             exc.args = (f"{exc} ({len(run.results)} result(s) measured before kept in {path})",)
         raise
-    _emit(run, formats, out_dir, name, baseline=baseline, quiet=quiet, json_stdout=json_stdout)
+    _emit(
+        run, run_args.formats(), out_dir, name, baseline=request.baseline, quiet=quiet,
+        json_stdout=run_args.json_,
+    )  # fmt: skip
 
 
-def _check_out(out_dir: Path, formats: list[str]) -> None:
-    """``--out -`` takes exactly one file format (written to stdout)."""
-    files = [f for f in formats if f != "table"]
-    if str(out_dir) == "-" and len(files) != 1:
-        raise UsageError(
-            f"--out - writes one format to stdout, got {', '.join(files) or 'none'}; "
-            "e.g. --out - --format csv"
-        )
+def _loaded(request: RunRequest) -> RunRequest:
+    """``request`` with its specs loaded (all resolved before anything is measured)."""
+    import dataclasses
+
+    kwargs = dict(request.model_args)
+    return dataclasses.replace(
+        request, models=tuple(_load_checked(spec, kwargs) for spec in request.models)
+    )
 
 
 def _emit(
@@ -236,15 +201,6 @@ def _emit(
         paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
         if not quiet:
             err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
-
-
-def _example_inputs(spec: str | None) -> Any:
-    """``--inputs SPEC``: the example inputs the user's callable returns (None without it)."""
-    if spec is None:
-        return None
-    from cnnbench.spec import load_inputs
-
-    return load_inputs(spec)
 
 
 def _load_checked(spec: str, kwargs: dict[str, Any]) -> Any:
@@ -339,7 +295,7 @@ def info(
 
     loaded = load(model, parse_model_args(model_arg), device="meta")
     size = parse_input_size(input_size)
-    example = _example_inputs(inputs)
+    example = example_inputs(inputs)
     prof = static_profile(loaded, resolution, input_size=size, example_inputs=example)
     row = prof.to_result()
     if depth is not None:
@@ -396,67 +352,32 @@ def card(
 
 
 @app.command()
+@with_run_options
 def profile(
     model: Annotated[str, typer.Argument(help="Zoo name or module:factory spec.")],
-    device: DeviceOpt = "auto",
-    batch: BatchOpt = None,
-    resolution: ResolutionOpt = None,
-    precision: PrecisionOpt = None,
-    channels_last: ChannelsLastOpt = False,
-    memory_format: MemoryFormatOpt = None,
-    compile_: CompileOpt = False,
-    threads: ThreadsOpt = None,
-    train: TrainOpt = False,
-    budget: BudgetOpt = 5.0,
-    call_timeout: CallTimeoutOpt = None,
-    memory: MemoryOpt = True,
-    static_only: StaticOnlyOpt = False,
-    counter: CounterOpt = Counter.cnnbench,
-    out_dir: OutOpt = Path("reports"),
-    format_: FormatOpt = "table",
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    model_arg: ModelArgOpt = None,
-    input_size: InputSizeOpt = None,
-    inputs: InputsOpt = None,
     depth: DepthOpt = None,
+    *,
+    run: RunArgs,
 ) -> None:
     """The full static + runtime profile of one model."""
-    from cnnbench.api import static_profile
-    from cnnbench.spec import parse_model_args
+    run.formats()  # checked before anything is loaded
+    request = _loaded(run.request([model], depth=depth))
+    if not run.quiet and not run.json_:
+        _print_profile(request)
+    _measure_and_report("profile", request, run)
 
-    formats = parse_formats(format_)
-    _check_out(out_dir, formats)
-    configs = runtime_configs(
-        device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
-        train, budget, call_timeout,
-    )  # fmt: skip
-    kwargs = parse_model_args(model_arg)
-    size = parse_input_size(input_size)
-    example = _example_inputs(inputs)
-    loaded = _load_checked(model, kwargs)
-    if not quiet and not json_:
-        prof = static_profile(
-            loaded, resolution, counter.value, input_size=size, example_inputs=example
-        )
-        _print_static(loaded, prof, kwargs, resolution, example)
-    _measure_and_report(
-        "profile",
-        [loaded],
-        configs,
-        counter=counter,
-        static_only=static_only,
-        model_args=kwargs,
-        out_dir=out_dir,
-        formats=formats,
-        json_stdout=json_,
-        quiet=quiet,
-        baseline=None,
-        input_size=size,
-        example_inputs=example,
-        depth=depth,
-        cpu_memory=memory,
+
+def _print_profile(request: RunRequest) -> None:
+    """What ``profile`` prints before timing: the static tables (the per-module rows of
+    ``--depth`` come in the report's Layers section)."""
+    from cnnbench.api import static_profile
+
+    loaded, size, example = request.models[0], request.inputs.size, request.inputs.example
+    resolution = request.configs[0].resolution
+    prof = static_profile(
+        loaded, resolution, request.counter, input_size=size, example_inputs=example
     )
+    _print_static(loaded, prof, dict(request.model_args), resolution, example)
 
 
 def _print_static(
@@ -502,64 +423,23 @@ def _print_static(
 
 
 @app.command()
+@with_run_options
 def compare(
     models: Annotated[list[str], typer.Argument(help="Two or more models (zoo names or specs).")],
     baseline: Annotated[
-        str | None, typer.Option("--baseline", help="Model the x-columns are relative to.")
+        str | None,
+        typer.Option(
+            "--baseline", help="Model the x-columns are relative to.", rich_help_panel="Output"
+        ),
     ] = None,
-    device: DeviceOpt = "auto",
-    batch: BatchOpt = None,
-    resolution: ResolutionOpt = None,
-    precision: PrecisionOpt = None,
-    channels_last: ChannelsLastOpt = False,
-    memory_format: MemoryFormatOpt = None,
-    compile_: CompileOpt = False,
-    threads: ThreadsOpt = None,
-    train: TrainOpt = False,
-    budget: BudgetOpt = 3.0,
-    call_timeout: CallTimeoutOpt = None,
-    memory: MemoryOpt = True,
-    static_only: StaticOnlyOpt = False,
-    counter: CounterOpt = Counter.cnnbench,
-    out_dir: OutOpt = Path("reports"),
-    format_: FormatOpt = "table",
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    model_arg: ModelArgOpt = None,
-    input_size: InputSizeOpt = None,
-    inputs: InputsOpt = None,
+    *,
+    run: RunArgs,
 ) -> None:
     """One row per model and configuration, relative to the baseline (first model by default)."""
-    from cnnbench.spec import parse_model_args
-
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
-    formats = parse_formats(format_)
-    _check_out(out_dir, formats)
-    configs = runtime_configs(
-        device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
-        train, budget, call_timeout,
-    )  # fmt: skip
-    kwargs = parse_model_args(model_arg)
-    size = parse_input_size(input_size)
-    example = _example_inputs(inputs)
-    loaded = [_load_checked(spec, kwargs) for spec in models]  # all resolved before measuring
-    _measure_and_report(
-        "compare",
-        loaded,
-        configs,
-        counter=counter,
-        static_only=static_only,
-        model_args=kwargs,
-        out_dir=out_dir,
-        formats=formats,
-        json_stdout=json_,
-        quiet=quiet,
-        baseline=baseline,
-        input_size=size,
-        example_inputs=example,
-        cpu_memory=memory,
-    )
+    run.formats()  # checked before anything is loaded
+    _measure_and_report("compare", _loaded(run.request(models, baseline=baseline)), run)
 
 
 @app.command("se")
@@ -667,7 +547,7 @@ def report(
     from cnnbench.results import load_run, merge_runs
 
     formats = parse_formats(format_)
-    _check_out(out_dir, formats)
+    check_out(out_dir, formats)
     runs = [load_run(f) for f in run_files]  # each validated; one line names a bad file
     for f, run in zip(run_files, runs, strict=True):
         if not run.complete:
@@ -702,7 +582,7 @@ def sweep(
     from cnnbench.sweep import load_sweep, run_local, run_ray
 
     formats = parse_formats(format_)
-    _check_out(out_dir, formats)
+    check_out(out_dir, formats)
     spec = load_sweep(file)
     total = len(spec.tasks())
     done: list[int] = []
@@ -729,11 +609,22 @@ def sweep(
     _emit(run, formats, out_dir, name, baseline=None, quiet=quiet)
 
 
+def _debug_first(args: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` is accepted anywhere before a ``--`` (and ``CNNBENCH_DEBUG=1``): it is
+    moved in front of the command, where the root callback takes it."""
+    import os
+
+    end = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:end] or os.environ.get("CNNBENCH_DEBUG", "") not in ("", "0")
+    rest = [a for a in args[:end] if a != "--debug"] + args[end:]
+    return (["--debug", *rest] if debug else rest), debug
+
+
 def main() -> None:
     """Console entry point: expected errors become one line on stderr and an exit code."""
-    debug = "--debug" in sys.argv
+    args, debug = _debug_first(sys.argv[1:])
     try:
-        app()
+        app(args=args, prog_name="cnnbench")
     except CnnbenchError as exc:
         if debug:
             raise

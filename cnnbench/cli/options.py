@@ -1,90 +1,159 @@
-"""Options shared by the commands, their closed choices, and the parsing helpers that turn
-them into :class:`~cnnbench.runtime.RuntimeConfig` grids. Parsing only: nothing here
-measures."""
+"""Options shared by the commands, their closed choices (built from :mod:`cnnbench.choices`),
+and the one path from the run options to a :class:`~cnnbench.request.RunRequest`. Parsing
+only: nothing here measures.
+
+Every knob has one definition here, used by ``profile``, ``compare`` and the ``gate``
+commands; its default and its validation live in :mod:`cnnbench.request` and
+:class:`~cnnbench.runtime.RuntimeConfig`, once.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cnnbench import choices
 from cnnbench.errors import UsageError
-from cnnbench.report.files import FORMATS
 
+if TYPE_CHECKING:
+    from cnnbench.request import RunRequest
 
-class Precision(StrEnum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
+Precision = StrEnum("Precision", {p: p for p in choices.PRECISIONS})  # type: ignore[misc]
+Counter = StrEnum("Counter", {c: c for c in choices.COUNTERS})  # type: ignore[misc]
+MemoryFormat = StrEnum(  # type: ignore[misc]
+    "MemoryFormat", {f: f for f in (*choices.MEMORY_FORMATS, choices.MEMORY_FORMAT_BOTH)}
+)
 
-
-class Counter(StrEnum):
-    cnnbench = "cnnbench"
-    torch = "torch"
-    fvcore = "fvcore"
-    thop = "thop"
-
+# Help panels of `compare --help` and `profile --help`.
+MODEL, CONFIG, TIMING, OUTPUT = "Model and input", "Configuration", "Timing", "Output"
 
 # Shared options -------------------------------------------------------------------------------
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto.", rich_help_panel=CONFIG)
+]
 BatchOpt = Annotated[
-    list[str] | None, typer.Option("--batch", "-b", help="Batch size(s): repeat or comma list.")
-]
+    list[str] | None,
+    typer.Option(
+        "--batch", "-b", help="Batch size(s): repeat or comma list, e.g. 1,8 (default 1).",
+        rich_help_panel=CONFIG,
+    ),
+]  # fmt: skip
 ResolutionOpt = Annotated[
-    int | None, typer.Option("--resolution", "-r", help="Input H = W in pixels (default: native).")
-]
+    int | None,
+    typer.Option(
+        "--resolution", "-r", help="Input H = W in pixels (default: native).",
+        rich_help_panel=MODEL,
+    ),
+]  # fmt: skip
 PrecisionOpt = Annotated[
     list[Precision] | None,
-    typer.Option("--precision", "-p", help="fp32, or AMP fp16/bf16 (repeatable)."),
-]
+    typer.Option(
+        "--precision", "-p", help="fp32, or AMP fp16/bf16 (repeatable; default fp32).",
+        rich_help_panel=CONFIG,
+    ),
+]  # fmt: skip
 ChannelsLastOpt = Annotated[
     bool,
-    typer.Option("--channels-last/--no-channels-last", help="Model and input in channels_last."),
-]
+    typer.Option(
+        "--channels-last/--no-channels-last", help="Model and input in channels_last.",
+        rich_help_panel=CONFIG,
+    ),
+]  # fmt: skip
 MemoryFormatOpt = Annotated[
-    str | None,
-    typer.Option("--memory-format", help="'both' measures contiguous and channels_last."),
+    MemoryFormat | None,
+    typer.Option(
+        "--memory-format", help="'both' measures contiguous and channels_last.",
+        rich_help_panel=CONFIG,
+    ),
+]  # fmt: skip
+CompileOpt = Annotated[
+    bool,
+    typer.Option("--compile", help="Measure the torch.compile'd model.", rich_help_panel=CONFIG),
 ]
-CompileOpt = Annotated[bool, typer.Option("--compile", help="Measure the torch.compile'd model.")]
 ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads (default: torch's).")
+    int | None,
+    typer.Option(
+        "--threads", help="CPU intra-op threads (default: torch's).", rich_help_panel=CONFIG
+    ),
 ]
 TrainOpt = Annotated[
-    bool, typer.Option("--train", help="Time a training step instead of inference.")
+    bool,
+    typer.Option(
+        "--train", help="Time a training step instead of inference.", rich_help_panel=CONFIG
+    ),
 ]
 BudgetOpt = Annotated[
-    float, typer.Option("--budget", help="Seconds of timing per configuration (warm-up included).")
+    float | None,
+    typer.Option(
+        "--budget",
+        help=f"Seconds of timing per model and configuration, warm-up included "
+        f"(default {choices.DEFAULT_BUDGET_S:g}; gate: the configuration's budget_s).",
+        rich_help_panel=TIMING,
+    ),
 ]
 CallTimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--call-timeout",
         help="Seconds one call of the model may take (default: max(60, 10 x budget)).",
+        rich_help_panel=TIMING,
     ),
 ]
 MemoryOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--memory/--no-memory", help="Measure CPU peak memory in a child process (CUDA: always).",
+        rich_help_panel=TIMING,
+    ),
+]  # fmt: skip
+StaticOnlyOpt = Annotated[
+    bool, typer.Option("--static-only", help="Count only; do not time.", rich_help_panel=TIMING)
+]
+CounterOpt = Annotated[
+    Counter, typer.Option("--counter", help="MAC counter for the totals.", rich_help_panel=MODEL)
+]
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out", "-o", help="Directory for report files ('-': one format to stdout).",
+        rich_help_panel=OUTPUT,
+    ),
+]  # fmt: skip
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format", "-f", help=f"Comma list of {', '.join(choices.FORMATS)}.",
+        rich_help_panel=OUTPUT,
+    ),
+]  # fmt: skip
+JsonOpt = Annotated[
     bool,
     typer.Option(
-        "--memory/--no-memory", help="Measure CPU peak memory in a child process (CUDA: always)."
+        "--json", help="Print the run as JSON to stdout (no table).", rich_help_panel=OUTPUT
     ),
 ]
-StaticOnlyOpt = Annotated[bool, typer.Option("--static-only", help="Count only; do not time.")]
-CounterOpt = Annotated[Counter, typer.Option("--counter", help="MAC counter for the totals.")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for report files.")]
-FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help=f"Comma list of {', '.join(FORMATS)}.")
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or tables.", rich_help_panel=OUTPUT)
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run as JSON to stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables.")]
 ModelArgOpt = Annotated[
-    list[str] | None, typer.Option("--model-arg", help="Builder keyword, key=value (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--model-arg", help="Builder keyword, key=value (repeatable).", rich_help_panel=MODEL
+    ),
 ]
 InputSizeOpt = Annotated[
     str | None,
     typer.Option(
-        "--input-size", help="One input as C,H,W or CxHxW (e.g. 1,28,28); default: the model's."
+        "--input-size",
+        help="One input as C,H,W or CxHxW (e.g. 1,28,28); default: the model's.",
+        rich_help_panel=MODEL,
     ),
 ]
 InputsOpt = Annotated[
@@ -93,18 +162,25 @@ InputsOpt = Annotated[
         "--inputs",
         help="module:callable or file.py:callable returning example inputs at batch 1 "
         "(a tensor, a tuple or a dict of tensors).",
+        rich_help_panel=MODEL,
     ),
 ]
 DepthOpt = Annotated[
     int | None,
-    typer.Option("--depth", help="One row per module down to this depth (1 = top-level)."),
+    typer.Option(
+        "--depth", help="One row per module down to this depth (1 = top-level).",
+        rich_help_panel=OUTPUT,
+    ),
+]  # fmt: skip
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks (also after the command).")
 ]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
 # Helpers --------------------------------------------------------------------------------------
 def parse_batches(values: list[str] | None) -> list[int]:
-    """``["1,8", "32"]`` -> ``[1, 8, 32]``; default ``[1]``."""
+    """``["1,8", "32"]`` -> ``[1, 8, 32]``; default ``[1]``. Positivity is RuntimeConfig's
+    check."""
     if not values:
         return [1]
     out_: list[int] = []
@@ -118,67 +194,157 @@ def parse_batches(values: list[str] | None) -> list[int]:
 
 
 def parse_input_size(value: str | None) -> tuple[int, int, int] | None:
-    """``"1,28,28"`` or ``"1x28x28"`` -> ``(1, 28, 28)``; UsageError otherwise."""
-    if value is None:
-        return None
-    parts = value.lower().replace("x", ",").split(",")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        size = ()
-    if len(size) != 3 or min(size) <= 0 or max(size) > 65_536:
-        raise UsageError(
-            f"--input-size {value!r}: expected three positive integers C,H,W (at most 65536), "
-            "e.g. --input-size 3,224,224"
-        )
-    return size  # type: ignore[return-value]
+    """``"1,28,28"`` or ``"1x28x28"`` -> ``(1, 28, 28)``; the one bad-size UsageError
+    (:func:`cnnbench.request.check_input_size`) otherwise."""
+    from cnnbench.request import check_input_size
+
+    return None if value is None else check_input_size(value)
 
 
 def parse_formats(value: str) -> list[str]:
     """``"table,md"`` -> ``["table", "md"]``; UsageError naming unknown formats."""
     formats = [f.strip() for f in value.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
+    bad = [f for f in formats if f not in choices.FORMATS]
     if bad:
-        raise UsageError(f"--format {', '.join(bad)}: unknown; choose from {', '.join(FORMATS)}")
+        raise UsageError(
+            f"--format {', '.join(bad)}: unknown; choose from {', '.join(choices.FORMATS)}"
+        )
     return formats
 
 
-def runtime_configs(
-    device: str,
-    batch: list[str] | None,
-    resolution: int | None,
-    precision: list[Precision] | None,
-    channels_last: bool,
-    memory_format: str | None,
-    compile_: bool,
-    threads: int | None,
-    train: bool,
-    budget: float,
-    call_timeout: float | None = None,
-) -> list:
-    """The grid of runtime configurations the shared options describe."""
-    from cnnbench.runtime import RuntimeConfig
+def example_inputs(spec: str | None) -> Any:
+    """``--inputs SPEC``: the example inputs the user's callable returns (None without it)."""
+    if spec is None:
+        return None
+    from cnnbench.spec import load_inputs
 
-    if memory_format not in (None, "both", "contiguous", "channels_last"):
+    return load_inputs(spec)
+
+
+def memory_formats(memory_format: MemoryFormat | str | None, channels_last: bool) -> str:
+    """``--memory-format`` (``both`` included), else ``--channels-last``."""
+    if memory_format is not None:
+        return str(memory_format)
+    return "channels_last" if channels_last else "contiguous"
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """The shared run options of ``profile`` and ``compare`` as the command line gave them;
+    :meth:`request` turns them into the one :class:`~cnnbench.request.RunRequest`."""
+
+    device: str = "auto"
+    batch: list[str] | None = None
+    resolution: int | None = None
+    precision: list[Precision] | None = None
+    channels_last: bool = False
+    memory_format: MemoryFormat | None = None
+    compile_: bool = False
+    threads: int | None = None
+    train: bool = False
+    budget: float | None = None
+    call_timeout: float | None = None
+    memory: bool = True
+    static_only: bool = False
+    counter: Counter = Counter.cnnbench
+    out_dir: Path = Path("reports")
+    format_: str = "table"
+    json_: bool = False
+    quiet: bool = False
+    model_arg: list[str] | None = None
+    input_size: str | None = None
+    inputs: str | None = None
+
+    def request(
+        self, models: list[str], *, baseline: str | None = None, depth: int | None = None
+    ) -> RunRequest:
+        """The RunRequest these options describe (every value checked; example inputs
+        loaded), for ``models`` as given on the command line."""
+        from cnnbench.request import RunRequest
+        from cnnbench.spec import parse_model_args
+
+        knobs: dict[str, Any] = {"budget": self.budget} if self.budget is not None else {}
+        return RunRequest.of(
+            models, device=self.device, batch=parse_batches(self.batch),
+            precision=[str(p) for p in self.precision or [Precision.fp32]],
+            memory_format=memory_formats(self.memory_format, self.channels_last),
+            resolution=self.resolution, threads=self.threads, compile=self.compile_,
+            train=self.train, call_timeout=self.call_timeout,
+            input_size=parse_input_size(self.input_size),
+            example_inputs=example_inputs(self.inputs), counter=str(self.counter),
+            static_only=self.static_only, cpu_memory=self.memory, depth=depth,
+            baseline=baseline, model_args=parse_model_args(self.model_arg), **knobs,
+        )  # fmt: skip
+
+    def formats(self) -> list[str]:
+        """``--format`` checked, and ``--out -`` given exactly one file format."""
+        formats = parse_formats(self.format_)
+        check_out(self.out_dir, formats)
+        return formats
+
+    def replace(self, **changes: Any) -> RunArgs:
+        return replace(self, **changes)
+
+
+def check_out(out_dir: Path, formats: list[str]) -> None:
+    """``--out -`` takes exactly one file format (written to stdout)."""
+    files = [f for f in formats if f != "table"]
+    if str(out_dir) == "-" and len(files) != 1:
         raise UsageError(
-            f"--memory-format {memory_format!r}: use both, contiguous or channels_last"
+            f"--out - writes one format to stdout, got {', '.join(files) or 'none'}; "
+            "e.g. --out - --format csv"
         )
-    formats = (
-        ["contiguous", "channels_last"]
-        if memory_format == "both"
-        else [memory_format]
-        if memory_format
-        else ["channels_last" if channels_last else "contiguous"]
-    )
-    return RuntimeConfig.grid(
-        device=device,
-        precision=[p.value for p in precision or [Precision.fp32]],
-        memory_format=formats,
-        batch_size=parse_batches(batch),
-        resolution=resolution,
-        threads=threads,
-        compile=compile_,
-        mode="train" if train else "inference",
-        budget_s=budget,
-        call_timeout_s=call_timeout,
-    )
+
+
+#: The shared run options: parameter name -> (annotated type, default), in --help order.
+RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "resolution": (ResolutionOpt, None),
+    "input_size": (InputSizeOpt, None),
+    "inputs": (InputsOpt, None),
+    "model_arg": (ModelArgOpt, None),
+    "counter": (CounterOpt, Counter.cnnbench),
+    "device": (DeviceOpt, "auto"),
+    "batch": (BatchOpt, None),
+    "precision": (PrecisionOpt, None),
+    "channels_last": (ChannelsLastOpt, False),
+    "memory_format": (MemoryFormatOpt, None),
+    "compile_": (CompileOpt, False),
+    "threads": (ThreadsOpt, None),
+    "train": (TrainOpt, False),
+    "budget": (BudgetOpt, None),
+    "call_timeout": (CallTimeoutOpt, None),
+    "memory": (MemoryOpt, True),
+    "static_only": (StaticOnlyOpt, False),
+    "out_dir": (OutOpt, Path("reports")),
+    "format_": (FormatOpt, "table"),
+    "json_": (JsonOpt, False),
+    "quiet": (QuietOpt, False),
+}
+
+
+def with_run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Decorator: the command's ``--help`` and parser get every shared run option
+    (:data:`RUN_OPTIONS`) between its arguments and its own options, and the command is called with them
+    gathered in one keyword, ``run: RunArgs``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in signature.parameters.values()
+        if p.name != "run"
+    ]
+    arguments = [p for p in own if p.default is inspect.Parameter.empty]
+    options = [p for p in own if p.default is not inspect.Parameter.empty]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+        for name, (kind, default) in RUN_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        run = RunArgs(**{name: kwargs.pop(name) for name in RUN_OPTIONS})
+        return command(run=run, **kwargs)
+
+    parameters = arguments + shared + options
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.errors import UsageError
+from cnnbench.request import check_keys, runtime_configs
 from cnnbench.runtime import RuntimeConfig
 
 #: Model name prefix of the calibration rows of a saved run (``__calibration__/<model>``).
@@ -180,7 +181,7 @@ class GateConfig:
 
 _CONFIG_KEYS = {
     "models", "device", "batch_sizes", "batch_size", "precision", "memory_format",
-    "resolution", "threads", "mode", "budget_s", "max_remeasure", "alpha", "min_effect",
+    "resolution", "threads", "mode", "call_timeout", "budget_s", "max_remeasure", "alpha", "min_effect",
     "tolerance", "tolerances", "rounds", "calibrate", "calibration_s", "memory", "metrics",
     "n_boot", "seed", "model_args", "skip_timing_on_structural_regression",
 }  # fmt: skip
@@ -202,12 +203,7 @@ def config_from_mapping(table: Mapping[str, Any], source: str = "config") -> Gat
     file (``source``) and the key."""
     if not isinstance(table, Mapping):
         raise UsageError(f"{source}: [tool.cnnbench.gate] must be a table")
-    unknown = sorted(set(table) - _CONFIG_KEYS)
-    if unknown:
-        raise UsageError(
-            f"{source}: unknown key(s) {', '.join(unknown)} in [tool.cnnbench.gate]; "
-            f"known: {', '.join(sorted(_CONFIG_KEYS))}"
-        )
+    check_keys(table, _CONFIG_KEYS, source, "tool.cnnbench.gate")
     models = table.get("models", [])
     if not isinstance(models, list) or not all(_is_spec(m) for m in models):
         raise UsageError(f"{source}: models must be a list of model specs, e.g. ['resnet18']")
@@ -233,13 +229,14 @@ def config_from_mapping(table: Mapping[str, Any], source: str = "config") -> Gat
     if "metrics" in table:
         kwargs["metrics"] = tuple(_as_list(table["metrics"]))
     try:
-        configs = RuntimeConfig.grid(
+        configs = runtime_configs(  # the configurations compare would measure
             device=table.get("device", "cpu"),
+            batch=batches,
             precision=_as_list(table.get("precision", "fp32")),
             memory_format=_as_list(table.get("memory_format", "contiguous")),
-            batch_size=batches,
             resolution=_as_list(resolution) if resolution is not None else None,
             threads=table.get("threads"),
+            call_timeout=table.get("call_timeout"),
             mode=table.get("mode", "inference"),
             target_ci=_GATE_TARGET_CI,
         )

@@ -11,23 +11,26 @@ from typing import Any
 
 import torch
 
+from cnnbench import choices
 from cnnbench.errors import UsageError
 
 __all__ = ["PRECISIONS", "MEMORY_FORMATS", "MODES", "RuntimeConfig", "resolve_device"]
 
+#: Precision name (:data:`cnnbench.choices.PRECISIONS`) -> autocast dtype (None: fp32).
 PRECISIONS: dict[str, torch.dtype | None] = {
     "fp32": None,
     "fp16": torch.float16,
     "bf16": torch.bfloat16,
 }
+#: Memory format name (:data:`cnnbench.choices.MEMORY_FORMATS`) -> torch memory format.
 MEMORY_FORMATS: dict[str, torch.memory_format] = {
     "contiguous": torch.contiguous_format,
     "channels_last": torch.channels_last,
 }
-MODES = ("inference", "train")
+MODES = choices.MODES
 _DEVICE_HELP = "use cpu, cuda, cuda:N or auto"
-_DEFAULT_BUDGET_S = 5.0
-_MAX_BUDGET_S = 3600.0  # one configuration's timing budget at most an hour
+_DEFAULT_BUDGET_S = choices.DEFAULT_BUDGET_S
+_MAX_BUDGET_S = choices.MAX_BUDGET_S  # one model's timing budget at most an hour
 
 
 def _choices(table: Mapping[str, Any] | Sequence[str]) -> str:
@@ -42,7 +45,8 @@ class RuntimeConfig:
 
     ``resolution`` is H = W in pixels (None: the model's default). ``threads`` is the number of
     CPU intra-op threads (None: leave torch's setting; the value in effect is recorded).
-    ``budget_s`` is the time budget per configuration in seconds (warm-up included) and
+    ``budget_s`` is the time budget per model and configuration in seconds (warm-up included:
+    a configuration of k models takes about k x budget_s) and
     ``target_ci`` the relative half-width of the median's 95% CI at which timing stops.
     ``oom_backoff`` retries an out-of-memory configuration with half the batch, recording the
     batch that ran as ``effective_batch_size``. ``call_timeout_s`` bounds one call of the
@@ -65,14 +69,14 @@ class RuntimeConfig:
     call_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
+        if self.precision not in choices.PRECISIONS:
             raise UsageError(
-                f"unknown precision {self.precision!r}; use one of {_choices(PRECISIONS)}"
+                f"unknown precision {self.precision!r}; use one of {_choices(choices.PRECISIONS)}"
             )
-        if self.memory_format not in MEMORY_FORMATS:
+        if self.memory_format not in choices.MEMORY_FORMATS:
             raise UsageError(
                 f"unknown memory format {self.memory_format!r}; "
-                f"use one of {_choices(MEMORY_FORMATS)}"
+                f"use one of {_choices(choices.MEMORY_FORMATS)}"
             )
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}; use one of {_choices(MODES)}")

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
+from cnnbench.request import InputSpec
 from cnnbench.runtime.config import (
     MEMORY_FORMATS,
     PRECISIONS,
@@ -23,7 +24,7 @@ from cnnbench.runtime.config import (
 )
 from cnnbench.runtime.peak import Peak, machine_peak
 from cnnbench.spec import ExampleInputs
-from cnnbench.static import fits_on_meta, meta_forward, smallest_resolution
+from cnnbench.static import check_input as check_fits_model
 
 __all__ = ["Prepared", "prepare", "check_input_size", "is_oom", "measurement_settings"]
 
@@ -65,18 +66,6 @@ def _cuda_bf16_supported(device: torch.device) -> bool:
             return bool(torch.cuda.is_bf16_supported())
 
 
-def _model_input_size(model: nn.Module, input_size: Sequence[int] | None, name: str) -> tuple:
-    if input_size is not None:
-        return tuple(int(v) for v in input_size)
-    info = getattr(model, "model_info", None)
-    size = getattr(info, "input_size", None)
-    if size is None:
-        raise UsageError(
-            f"{name}: the model has no model_info.input_size; pass input_size=(C, H, W)"
-        )
-    return tuple(int(v) for v in size)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -85,34 +74,13 @@ def _first_line(exc: BaseException) -> str:
 def check_input_size(
     model: nn.Module, name: str, channels: int, resolution: int, default_resolution: int
 ) -> None:
-    """UsageError (one line, naming the model, the shape and what would work) when ``model``
+    """UsageError (THE one line of :func:`cnnbench.static.input_error`) when ``model``
     cannot take a ``channels x resolution x resolution`` input. Checked on the meta device, in
     eval mode; a model that fails at its own default resolution is not this check's business."""
-    shape = (1, channels, resolution, resolution)
-    was_training = model.training
-    model.eval()
-    try:
-        try:
-            meta_forward(model, shape)
-            return
-        except (RuntimeError, ValueError, IndexError) as exc:
-            reason = _first_line(exc)
-        if resolution == default_resolution or not fits_on_meta(
-            model, (1, channels, default_resolution, default_resolution)
-        ):
-            return  # not a resolution problem (or not decidable on meta): let the run show it
-        hint = f"its default is {default_resolution}"
-        if resolution < default_resolution:
-            smallest = smallest_resolution(model, channels, resolution, default_resolution)
-            hint = f"use a resolution of at least {smallest} ({hint})"
-        else:
-            hint = f"use the default {default_resolution}"
-        raise UsageError(
-            f"{name}: input {channels}x{resolution}x{resolution} does not fit the model "
-            f"({reason}); {hint}"
-        )
-    finally:
-        model.train(was_training)
+    check_fits_model(
+        model, name, (channels, resolution, resolution),
+        (channels, default_resolution, default_resolution),
+    )  # fmt: skip
 
 
 def _all_finite(output: Any) -> bool:
@@ -193,12 +161,10 @@ def prepare(
     Raises UsageError for bad input."""
     device = resolve_device(config.device)
     autocast_dtype = _autocast_dtype(device, config.precision)
-    if example_inputs is None:
-        channels, height, width = _model_input_size(model, input_size, name)
-        if config.resolution is not None and config.resolution != height:
-            if check_input:
-                check_input_size(model, name, channels, config.resolution, height)
-            height = width = config.resolution
+    spec = InputSpec(input_size, example_inputs)
+    shape = spec.shape_for(model, config.resolution, name)  # THE rule (cnnbench.request)
+    if check_input and example_inputs is None and config.resolution is not None:
+        check_fits_model(model, name, shape, spec.shape_for(model, None, name))
     batch = config.batch_size if batch_size is None else batch_size
     fmt = MEMORY_FORMATS[config.memory_format]
 
@@ -209,9 +175,8 @@ def prepare(
     if example_inputs is None:
         # Created on the device itself (a batch too large fails there, not in host memory).
         gen = torch.Generator(device=device).manual_seed(0)
-        x = torch.randn(batch, channels, height, width, generator=gen, device=device)
+        x = torch.randn(batch, *shape, generator=gen, device=device)
         inputs = ExampleInputs((x.contiguous(memory_format=fmt),))
-        size: tuple[int, ...] = (channels, height, width)
     else:
 
         def place(t: Tensor) -> Tensor:
@@ -219,8 +184,7 @@ def prepare(
             return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
 
         inputs = example_inputs.batched(batch).map(place)
-        size = example_inputs.input_size
-    return _finish(model, config, name, device, autocast_dtype, batch, size, inputs)
+    return _finish(model, config, name, device, autocast_dtype, batch, shape, inputs)
 
 
 def _finish(

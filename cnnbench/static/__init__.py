@@ -4,7 +4,9 @@ helpers, the static profile of a model and the SE-overhead analysis. Nothing her
 from cnnbench.static.profile import (
     StaticProfile,
     build_model,
+    check_input,
     fits_on_meta,
+    input_error,
     meta_forward,
     on_meta,
     profile_static,
@@ -15,7 +17,9 @@ from cnnbench.static.profile import (
 __all__ = [
     "StaticProfile",
     "build_model",
+    "check_input",
     "fits_on_meta",
+    "input_error",
     "meta_forward",
     "on_meta",
     "profile_static",

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
+from cnnbench.request import InputSpec
 from cnnbench.results import Result, StageCost
 from cnnbench.spec import ExampleInputs
 from cnnbench.static.backends import CounterReport, report_from_dispatch, run_backend
@@ -43,6 +44,8 @@ __all__ = [
     "on_meta",
     "meta_forward",
     "fits_on_meta",
+    "check_input",
+    "input_error",
     "smallest_resolution",
     "stage_list",
 ]
@@ -189,18 +192,15 @@ def _param_summary(
     return total, trainable, n_buffers, dict(by_dtype), ordered
 
 
-def _run_checked(model: nn.Module, name: str, shape: tuple[int, ...], fn: Any) -> Any:
-    """Run ``fn()``; turn a failing forward into one line naming model, shape and a fix."""
+def _run_checked(model: nn.Module, name: str, input_size: Sequence[int], fn: Any) -> Any:
+    """Run ``fn()``; turn a failing forward into THE one line naming model, input and a fix
+    (:func:`input_error`)."""
     try:
         return fn()
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - every forward failure becomes one clear line
-        hint = _what_would_work(model, shape)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"{name}: forward failed on input {'x'.join(map(str, shape))} ({first}); {hint}"
-        ) from exc
+        raise input_error(model, name, input_size, exc) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -208,18 +208,53 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _what_would_work(model: nn.Module, shape: tuple[int, ...]) -> str:
+def input_error(
+    model: nn.Module, name: str, input_size: Sequence[int], exc: BaseException
+) -> UsageError:
+    """THE error for a model that cannot take its input, whichever door it came through:
+    ``name: forward failed on input CxHxW (first line of the error); what would work``
+    (the channels the model expects, or its native input and the smallest that works)."""
+    shown = "x".join(map(str, input_size))
+    hint = _what_would_work(model, tuple(input_size))
+    return UsageError(f"{name}: forward failed on input {shown} ({_first_line(exc)}); {hint}")
+
+
+def _what_would_work(model: nn.Module, input_size: tuple[int, ...]) -> str:
     info = getattr(model, "model_info", None)
-    if info is not None and shape[1] != info.input_size[0]:
-        return f"the model expects {info.input_size[0]} input channels"
-    if info is None:
-        return "check the model's expected input shape (--resolution, channels)"
-    c, h, _ = info.input_size
-    native = "x".join(map(str, info.input_size))
+    native = getattr(info, "input_size", None)
+    if native is None:
+        return "check the model's expected input shape (--input-size C,H,W, --resolution)"
+    c, h, _ = native
+    if input_size and input_size[0] != c:
+        return f"the model expects {c} input channels"
+    shown = "x".join(map(str, native))
     if not fits_on_meta(model, (1, c, h, h)):
-        return f"the native input is {native}"
+        return f"the native input is {shown}"
     smallest = smallest_resolution(model, c, 0, h)
-    return f"the native input is {native}; the smallest that works is {c}x{smallest}x{smallest}"
+    return f"the native input is {shown}; the smallest that works is {c}x{smallest}x{smallest}"
+
+
+def check_input(
+    model: nn.Module, name: str, input_size: Sequence[int], reference: Sequence[int]
+) -> None:
+    """Raise :func:`input_error` when ``model`` cannot take one input of ``input_size``
+    (checked on the meta device, in eval mode). A model that fails at ``reference`` too (the
+    size before a resolution was applied) is not an input-size problem, or not decidable on
+    meta: nothing is raised and the run shows what happens."""
+    if tuple(input_size) == tuple(reference):
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        try:
+            meta_forward(model, (1, *input_size))
+            return
+        except Exception as exc:  # noqa: BLE001 - probing
+            error = input_error(model, name, input_size, exc)
+        if fits_on_meta(model, (1, *reference)):
+            raise error
+    finally:
+        model.train(was_training)
 
 
 def meta_forward(model: nn.Module, shape: Sequence[int]) -> None:
@@ -291,20 +326,7 @@ def profile_static(
         )
     name = name or type(model).__name__
     info = getattr(model, "model_info", None)
-    if example_inputs is not None:
-        input_size = example_inputs.input_size  # type: ignore[assignment]
-    elif input_size is None:
-        if info is None:
-            raise UsageError(f"{name}: no default input size; pass input_size=(C, H, W)")
-        input_size = info.input_size
-    if example_inputs is None:
-        c, h, w = input_size
-        if resolution is not None:
-            h = w = resolution
-        if min(c, h, w) <= 0:
-            raise UsageError(f"{name}: input size {c}x{h}x{w} must be positive")
-        input_size = (c, h, w)
-    shape = (1, *input_size)
+    input_size = InputSpec(input_size, example_inputs).shape_for(model, resolution, name)
     if example_inputs is not None and example_inputs.kwargs and counter in ("fvcore", "thop"):
         raise UsageError(f"{name}: {counter} takes positional inputs only; use --counter cnnbench")
     if counter == "fvcore":
@@ -357,7 +379,7 @@ def profile_static(
                 args, kwargs = feed()
                 return count_dispatch(model, args, kwargs=kwargs, se_types=se_types)
 
-            dispatch = _run_checked(model, name, shape, counted)
+            dispatch = _run_checked(model, name, input_size, counted)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -366,7 +388,10 @@ def profile_static(
             report_from_dispatch(dispatch)
             if counter == "cnnbench"
             else _run_checked(
-                model, name, shape, lambda: run_backend(counter, model, [x()], dispatch=dispatch)
+                model,
+                name,
+                input_size,
+                lambda: run_backend(counter, model, [x()], dispatch=dispatch),
             )
         )
         train_bytes = None
