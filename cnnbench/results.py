@@ -9,8 +9,10 @@ could not be made is ``None`` with the reason in ``status``/``error``, never a s
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -36,6 +38,8 @@ __all__ = [
     "SchemaError",
     "CONFIG_FIELDS",
     "atomic_write_text",
+    "clean_orphan_temp_files",
+    "write_problem",
     "results_frame",
     "machine_label",
     "merge_runs",
@@ -288,12 +292,57 @@ def merge_runs(runs: Sequence[Run], sources: Sequence[str] = ()) -> Run:
     )
 
 
+#: Temporary files of :func:`atomic_write_text`: ``.cnnbench-<pid>-<random>.tmp`` beside the
+#: target. One left by a killed writer (its process is gone) is removed by the next write to
+#: the same directory.
+_TEMP_PREFIX = ".cnnbench-"
+_TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\.cnnbench-(\d+)-[a-z0-9_]{8}\.tmp$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def clean_orphan_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that killed :func:`atomic_write_text` calls left in
+    ``directory`` (the writer's process no longer exists); returns what was removed. Only
+    files named by cnnbench's own pattern are touched; errors are ignored."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        if not entry.is_file(follow_symlinks=False) or _process_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to a temporary file in the target directory, then rename it into place,
-    so that a reader never sees a half-written file."""
+    so that a reader never sees a half-written file. Orphan temporary files of earlier,
+    killed writes to that directory are removed first (:func:`clean_orphan_temp_files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    clean_orphan_temp_files(path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=path.parent
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -305,6 +354,70 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def write_problem(path: str | os.PathLike[str], *, directory: bool = False) -> str | None:
+    """Why a file (``directory``: a folder to write files into) could not be written at
+    ``path``, in a few words, or None when it can. Missing parent folders are fine (they
+    are created on writing); nothing is created here: writability is probed with a
+    temporary file in the nearest existing folder, removed at once (``os.access`` says yes
+    to root even on a read-only folder)."""
+    path = Path(path)
+    text = os.fspath(path)
+    if "\x00" in text:
+        return "the path contains a NUL character"
+    missing: list[str] = []
+    probe = path
+    while True:
+        try:
+            info = os.stat(probe)
+        except FileNotFoundError:
+            if os.path.islink(probe):
+                return f"{probe} is a broken symbolic link"
+            missing.append(probe.name)
+            if probe.parent == probe:
+                return f"{probe} does not exist"
+            probe = probe.parent
+            continue
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{probe} goes through a symbolic link loop"
+            if exc.errno == errno.ENAMETOOLONG:
+                return "the path is longer than the file system allows"
+            if exc.errno == errno.ENOTDIR:
+                return f"a part of {probe} is not a directory"
+            return f"{probe} cannot be examined ({exc.strerror or exc})"
+        break
+    import stat
+
+    if probe == path:
+        if directory and not stat.S_ISDIR(info.st_mode):
+            return f"{path} exists and is not a directory"
+        if not directory and stat.S_ISDIR(info.st_mode):
+            return f"{path} is a directory"
+    elif not stat.S_ISDIR(info.st_mode):
+        return f"{probe} is not a directory"
+    folder = probe if stat.S_ISDIR(info.st_mode) else probe.parent
+    limit = _name_max(folder)
+    for name in missing:
+        if len(os.fsencode(name)) > limit:
+            return f"the name {name[:20]!r}... is {len(os.fsencode(name))} bytes, the file system allows {limit}"
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=folder
+        )
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"{folder} is not writable ({exc.strerror or exc})"
+    return None
 
 
 #: The largest saved file (run, baseline, pytest-benchmark JSON) cnnbench reads, in bytes.

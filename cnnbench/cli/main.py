@@ -122,13 +122,10 @@ def _progress_columns() -> tuple:
 def _save_incomplete(run: Run, out_dir: Path, name: str) -> Path:
     """Save the results measured so far as ``<name>-incomplete.json`` in ``out_dir``, or in
     the temporary directory when that one is unusable."""
-    import tempfile
+    from cnnbench.report.files import save_incomplete
 
     run.complete = False
-    try:
-        return run.save(out_dir / f"{name}-incomplete.json")
-    except OSError:
-        return run.save(Path(tempfile.gettempdir()) / f"{name}-incomplete.json")
+    return save_incomplete(run, out_dir, name)
 
 
 def _measure_and_report(
@@ -201,14 +198,21 @@ def _measure_and_report(
     _emit(run, formats, out_dir, name, baseline=baseline, quiet=quiet, json_stdout=json_stdout)
 
 
-def _check_out(out_dir: Path, formats: list[str]) -> None:
-    """``--out -`` takes exactly one file format (written to stdout)."""
-    files = [f for f in formats if f != "table"]
-    if str(out_dir) == "-" and len(files) != 1:
-        raise UsageError(
-            f"--out - writes one format to stdout, got {', '.join(files) or 'none'}; "
-            "e.g. --out - --format csv"
-        )
+def _check_out(
+    out_dir: Path, formats: list[str], name: str | None = None, json_stdout: bool = False
+) -> list[str]:
+    """Every output checked before measuring (:func:`cnnbench.report.files.check_outputs`);
+    returns the formats to write (``--out DIR`` with only ``table`` adds the run's JSON)."""
+    try:  # typer 0.2x carries its own click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+
+    from cnnbench.report.files import check_outputs
+
+    source = get_current_context().get_parameter_source("out_dir")
+    given = getattr(source, "name", None) == "COMMANDLINE"  # --out given, not the default
+    return check_outputs(out_dir, formats, name, out_given=given, json_stdout=json_stdout)
 
 
 def _emit(
@@ -223,19 +227,21 @@ def _emit(
 ) -> None:
     """Print the table and write the report files (``--out -``: the one format to stdout)."""
     from cnnbench import report as reporting
+    from cnnbench.report.files import keep_run_on_write_failure
 
     files = [f for f in formats if f != "table"]
     to_stdout = str(out_dir) == "-"
-    if json_stdout:
-        sys.stdout.write(run.to_json() + "\n")
-    if "table" in formats and not quiet and not json_stdout and not to_stdout:
-        reporting.render_table(run, out, baseline=baseline)
-    if to_stdout:
-        sys.stdout.write(reporting.render(run, files[0], baseline=baseline))
-    elif files:
-        paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
-        if not quiet:
-            err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
+    with keep_run_on_write_failure(run, out_dir, name):  # a failed write keeps the run
+        if json_stdout:
+            sys.stdout.write(run.to_json() + "\n")
+        if "table" in formats and not quiet and not json_stdout and not to_stdout:
+            reporting.render_table(run, out, baseline=baseline)
+        if to_stdout:
+            sys.stdout.write(reporting.render(run, files[0], baseline=baseline))
+        elif files:
+            paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
+            if not quiet:
+                err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
 
 
 def _example_inputs(spec: str | None) -> Any:
@@ -370,7 +376,7 @@ def profile(
     from cnnbench.spec import parse_model_args
 
     formats = parse_formats(format_)
-    _check_out(out_dir, formats)
+    formats = _check_out(out_dir, formats, json_stdout=json_)
     configs = runtime_configs(
         device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
         train, budget, call_timeout,
@@ -479,7 +485,7 @@ def compare(
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
     formats = parse_formats(format_)
-    _check_out(out_dir, formats)
+    formats = _check_out(out_dir, formats, json_stdout=json_)
     configs = runtime_configs(
         device, batch, resolution, precision, channels_last, memory_format, compile_, threads,
         train, budget, call_timeout,
@@ -611,7 +617,9 @@ def report(
     from cnnbench.results import load_run, merge_runs
 
     formats = parse_formats(format_)
-    _check_out(out_dir, formats)
+    formats = _check_out(
+        out_dir, formats, name or (run_files[0].stem if len(run_files) == 1 else "merged")
+    )
     runs = [load_run(f) for f in run_files]  # each validated; one line names a bad file
     for f, run in zip(run_files, runs, strict=True):
         if not run.complete:
@@ -646,7 +654,7 @@ def sweep(
     from cnnbench.sweep import load_sweep, run_local, run_ray
 
     formats = parse_formats(format_)
-    _check_out(out_dir, formats)
+    formats = _check_out(out_dir, formats, f"sweep-{file.stem}")
     spec = load_sweep(file)
     total = len(spec.tasks())
     done: list[int] = []
