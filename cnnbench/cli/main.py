@@ -256,9 +256,10 @@ def _example_inputs(spec: str | None) -> Any:
 def _load_checked(spec: str, kwargs: dict[str, Any]) -> Any:
     """Load a spec for measuring: a user's model is first built on the meta device, so that
     one whose weights cannot fit in memory is refused in one line before it is allocated."""
-    from cnnbench.runtime.guard import check_buildable
+    from cnnbench.runtime.guard import check_buildable, stdout_to_stderr
     from cnnbench.spec import load
 
+    load = stdout_to_stderr(load)  # the model's prints go to stderr, off the data stream
     if ":" in spec:
         probe = load(spec, kwargs, device="meta")
         if any(p.is_meta for p in probe.module.parameters()):
@@ -328,9 +329,10 @@ def info(
     """Stages with blocks, channels, params and MACs per stage (``--depth``: per module)."""
     from cnnbench.api import layer_rows, static_profile
     from cnnbench.report.tables import layers_table, stages_table
+    from cnnbench.runtime.guard import stdout_to_stderr
     from cnnbench.spec import load, parse_model_args
 
-    loaded = load(model, parse_model_args(model_arg), device="meta")
+    loaded = stdout_to_stderr(load)(model, parse_model_args(model_arg), device="meta")
     size = parse_input_size(input_size)
     example = _example_inputs(inputs)
     prof = static_profile(loaded, resolution, input_size=size, example_inputs=example)
@@ -385,7 +387,7 @@ def profile(
     size = parse_input_size(input_size)
     example = _example_inputs(inputs)
     loaded = _load_checked(model, kwargs)
-    if not quiet and not json_:
+    if not quiet and not json_ and str(out_dir) != "-":  # stdout carries data otherwise
         prof = static_profile(
             loaded, resolution, counter.value, input_size=size, example_inputs=example
         )
