@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnbench.schema import SchemaError, describe, record_from_dict
+from cnnbench.schema import (
+    MAX_DEPTH,
+    SchemaError,
+    check_depth,
+    check_non_negative,
+    describe,
+    record_from_dict,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +52,8 @@ __all__ = [
     "merge_runs",
     "ENVIRONMENT_COLUMNS",
     "load_run",
+    "read_toml_capped",
+    "MAX_DEPTH",
 ]
 
 
@@ -202,7 +211,9 @@ class Result:
         """A Result from its JSON form, every field checked against its annotation (numbers
         finite, no strings where numbers belong, stages well-formed). SchemaError names the
         field: ``results[3].latency_ms_median: expected a finite number, got 'fast'``."""
-        return record_from_dict(cls, data, where)
+        result = record_from_dict(cls, data, where)
+        check_non_negative(result, where)
+        return result
 
 
 @dataclass
@@ -469,11 +480,38 @@ def read_json_capped(path: str | os.PathLike[str], *, missing: str = "no such fi
     JSON. NaN and Infinity literals parse here; the schema checks refuse them by field."""
     text = read_text_capped(path, missing=missing)
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise SchemaError(f"{path}: not a readable JSON file (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
         raise SchemaError(f"{path}: not a readable JSON file ({exc})") from None
+    check_depth(data, str(path))
+    return data
+
+
+def read_toml_capped(
+    path: str | os.PathLike[str],
+    *,
+    limit: int = MAX_FILE_BYTES,
+    missing: str = "no such file",
+    kind: str = "a TOML file",
+) -> dict[str, Any]:
+    """A TOML file (sweep, claims, gate configuration) as a dict: read by
+    :func:`read_text_capped`, parsed by tomllib, nested at most :data:`MAX_DEPTH` levels.
+    SchemaError (one line naming the file) for anything else, a file nested thousands of
+    levels deep included (tomllib itself would raise RecursionError)."""
+    import tomllib
+
+    text = read_text_capped(path, limit=limit, missing=missing, kind=kind)
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise SchemaError(f"{path}: not {kind} (nested too deeply)") from None
+    except tomllib.TOMLDecodeError as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SchemaError(f"{path}: not a readable {kind.split(' ', 1)[-1]} ({first})") from None
+    check_depth(data, str(path))
+    return data
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from cnnbench.report.charts import CHARTS
 from cnnbench.report.document import Document
-from cnnbench.report.table import Table, md_escape, to_rich
+from cnnbench.report.table import MAX_LINE_CHARS, Table, clean_text, md_escape, to_rich
 from cnnbench.report.table import to_html as table_html
 from cnnbench.report.table import to_markdown as table_markdown
 
@@ -68,7 +68,10 @@ def _print_fitted(console: Console, table: Table) -> None:
 def to_terminal(doc: Document, console: Console) -> None:
     """Print the document: title and machine line, conventions, banner, then each section's
     tables and lines (charts and the appendix are for files)."""
-    from rich.markup import escape as rich_escape
+    from rich.markup import escape
+
+    def rich_escape(text: str) -> str:  # text from files: no control characters, no markup
+        return escape(clean_text(text, MAX_LINE_CHARS))
 
     console.print(f"[bold]{rich_escape(doc.title)}[/]  [dim]{rich_escape(doc.meta)}[/]")
     if doc.conventions:

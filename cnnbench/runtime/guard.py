@@ -35,6 +35,7 @@ __all__ = [
     "check_fits",
     "check_buildable",
     "stdout_to_stderr",
+    "load_guarded",
 ]
 
 _P = ParamSpec("_P")
@@ -117,6 +118,19 @@ def check_buildable(name: str, probe: nn.Module) -> None:
         name, "building it", {"weights": weight_bytes(probe)}, torch.device("cpu"),
         fix="build a smaller model (its --model-arg options), or count it with `info`",
     )  # fmt: skip
+
+
+def load_guarded(spec: str, model_args: dict[str, Any] | None = None) -> Any:
+    """:func:`cnnbench.spec.load` for a model named by a data file (a gate baseline's
+    configuration, say): built first on the meta device, and refused by
+    :func:`check_buildable` (UsageError, one line) when its weights could not fit in memory,
+    before anything is allocated. Returns the :class:`~cnnbench.spec.LoadedModel`."""
+    from cnnbench.spec import load
+
+    probe = load(spec, dict(model_args or {}), device="meta")
+    if any(p.is_meta for p in probe.module.parameters()):
+        check_buildable(probe.name, probe.module)
+    return load(spec, dict(model_args or {}))
 
 
 def stdout_to_stderr(fn: Callable[_P, _R]) -> Callable[_P, _R]:
