@@ -691,7 +691,9 @@ def main() -> None:
     except CnnbenchError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        from cnnbench.report.table import clean_text  # one line, no escape sequences
+
+        err.print(f"[red]error:[/] {escape(clean_text(exc, 4000))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -29,6 +29,7 @@ __all__ = [
     "clean_text",
     "MAX_CELL_CHARS",
     "MAX_LINE_CHARS",
+    "MAX_TITLE_CHARS",
 ]
 
 #: The longest text a table cell shows; a longer one (a 100 KB model name) is cut with "…".
