@@ -23,7 +23,6 @@ from cnnbench.errors import UsageError
 __all__ = [
     "MAX_DEPTH",
     "check_depth",
-    "check_non_negative",
     "MAX_INT",
     "SchemaError",
     "check",
@@ -64,23 +63,6 @@ def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
             stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
-def check_non_negative(record: Any, where: str) -> None:
-    """SchemaError when a number in the dataclass ``record`` (its lists and nested records
-    included) is negative: every number cnnbench records (counts, bytes, times, ratios,
-    shares) is >= 0, so a negative one is a damaged or forged file."""
-    for f in dataclasses.fields(record):
-        value = getattr(record, f.name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if value < 0:
-                raise SchemaError(f"{where}.{f.name}: {value!r} is negative; it cannot be")
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                if dataclasses.is_dataclass(item):
-                    check_non_negative(item, f"{where}.{f.name}[{i}]")
-                elif isinstance(item, int | float) and not isinstance(item, bool) and item < 0:
-                    raise SchemaError(f"{where}.{f.name}[{i}]: {item!r} is negative; it cannot be")
-
-
 #: The largest integer a data file may hold (any count, byte size or index cnnbench writes is
 #: far below it); a larger one is refused at load, not left to overflow a report.
 MAX_INT = 2**63 - 1
@@ -92,7 +74,7 @@ def check(value: Any, hint: Any, where: str) -> Any:
     the value to store (an integer-valued float as int, an int as float where a float is
     expected, a dataclass built from its object), else SchemaError naming ``where``.
     Integers beyond :data:`MAX_INT` in magnitude are refused."""
-    return _checker(hint)(value, where)
+    return _checker(hint, False)(value, where)
 
 
 Checker = Callable[[Any, str], Any]
@@ -148,14 +130,32 @@ def _dict(value: Any, where: str) -> dict[Any, Any]:
 _SCALARS: dict[Any, Checker] = {bool: _bool, int: _int, float: _float, str: _str, dict: _dict}
 
 
+def _at_least_zero(number: Checker) -> Checker:
+    def checked(value: Any, where: str) -> Any:
+        out = number(value, where)
+        if out < 0:
+            raise SchemaError(f"{where}: {out!r} is negative; a recorded value never is")
+        return out
+
+    return checked
+
+
+_NON_NEGATIVE: dict[Any, Checker] = {
+    **_SCALARS,
+    int: _at_least_zero(_int),
+    float: _at_least_zero(_float),
+}
+
+
 @functools.cache
-def _checker(hint: Any) -> Checker:
-    """The checking function of one annotation, built once per annotation."""
+def _checker(hint: Any, non_negative: bool) -> Checker:
+    """The checking function of one annotation, built once per annotation; with
+    ``non_negative`` every number in it (lists and nested records included) must be >= 0."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         arms = typing.get_args(hint)
         nullable = type(None) in arms
-        checkers = [_checker(arm) for arm in arms if arm is not type(None)]
+        checkers = [_checker(arm, non_negative) for arm in arms if arm is not type(None)]
 
         def union(value: Any, where: str) -> Any:
             if value is None and nullable:
@@ -173,10 +173,10 @@ def _checker(hint: Any) -> Checker:
     if hint is Any:
         return _pass
     if hint in _SCALARS:
-        return _SCALARS[hint]
+        return (_NON_NEGATIVE if non_negative else _SCALARS)[hint]
     if origin is list or hint is list:
         (item_hint,) = typing.get_args(hint) or (Any,)
-        item = _checker(item_hint)
+        item = _checker(item_hint, non_negative)
 
         def items(value: Any, where: str) -> list[Any]:
             if not isinstance(value, list):
@@ -187,12 +187,12 @@ def _checker(hint: Any) -> Checker:
     if origin is dict:
         return _dict
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return functools.partial(_record, hint)
+        return functools.partial(_record, hint, non_negative)
     return _pass
 
 
-def _record(cls: Any, value: Any, where: str) -> Any:
-    return record_from_dict(cls, value, where)
+def _record(cls: Any, non_negative: bool, value: Any, where: str) -> Any:
+    return record_from_dict(cls, value, where, non_negative=non_negative)
 
 
 @functools.cache
@@ -228,9 +228,11 @@ def _field_sets(cls: Any) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(f.name for f in known), required
 
 
-def record_from_dict(cls: Any, data: Any, where: str) -> Any:
+def record_from_dict(cls: Any, data: Any, where: str, *, non_negative: bool = False) -> Any:
     """An instance of the dataclass ``cls`` from a JSON object, each field checked by
-    :func:`check` against its annotation; unknown and missing fields are refused."""
+    :func:`check` against its annotation; unknown and missing fields are refused. With
+    ``non_negative``, a negative number anywhere in it is refused too (every number cnnbench
+    records, counts, bytes, times, ratios, is >= 0: a negative one is a damaged file)."""
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: expected an object, got {describe(data)}")
     hints = _field_types(cls)
@@ -241,5 +243,7 @@ def record_from_dict(cls: Any, data: Any, where: str) -> Any:
     missing = [name for name in required if name not in data]
     if missing:
         raise SchemaError(f"{where}: missing field(s) {', '.join(missing)}")
-    values = {k: _checker(hints.get(k, Any))(v, f"{where}.{k}") for k, v in data.items()}
+    values = {
+        k: _checker(hints.get(k, Any), non_negative)(v, f"{where}.{k}") for k, v in data.items()
+    }
     return cls(**values)
