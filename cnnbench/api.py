@@ -22,7 +22,7 @@ from cnnbench.report.format import config_label as describe
 from cnnbench.request import InputSpec, RunRequest
 from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
-from cnnbench.runtime.guard import check_buildable, check_fits, estimate_bytes
+from cnnbench.runtime.guard import check_buildable, check_fits, estimate_bytes, stdout_to_stderr
 from cnnbench.spec import ExampleInputs, LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
 
@@ -65,6 +65,7 @@ def resolve_model(model: ModelLike, model_args: dict[str, Any] | None = None) ->
     return load(model, model_args)
 
 
+@stdout_to_stderr  # the model's prints stay off the data stream
 def run_models(
     models: Sequence[ModelLike],
     configs: Sequence[RuntimeConfig],
@@ -160,6 +161,7 @@ def run_request(
         yield from measure_config(entries, config, baseline=index, cpu_memory=request.cpu_memory)
 
 
+@stdout_to_stderr  # the model's prints stay off the data stream
 def layer_rows(
     loaded: LoadedModel,
     depth: int,
@@ -183,6 +185,7 @@ def layer_rows(
     return loaded.profiles[key]
 
 
+@stdout_to_stderr  # the model's prints stay off the data stream
 def static_profile(
     loaded: LoadedModel,
     resolution: int | None = None,

@@ -9,8 +9,10 @@ could not be made is ``None`` with the reason in ``status``/``error``, never a s
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -18,7 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnbench.schema import SchemaError, describe, record_from_dict
+from cnnbench.schema import (
+    MAX_DEPTH,
+    SchemaError,
+    check_depth,
+    describe,
+    record_from_dict,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,11 +44,15 @@ __all__ = [
     "SchemaError",
     "CONFIG_FIELDS",
     "atomic_write_text",
+    "clean_orphan_temp_files",
+    "write_problem",
     "results_frame",
     "machine_label",
     "merge_runs",
     "ENVIRONMENT_COLUMNS",
     "load_run",
+    "read_toml_capped",
+    "MAX_DEPTH",
 ]
 
 
@@ -207,8 +219,9 @@ class Result:
     def from_dict(cls, data: dict[str, Any], where: str = "result") -> Result:
         """A Result from its JSON form, every field checked against its annotation (numbers
         finite, no strings where numbers belong, stages well-formed). SchemaError names the
-        field: ``results[3].latency_ms_median: expected a finite number, got 'fast'``."""
-        return record_from_dict(cls, data, where)
+        field: ``results[3].latency_ms_median: expected a finite number, got 'fast'``.
+        Every number must be >= 0 (stages and samples included)."""
+        return record_from_dict(cls, data, where, non_negative=True)
 
 
 @dataclass
@@ -298,12 +311,57 @@ def merge_runs(runs: Sequence[Run], sources: Sequence[str] = ()) -> Run:
     )
 
 
+#: Temporary files of :func:`atomic_write_text`: ``.cnnbench-<pid>-<random>.tmp`` beside the
+#: target. One left by a killed writer (its process is gone) is removed by the next write to
+#: the same directory.
+_TEMP_PREFIX = ".cnnbench-"
+_TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\.cnnbench-(\d+)-[a-z0-9_]{8}\.tmp$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def clean_orphan_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that killed :func:`atomic_write_text` calls left in
+    ``directory`` (the writer's process no longer exists); returns what was removed. Only
+    files named by cnnbench's own pattern are touched; errors are ignored."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        if not entry.is_file(follow_symlinks=False) or _process_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to a temporary file in the target directory, then rename it into place,
-    so that a reader never sees a half-written file."""
+    so that a reader never sees a half-written file. Orphan temporary files of earlier,
+    killed writes to that directory are removed first (:func:`clean_orphan_temp_files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    clean_orphan_temp_files(path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=path.parent
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -315,6 +373,70 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def write_problem(path: str | os.PathLike[str], *, directory: bool = False) -> str | None:
+    """Why a file (``directory``: a folder to write files into) could not be written at
+    ``path``, in a few words, or None when it can. Missing parent folders are fine (they
+    are created on writing); nothing is created here: writability is probed with a
+    temporary file in the nearest existing folder, removed at once (``os.access`` says yes
+    to root even on a read-only folder)."""
+    path = Path(path)
+    text = os.fspath(path)
+    if "\x00" in text:
+        return "the path contains a NUL character"
+    missing: list[str] = []
+    probe = path
+    while True:
+        try:
+            info = os.stat(probe)
+        except FileNotFoundError:
+            if os.path.islink(probe):
+                return f"{probe} is a broken symbolic link"
+            missing.append(probe.name)
+            if probe.parent == probe:
+                return f"{probe} does not exist"
+            probe = probe.parent
+            continue
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{probe} goes through a symbolic link loop"
+            if exc.errno == errno.ENAMETOOLONG:
+                return "the path is longer than the file system allows"
+            if exc.errno == errno.ENOTDIR:
+                return f"a part of {probe} is not a directory"
+            return f"{probe} cannot be examined ({exc.strerror or exc})"
+        break
+    import stat
+
+    if probe == path:
+        if directory and not stat.S_ISDIR(info.st_mode):
+            return f"{path} exists and is not a directory"
+        if not directory and stat.S_ISDIR(info.st_mode):
+            return f"{path} is a directory"
+    elif not stat.S_ISDIR(info.st_mode):
+        return f"{probe} is not a directory"
+    folder = probe if stat.S_ISDIR(info.st_mode) else probe.parent
+    limit = _name_max(folder)
+    for name in missing:
+        if len(os.fsencode(name)) > limit:
+            return f"the name {name[:20]!r}... is {len(os.fsencode(name))} bytes, the file system allows {limit}"
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=folder
+        )
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"{folder} is not writable ({exc.strerror or exc})"
+    return None
 
 
 #: The largest saved file (run, baseline, pytest-benchmark JSON) cnnbench reads, in bytes.
@@ -366,11 +488,53 @@ def read_json_capped(path: str | os.PathLike[str], *, missing: str = "no such fi
     JSON. NaN and Infinity literals parse here; the schema checks refuse them by field."""
     text = read_text_capped(path, missing=missing)
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise SchemaError(f"{path}: not a readable JSON file (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
         raise SchemaError(f"{path}: not a readable JSON file ({exc})") from None
+    check_depth(data, str(path))
+    return data
+
+
+def read_toml_capped(
+    path: str | os.PathLike[str],
+    *,
+    limit: int = MAX_FILE_BYTES,
+    missing: str = "no such file",
+    kind: str = "a TOML file",
+) -> dict[str, Any]:
+    """A TOML file (sweep, claims, gate configuration) as a dict: read by
+    :func:`read_text_capped`, parsed by tomllib, nested at most :data:`MAX_DEPTH` levels.
+    SchemaError (one line naming the file) for anything else, a file nested thousands of
+    levels deep included (tomllib itself would raise RecursionError)."""
+    import tomllib
+
+    text = read_text_capped(path, limit=limit, missing=missing, kind=kind)
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise SchemaError(f"{path}: not {kind} (nested too deeply)") from None
+    except tomllib.TOMLDecodeError as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SchemaError(f"{path}: not a readable {kind.split(' ', 1)[-1]} ({first})") from None
+    check_depth(data, str(path))
+    return data
+
+
+def _results_from_dicts(rows: list[Any]) -> list[Result]:
+    """Each row checked and built (:meth:`Result.from_dict`). The cyclic garbage collector
+    is paused meanwhile: the records hold no cycles, and its passes over a growing heap of
+    10^6 new records would cost a quarter of the load."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return [Result.from_dict(r, f"results[{i}]") for i, r in enumerate(rows)]
+    finally:
+        if paused:
+            gc.enable()
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -398,7 +562,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         if key in data and not isinstance(data[key], kind):
             raise SchemaError(f"{path}: {key}: expected {kind.__name__}, got {describe(data[key])}")
     try:
-        results = [Result.from_dict(r, f"results[{i}]") for i, r in enumerate(data["results"])]
+        results = _results_from_dicts(data["results"])
         return Run(
             results=results,
             environment=data.get("environment", {}),

@@ -22,7 +22,6 @@ row per configuration with status ``error``. On Ray every task asks for a whole 
 from __future__ import annotations
 
 import tempfile
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 from cnnbench.errors import UsageError
 from cnnbench.request import RunRequest, check_keys, check_knobs
-from cnnbench.results import Result, Run, merge_runs, read_text_capped
+from cnnbench.results import Result, Run, merge_runs, read_toml_capped
 
 __all__ = ["Pool", "Sweep", "Task", "load_sweep", "run_task", "run_local", "run_ray"]
 
@@ -89,10 +88,7 @@ def load_sweep(path: str | Path) -> Sweep:
     """Parse and check a sweep file; one-line UsageError naming the field otherwise (each
     knob is checked by its one validation: :func:`cnnbench.request.check_knobs`)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(read_text_capped(path, limit=1 << 20, kind="a sweep TOML file"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not a readable TOML file ({exc})") from None
+    data = read_toml_capped(path, limit=1 << 20, kind="a sweep TOML file")  # size, depth, syntax
     table = data.get("sweep")
     if not isinstance(table, dict):
         raise UsageError(f"{path}: no [sweep] table; see `cnnbench sweep --help`")

@@ -230,7 +230,7 @@ def test_files_missing_baseline_names_the_fix(tmp_path: Path, run_cli: CLI) -> N
 BAD_BASELINES = [
     ("results.0.samples_ms", [0.0] * 21, "results[0].samples_ms: the samples are all zero"),
     ("results.0.samples_ms", [0.0] * 15 + [1.0] * 6, "samples are a median of zero"),
-    ("results.0.samples_ms.4", -1.0, "results[0].samples_ms[4]: -1.0 is not a time >= 0"),
+    ("results.0.samples_ms.4", -1.0, "results[0].samples_ms[4]: -1.0 is negative"),
     ("results.1.samples_ms", [0.0, 0.0, 0.0], "results[1].samples_ms: the samples are all zero"),
     ("results.0.batch_size", 0, "results[0].batch_size: 0 is not >= 1"),
     ("results.0.input_size", [3, 32], "results[0].input_size: [3, 32] is not [C, H, W]"),

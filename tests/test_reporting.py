@@ -486,7 +486,7 @@ def test_renderers_cope_with_static_only_failed_and_odd_rows(tmp_path: Path) -> 
     html = paths["html"].read_text(encoding="utf-8")
     assert "my&lt;net&gt;&amp;[bold]|x" in html and "Incomplete run" in html
     assert "CUDA out of memory" in html
-    assert "my&lt;net&gt;&amp;[bold]\\|x" in paths["md"].read_text(encoding="utf-8")
+    assert "my&lt;net&gt;&amp;\\[bold\\]\\|x" in paths["md"].read_text(encoding="utf-8")
     buf = io.StringIO()
     reporting.render_table(run, Console(file=buf, width=120))
     assert weird in buf.getvalue() and "oom" in buf.getvalue()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -291,16 +290,11 @@ def _entries(path: Path, data: dict[str, Any], table: str) -> list[dict[str, Any
 
 
 def _parse(path: Path) -> tuple[list[Claim], list[Claim]]:
-    from cnnbench.results import read_text_capped
+    from cnnbench.results import read_toml_capped
 
-    text = read_text_capped(
+    data = read_toml_capped(
         path, limit=MAX_FILE_BYTES, missing="no such claims file", kind="a TOML claims file"
     )
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"{path}: not a readable TOML claims file ({first})") from None
     unknown = sorted(set(data) - {"claim", PUBLISHED})
     if unknown:
         raise UsageError(

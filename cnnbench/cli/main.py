@@ -111,13 +111,10 @@ def _progress_columns() -> tuple:
 def _save_incomplete(run: Run, out_dir: Path, name: str) -> Path:
     """Save the results measured so far as ``<name>-incomplete.json`` in ``out_dir``, or in
     the temporary directory when that one is unusable."""
-    import tempfile
+    from cnnbench.report.files import save_incomplete
 
     run.complete = False
-    try:
-        return run.save(out_dir / f"{name}-incomplete.json")
-    except OSError:
-        return run.save(Path(tempfile.gettempdir()) / f"{name}-incomplete.json")
+    return save_incomplete(run, out_dir, name)
 
 
 def _measure_and_report(command: str, request: RunRequest, run_args: RunArgs) -> None:
@@ -188,27 +185,30 @@ def _emit(
 ) -> None:
     """Print the table and write the report files (``--out -``: the one format to stdout)."""
     from cnnbench import report as reporting
+    from cnnbench.report.files import keep_run_on_write_failure
 
     files = [f for f in formats if f != "table"]
     to_stdout = str(out_dir) == "-"
-    if json_stdout:
-        sys.stdout.write(run.to_json() + "\n")
-    if "table" in formats and not quiet and not json_stdout and not to_stdout:
-        reporting.render_table(run, out, baseline=baseline)
-    if to_stdout:
-        sys.stdout.write(reporting.render(run, files[0], baseline=baseline))
-    elif files:
-        paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
-        if not quiet:
-            err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
+    with keep_run_on_write_failure(run, out_dir, name):  # a failed write keeps the run
+        if json_stdout:
+            sys.stdout.write(run.to_json() + "\n")
+        if "table" in formats and not quiet and not json_stdout and not to_stdout:
+            reporting.render_table(run, out, baseline=baseline)
+        if to_stdout:
+            sys.stdout.write(reporting.render(run, files[0], baseline=baseline))
+        elif files:
+            paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
+            if not quiet:
+                err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
 
 
 def _load_checked(spec: str, kwargs: dict[str, Any]) -> Any:
     """Load a spec for measuring: a user's model is first built on the meta device, so that
     one whose weights cannot fit in memory is refused in one line before it is allocated."""
-    from cnnbench.runtime.guard import check_buildable
+    from cnnbench.runtime.guard import check_buildable, stdout_to_stderr
     from cnnbench.spec import load
 
+    load = stdout_to_stderr(load)  # the model's prints go to stderr, off the data stream
     if ":" in spec:
         probe = load(spec, kwargs, device="meta")
         if any(p.is_meta for p in probe.module.parameters()):
@@ -291,9 +291,10 @@ def info(
     """Stages with blocks, channels, params and MACs per stage (``--depth``: per module)."""
     from cnnbench.api import layer_rows, static_profile
     from cnnbench.report.tables import layers_table, stages_table
+    from cnnbench.runtime.guard import stdout_to_stderr
     from cnnbench.spec import load, parse_model_args
 
-    loaded = load(model, parse_model_args(model_arg), device="meta")
+    loaded = stdout_to_stderr(load)(model, parse_model_args(model_arg), device="meta")
     size = parse_input_size(input_size)
     example = example_inputs(inputs)
     prof = static_profile(loaded, resolution, input_size=size, example_inputs=example)
@@ -362,7 +363,7 @@ def profile(
     """The full static + runtime profile of one model."""
     run.formats()  # checked before anything is loaded
     request = _loaded(run.request([model], depth=depth))
-    if not run.quiet and not run.json_:
+    if not run.quiet and not run.json_ and str(run.out_dir) != "-":  # stdout carries data
         _print_profile(request)
     _measure_and_report("profile", request, run)
 
@@ -547,7 +548,9 @@ def report(
     from cnnbench.results import load_run, merge_runs
 
     formats = parse_formats(format_)
-    check_out(out_dir, formats)
+    formats = check_out(
+        out_dir, formats, name or (run_files[0].stem if len(run_files) == 1 else "merged")
+    )
     runs = [load_run(f) for f in run_files]  # each validated; one line names a bad file
     for f, run in zip(run_files, runs, strict=True):
         if not run.complete:
@@ -582,7 +585,7 @@ def sweep(
     from cnnbench.sweep import load_sweep, run_local, run_ray
 
     formats = parse_formats(format_)
-    check_out(out_dir, formats)
+    formats = check_out(out_dir, formats, f"sweep-{file.stem}")
     spec = load_sweep(file)
     total = len(spec.tasks())
     done: list[int] = []
@@ -628,7 +631,9 @@ def main() -> None:
     except CnnbenchError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        from cnnbench.report.table import clean_text  # one line, no escape sequences
+
+        err.print(f"[red]error:[/] {escape(clean_text(exc, 4000))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -277,23 +277,30 @@ class RunArgs:
         )  # fmt: skip
 
     def formats(self) -> list[str]:
-        """``--format`` checked, and ``--out -`` given exactly one file format."""
-        formats = parse_formats(self.format_)
-        check_out(self.out_dir, formats)
-        return formats
+        """``--format`` and every output checked (:func:`check_out`); the formats to write."""
+        return check_out(self.out_dir, parse_formats(self.format_), json_stdout=self.json_)
 
     def replace(self, **changes: Any) -> RunArgs:
         return replace(self, **changes)
 
 
-def check_out(out_dir: Path, formats: list[str]) -> None:
-    """``--out -`` takes exactly one file format (written to stdout)."""
-    files = [f for f in formats if f != "table"]
-    if str(out_dir) == "-" and len(files) != 1:
-        raise UsageError(
-            f"--out - writes one format to stdout, got {', '.join(files) or 'none'}; "
-            "e.g. --out - --format csv"
-        )
+def check_out(
+    out_dir: Path, formats: list[str], name: str | None = None, json_stdout: bool = False
+) -> list[str]:
+    """Every output checked before measuring (:func:`cnnbench.report.files.check_outputs`:
+    ``--out -`` takes exactly one file format, writable folders, file-name lengths, ...);
+    returns the formats to write (``--out DIR`` with only ``table`` adds the run's JSON)."""
+    try:  # typer 0.2x carries its own click
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+
+    from cnnbench.report.files import check_outputs
+
+    context = get_current_context(silent=True)
+    source = context.get_parameter_source("out_dir") if context is not None else None
+    given = getattr(source, "name", None) == "COMMANDLINE"  # --out given, not the default
+    return check_outputs(out_dir, formats, name, out_given=given, json_stdout=json_stdout)
 
 
 #: The shared run options: parameter name -> (annotated type, default), in --help order.

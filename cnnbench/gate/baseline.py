@@ -152,8 +152,8 @@ def read_pytest_benchmark(
                 f"{path}: {where}.extra_info.cnnbench.batch_size: {extra['batch_size']} is "
                 f"not >= 1; {fix}"
             )
-        if i == 0:
-            first_extra = extra
+        if extra and not first_extra:  # the fixture's rows carry the fingerprint,
+            first_extra = extra  # wherever they are among the file's benchmarks
         samples = [s * 1000.0 for s in seconds]
         median = statistics.median(samples)
         batch = extra.get("batch_size") or 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,20 +293,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> GateConfig | None
     Returns None when no path is given and ./pyproject.toml has no such table. The file must
     be a regular file of at most 64 MiB (read with a cap).
     """
-    from cnnbench.results import read_text_capped
+    from cnnbench.results import read_toml_capped
 
     explicit = path is not None
     file = Path(path) if explicit else Path("pyproject.toml")
     if not explicit and not file.is_file():
         return None
-    try:
-        text = read_text_capped(file, missing="no such file", kind="a TOML file")
+    try:  # size, depth and syntax checked by the shared reader
+        data = read_toml_capped(file, missing="no such file", kind="a TOML file")
     except UsageError as exc:
         raise UsageError(f"--config {exc}" if explicit else str(exc)) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{file}: not a readable TOML file ({exc})") from None
     tool = data.get("tool", {})
     table = (
         tool.get("cnnbench", {}).get("gate")

@@ -22,8 +22,9 @@ from cnnbench.runtime import (
     resolve_device,
     stats_into,
 )
+from cnnbench.runtime.guard import load_guarded
 from cnnbench.runtime.timing import measure, summarize
-from cnnbench.spec import Rebuild, ensure_info, load
+from cnnbench.spec import Rebuild, ensure_info
 
 from .config import _GATE_TARGET_CI, GateConfig
 from .guard import model_code
@@ -135,7 +136,7 @@ def _as_model(
     3x224x224)."""
     if isinstance(obj, str):
         with model_code(f"{obj}: building the model"):
-            loaded = load(obj, dict(model_args))
+            loaded = load_guarded(obj, dict(model_args))  # refused if it cannot fit
         return _Model(loaded.name, loaded.module, obj, loaded.rebuild)
     name, module = obj if isinstance(obj, tuple) else (type(obj).__name__, obj)
     return _Model(name, ensure_info(module, name))

@@ -22,21 +22,14 @@ __all__ = ["check_writable", "write_outputs"]
 def check_writable(path: str | os.PathLike[str], option: str) -> Path:
     """``path`` if a file could be written there (missing parent folders may be created);
     UsageError naming ``option`` and the fix otherwise. Nothing is created."""
+    from cnnbench.results import write_problem
+
     path = Path(path)
-    fix = f"give {option} a file path in a writable folder"
-    if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory; {fix}")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"{option} {path}: the file is not writable; {fix}")
-    parent = path.absolute().parent
-    while not parent.exists():
-        if parent.is_symlink():  # a dangling link: mkdir would fail
-            raise UsageError(f"{option} {path}: {parent} is a broken link; {fix}")
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"{option} {path}: {parent} is not a directory; {fix}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: {parent} is not writable; {fix}")
+    problem = write_problem(path)
+    if problem is not None:
+        raise UsageError(
+            f"{option} {path}: {problem}; give {option} a file path in a writable folder"
+        )
     return path
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from cnnbench.report import format as fmt
 from cnnbench.report import walkers
 from cnnbench.report.document import Document, Section
-from cnnbench.report.table import Table
+from cnnbench.report.table import Table, clean_text
 
 from .config import METRICS
 from .verdicts import GateReport, Verdict
@@ -207,6 +207,10 @@ def to_junit_xml(report: GateReport) -> str:
         errors=suite.get("errors", "0"),
     )
     root.append(suite)
+    for element in root.iter():  # names and reasons come from files: well-formed XML always
+        element.attrib = {k: clean_text(v) for k, v in element.attrib.items()}
+        if element.text:
+            element.text = clean_text(element.text)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

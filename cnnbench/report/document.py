@@ -28,7 +28,7 @@ from cnnbench.errors import UsageError
 from cnnbench.report import format as fmt
 from cnnbench.report.charts import all_charts, stage_results
 from cnnbench.report.format import CONFIG_FIELDS, CONVENTIONS, config_label, varying_config
-from cnnbench.report.table import Table
+from cnnbench.report.table import Table, clean_text
 from cnnbench.report.tables import layers_table
 from cnnbench.results import Result, Run
 
@@ -302,7 +302,17 @@ def _environment_line(run: Run) -> str:
 
 def _title(run: Run) -> str:
     models = list(dict.fromkeys(r.model for r in run.results))
-    return "cnnbench: " + (" vs ".join(models) if models else "empty run")
+    return "cnnbench: " + (" vs ".join(map(shown_name, models)) if models else "empty run")
+
+
+#: The longest model name running text (titles, notes) shows; table cells cut at their own.
+MAX_NAME_CHARS = 80
+
+
+def shown_name(name: str) -> str:
+    """A model name as running text shows it: control characters removed, cut to
+    :data:`MAX_NAME_CHARS` (a 100 KB name from a file must not fill the terminal)."""
+    return clean_text(name, MAX_NAME_CHARS)
 
 
 def _failures(results: Sequence[Result]) -> list[str]:
@@ -311,7 +321,7 @@ def _failures(results: Sequence[Result]) -> list[str]:
     vary = varying_config(results)
     lines = []
     for r in results:
-        label = f"{r.model} ({config_label(r, vary) or r.device})"
+        label = f"{shown_name(r.model)} ({config_label(r, vary) or r.device})"
         if r.status != "ok":
             lines.append(f"{label}: {r.status}" + (f": {r.error}" if r.error else ""))
         if r.notes:
@@ -358,8 +368,9 @@ def build(
                 tables=[_results_table(results, base)],
                 lines=_failures(results),
                 note=(
-                    f"× columns: params, MACs and memory divided by {base}'s in the same "
-                    f"configuration; latency and throughput: paired per-round ratios to {base} "
+                    f"× columns: params, MACs and memory divided by {shown_name(base)}'s in the "
+                    f"same configuration; latency and throughput: paired per-round ratios to "
+                    f"{shown_name(base)} "
                     "with their 95% CI (n/a: not timed together with it)."
                 ),
             )
@@ -374,13 +385,15 @@ def build(
     staged = stage_results(results)
     if staged:
         tables = [
-            stage_table(r, f"{r.model} stages" + (f" ({config_label(r, vary)})" if vary else ""))
+            stage_table(
+                r, f"{shown_name(r.model)} stages" + (f" ({config_label(r, vary)})" if vary else "")
+            )
             for r in staged
         ]
         doc.sections.append(Section("stages", "Stages", tables=tables))
     layered = _layer_results(results)
     if layered:
-        tables = [layers_table(r.layers, f"{r.model}: modules") for r in layered]
+        tables = [layers_table(r.layers, f"{shown_name(r.model)}: modules") for r in layered]
         doc.sections.append(Section("layers", "Layers", tables=tables))
     environment = Section("environment", "Environment", appendix=True)
     environment.tables.append(

@@ -6,17 +6,59 @@ Markdown and HTML renderers below are the only places that turn a table into tex
 zoo listing, stage tables, counter comparisons, claims, run reports and the gate's verdicts
 all look alike. CSV and JSON are written from the result records, not from display tables.
 
-Markdown cells are escaped (``|``, HTML special characters and line breaks), so model names
-from user files cannot inject markup; HTML cells are escaped the same way.
+Text from files (model names, claim texts, notes) is data: :func:`clean_text` removes
+control characters and terminal escape sequences from every cell, title and caption, and cuts
+a cell to :data:`MAX_CELL_CHARS`. Markdown cells are escaped (``|``, ``[``/``]``, HTML special
+characters and line breaks), so text from user files cannot inject markup, links or images;
+HTML cells are escaped the same way.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Table", "to_rich", "to_markdown", "to_html", "md_escape"]
+__all__ = [
+    "Table",
+    "to_rich",
+    "to_markdown",
+    "to_html",
+    "md_escape",
+    "clean_text",
+    "MAX_CELL_CHARS",
+    "MAX_LINE_CHARS",
+    "MAX_TITLE_CHARS",
+]
+
+#: The longest text a table cell shows; a longer one (a 100 KB model name) is cut with "…".
+MAX_CELL_CHARS = 200
+#: The same for a table's title, and for a line of text (caption, note, Markdown line).
+MAX_TITLE_CHARS = 300
+MAX_LINE_CHARS = 2000
+
+# An escape sequence (CSI, OSC, ...) as a whole, then any remaining C0/C1 control character
+# (tab and line breaks included: a cell is one line), DEL, and the bidirectional overrides
+# that make text read differently from what it is.
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, clear screen, cursor moves
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, clipboard, hyperlinks
+    r"|\x1b[P^_X][^\x1b]*(?:\x1b\\)?"  # DCS, PM, APC, SOS strings
+    r"|\x1b."  # any other two-character escape
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: object, limit: int | None = None) -> str:
+    """``text`` safe to show: escape sequences removed whole, other control characters
+    replaced by a space (``\\t``, ``\\n`` too), and cut to ``limit`` characters with "…"."""
+    out = str(text)
+    if any(ch < " " or "\x7f" <= ch <= "\x9f" or "\u202a" <= ch <= "\u2069" for ch in out):
+        out = _CONTROL.sub(" ", _ESCAPE_SEQUENCE.sub("", out))
+    if limit is not None and len(out) > limit:
+        out = out[: limit - 1] + "…"
+    return out
 
 
 @dataclass
@@ -33,6 +75,10 @@ class Table:
     marks: list[str] = field(default_factory=list)
     styles: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.title = clean_text(self.title, MAX_TITLE_CHARS)
+        self.caption = clean_text(self.caption, MAX_LINE_CHARS)
+
     @classmethod
     def of(cls, title: str, *columns: str, text: Sequence[int] = (0,), caption: str = "") -> Table:
         """A table whose columns are numeric except those at the indices in ``text``."""
@@ -41,7 +87,7 @@ class Table:
     def add(self, cells: Sequence[str], *, mark: str = "", style: str = "") -> None:
         if len(cells) != len(self.headers):
             raise ValueError(f"row has {len(cells)} cells, the table {len(self.headers)} columns")
-        self.rows.append([str(c) for c in cells])
+        self.rows.append([clean_text(c, MAX_CELL_CHARS) for c in cells])
         self.marks.append(mark)
         self.styles.append(style)
 
@@ -84,8 +130,11 @@ def to_rich(table: Table):  # -> rich.table.Table (rich is imported on first use
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside a Markdown table cell or line: no pipes, tags or line breaks."""
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a Markdown table cell or line: no control characters, pipes, tags,
+    line breaks, links or images (``[`` and ``]`` escaped, so ``[x](url)`` and ``![x](url)``
+    stay text)."""
+    escaped = html.escape(clean_text(text, MAX_LINE_CHARS), quote=False)
+    return escaped.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
 
 
 def to_markdown(table: Table) -> list[str]:

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 
 from cnnbench.report.charts import CHARTS
 from cnnbench.report.document import Document
-from cnnbench.report.table import Table, md_escape, to_rich
+from cnnbench.report.table import (
+    MAX_LINE_CHARS,
+    MAX_TITLE_CHARS,
+    Table,
+    clean_text,
+    md_escape,
+    to_rich,
+)
 from cnnbench.report.table import to_html as table_html
 from cnnbench.report.table import to_markdown as table_markdown
 
@@ -68,9 +75,14 @@ def _print_fitted(console: Console, table: Table) -> None:
 def to_terminal(doc: Document, console: Console) -> None:
     """Print the document: title and machine line, conventions, banner, then each section's
     tables and lines (charts and the appendix are for files)."""
-    from rich.markup import escape as rich_escape
+    from rich.markup import escape
 
-    console.print(f"[bold]{rich_escape(doc.title)}[/]  [dim]{rich_escape(doc.meta)}[/]")
+    def rich_escape(text: str, limit: int = MAX_LINE_CHARS) -> str:
+        return escape(clean_text(text, limit))  # text from files: no controls, no markup
+
+    console.print(
+        f"[bold]{rich_escape(doc.title, MAX_TITLE_CHARS)}[/]  [dim]{rich_escape(doc.meta)}[/]"
+    )
     if doc.conventions:
         console.print(f"[dim]{rich_escape(doc.conventions)}[/]")
     if doc.banner:

@@ -7,11 +7,20 @@ gradients and momentum buffers of the weights). It is compared with the memory a
 ``MemAvailable`` of ``/proc/meminfo`` on CPU, the free memory the CUDA driver reports on a GPU.
 Allocator overheads and workspaces come on top, so the guard only refuses what clearly cannot
 fit (more than :data:`FIT_SHARE` of what is available).
+
+:func:`stdout_to_stderr` guards the data stream: while the model's own code runs, its prints
+go to stderr, so ``--json`` and ``--out -`` stay parseable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
@@ -25,7 +34,12 @@ __all__ = [
     "estimate_bytes",
     "check_fits",
     "check_buildable",
+    "stdout_to_stderr",
+    "load_guarded",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 #: A configuration is refused when its estimate exceeds this share of the available memory.
 FIT_SHARE = 0.9
@@ -104,3 +118,52 @@ def check_buildable(name: str, probe: nn.Module) -> None:
         name, "building it", {"weights": weight_bytes(probe)}, torch.device("cpu"),
         fix="build a smaller model (its --model-arg options), or count it with `info`",
     )  # fmt: skip
+
+
+def load_guarded(spec: str, model_args: dict[str, Any] | None = None) -> Any:
+    """:func:`cnnbench.spec.load` for a model named by a data file (a gate baseline's
+    configuration, say): built first on the meta device, and refused by
+    :func:`check_buildable` (UsageError, one line) when its weights could not fit in memory,
+    before anything is allocated. Returns the :class:`~cnnbench.spec.LoadedModel`."""
+    from cnnbench.spec import load
+
+    probe = load(spec, dict(model_args or {}), device="meta")
+    if any(p.is_meta for p in probe.module.parameters()):
+        check_buildable(probe.name, probe.module)
+    return load(spec, dict(model_args or {}))
+
+
+def stdout_to_stderr(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorator: while ``fn`` runs (and, when it returns a generator, while that generator
+    runs, but not while it is suspended at a ``yield``), writes to ``sys.stdout`` go to
+    ``sys.stderr``: a model's ``print`` never lands in the data cnnbench writes to stdout.
+
+    Python-level only: ``print``, ``sys.stdout.write`` and anything else that looks up
+    ``sys.stdout`` are moved; a C extension's ``printf``, ``os.write(1, ...)`` and child
+    processes the model starts write to file descriptor 1 as before. (The CPU-memory child
+    is separate: its stdout is captured and only cnnbench's tagged line is read.)"""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = fn(*args, **kwargs)
+        if inspect.isgenerator(result):
+            return _redirected(result)  # type: ignore[return-value]
+        return result
+
+    return wrapper
+
+
+def _redirected(gen: Generator[Any, None, Any]) -> Generator[Any, None, Any]:
+    """``gen`` re-yielded, each step of it run with stdout sent to stderr."""
+    try:
+        while True:
+            with contextlib.redirect_stdout(sys.stderr):
+                try:
+                    item = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+            yield item
+    finally:
+        with contextlib.redirect_stdout(sys.stderr):
+            gen.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -190,6 +191,11 @@ class CpuPeak:
         return max(0, self.peak_rss_bytes - self.baseline_rss_bytes)
 
 
+#: The child starts in isolated mode (``-I``: no working directory or script directory on
+#: ``sys.path``, no PYTHON* variables, no user site): a ``pickle.py`` or ``torch.py`` lying in
+#: the working directory is never imported. It then takes the parent's absolute ``sys.path``
+#: entries (see :func:`_child_sys_path`), so it imports what the parent can, and the user's
+#: model file is loaded by its absolute path (:class:`cnnbench.spec.Rebuild`).
 _CHILD_CODE = (
     "import pickle, sys\n"
     "data = pickle.load(sys.stdin.buffer)\n"
@@ -199,6 +205,13 @@ _CHILD_CODE = (
 )
 
 
+def _child_sys_path() -> list[str]:
+    """The parent's ``sys.path`` for the child: absolute entries only. A relative entry
+    (``''`` of ``python -c``/an interactive session, ``'.'``) means "the working directory
+    at import time", which in the child would make a module lying there importable."""
+    return [p for p in sys.path if isinstance(p, str) and p and os.path.isabs(p)]
+
+
 def child_peak_rss(fn: Callable[[], Any], *, timeout_s: float = _DEFAULT_TIMEOUT_S) -> CpuPeak:
     """Run the picklable callable ``fn`` in a fresh Python process and return its RSS figures.
 
@@ -206,12 +219,12 @@ def child_peak_rss(fn: Callable[[], Any], *, timeout_s: float = _DEFAULT_TIMEOUT
     killed or exceeds ``timeout_s`` gives a CpuPeak with ``error`` set; nothing is raised.
     """
     try:
-        payload = pickle.dumps({"sys_path": list(sys.path), "fn": pickle.dumps(fn)})
+        payload = pickle.dumps({"sys_path": _child_sys_path(), "fn": pickle.dumps(fn)})
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         return CpuPeak(None, None, None, error=f"cannot send the work to a child process: {exc}")
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _CHILD_CODE],
+            [sys.executable, "-I", "-c", _CHILD_CODE],
             input=payload,
             capture_output=True,
             timeout=timeout_s,
