@@ -65,7 +65,6 @@ def resolve_model(model: ModelLike, model_args: dict[str, Any] | None = None) ->
     return load(model, model_args)
 
 
-@stdout_to_stderr  # the model's prints stay off the data stream
 def run_models(
     models: Sequence[ModelLike],
     configs: Sequence[RuntimeConfig],
@@ -92,6 +91,7 @@ def run_models(
     return run_request(request, on_progress=on_progress, stage_times=stage_times)
 
 
+@stdout_to_stderr  # the model's prints stay off the data stream
 def run_request(
     request: RunRequest,
     *,
