@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from cnnbench.cli.options import CallTimeoutOpt
 from cnnbench.errors import UsageError
 
 __all__ = ["gate_app", "verdict_table"]
@@ -113,6 +114,7 @@ def _config(
     resolution: int | None = None,
     memory: bool | None = None,
     rounds: int | None = None,
+    call_timeout: float | None = None,
     baseline: tuple[object, Path] | None = None,
     need_models: bool = True,
 ):  # -> GateConfig
@@ -143,7 +145,12 @@ def _config(
     configs = list(cfg.configs)
     fields = {
         k: v
-        for k, v in (("device", device), ("threads", threads), ("resolution", resolution))
+        for k, v in (
+            ("device", device),
+            ("threads", threads),
+            ("resolution", resolution),
+            ("call_timeout_s", call_timeout),
+        )
         if v is not None
     }
     if fields:
@@ -253,6 +260,7 @@ def save_cmd(
     threads: ThreadsOpt = None,
     resolution: ResolutionOpt = None,
     memory: MemoryOpt = None,
+    call_timeout: CallTimeoutOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Measure the configured models and write a baseline: raw samples, environment, calibration."""
@@ -269,6 +277,7 @@ def save_cmd(
         threads=threads,
         resolution=resolution,
         memory=memory,
+        call_timeout=call_timeout,
     )
     with _interruptible(), _progress(quiet) as progress:
         task = progress.add_task("starting")
@@ -295,6 +304,7 @@ def check_cmd(
     threads: ThreadsOpt = None,
     resolution: ResolutionOpt = None,
     memory: MemoryOpt = None,
+    call_timeout: CallTimeoutOpt = None,
     allow_env_mismatch: AllowEnvOpt = False,
     junit: JunitOpt = None,
     markdown: MarkdownOpt = None,
@@ -315,6 +325,7 @@ def check_cmd(
         threads=threads,
         resolution=resolution,
         memory=memory,
+        call_timeout=call_timeout,
         baseline=(base_run, baseline),
         need_models=candidate is None,
     )
@@ -353,6 +364,7 @@ def ab_cmd(
     threads: ThreadsOpt = None,
     resolution: ResolutionOpt = None,
     memory: MemoryOpt = None,
+    call_timeout: CallTimeoutOpt = None,
     allow_env_mismatch: AllowEnvOpt = False,
     junit: JunitOpt = None,
     markdown: MarkdownOpt = None,
@@ -375,6 +387,7 @@ def ab_cmd(
         resolution=resolution,
         memory=memory,
         rounds=rounds,
+        call_timeout=call_timeout,
     )
     if all(is_file):
         report = gate.compare_files(cfg, baseline, candidate, allow_env_mismatch=allow_env_mismatch)
