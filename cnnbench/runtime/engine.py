@@ -42,6 +42,7 @@ row; an unstable row with a busy machine says so in ``error``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -149,6 +150,7 @@ class Measurement:
     settled: bool = False
     rounds: int = 0
     stop_reason: str = ""
+    elapsed_s: float = 0.0  # wall seconds from the first call to the end of the rounds
 
     @property
     def samples(self) -> list[float]:
@@ -167,6 +169,7 @@ class Measurement:
             warmup_iters=self.warmup_iters,
             warmup_settled=self.settled,
             stop_reason=self.stop_reason,
+            elapsed_s=self.elapsed_s,
         )
 
 
@@ -201,8 +204,9 @@ class Entry:
     def of_callable(
         cls, name: str, make_step: Callable[[], Callable[[], Any]], *, block_s: float | None = None
     ) -> Entry:
-        """An entry that times a zero-argument callable (e.g. the gate's calibration workload)
-        outside autocast; ``make_step()`` builds it afresh at the start of every block, so the
+        """An entry that times a zero-argument callable (the gate's calibration workload, the
+        pytest fixture's callable) as it is, outside the configuration's inference mode and
+        autocast; ``make_step()`` builds it afresh at the start of every block, so the
         placement of one allocation is averaged out instead of biasing the whole run. No
         memory probe, no stages."""
         return cls(name=name, module=nn.Identity(), block_s=block_s, make_step=make_step)
@@ -246,7 +250,7 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
     while True:
         try:
             prepared = _prepare(entry, config, device, batch)
-            with call_limit(config.call_limit_s), prepared.context():
+            with call_limit(config.call_limit_s), _context(entry, prepared):
                 output = prepared.step()
                 _sync(device)
                 finite = _all_finite(output)
@@ -296,6 +300,12 @@ def _prepare(entry: Entry, config: RuntimeConfig, device: torch.device, batch: i
         input_size=(0, 0, 0), batch_size=1, autocast_dtype=None, step=entry.make_step(),
         name=entry.name,
     )  # fmt: skip
+
+
+def _context(entry: Entry, prepared: Prepared) -> contextlib.AbstractContextManager[Any]:
+    """Where the entry's calls run: the configuration's inference mode and autocast for a
+    model; a plain callable runs as it is (it may train, or enter its own modes)."""
+    return contextlib.nullcontext() if entry.make_step is not None else prepared.context()
 
 
 def _status(exc: BaseException) -> str:
@@ -377,7 +387,7 @@ def _block(e: Entry, loop: Callable[..., int], raw_to_ms: float, schedule: Sched
         expected_s = max(e.block_s, calls * estimate_s)
     raw: list[float] = []
     clock = time.perf_counter_ns
-    with call_limit(prepared.config.call_limit_s + 2 * expected_s), prepared.context():
+    with call_limit(prepared.config.call_limit_s + 2 * expected_s), _context(e, prepared):
         if schedule.rewarm:
             prepared.step()
         started = clock()
@@ -692,7 +702,8 @@ def measure_config(
         load = _load_avg()
         live = [e for e in live if e.prepared is not None and e.measurement.blocks]
         for e in live:
-            e.measurement.rounds, e.measurement.stop_reason = n_rounds, reason
+            m = e.measurement
+            m.rounds, m.stop_reason, m.elapsed_s = n_rounds, reason, time.perf_counter() - started
             _stats_into(e, None if schedule.rounds else config.target_ci)
         if entries[baseline] in live:
             _ratios_into(live, entries[baseline])
@@ -735,7 +746,7 @@ def _warm(e: Entry, device: torch.device, budget_s: float) -> None:
     assert e.prepared is not None
     m = e.measurement
     try:
-        with call_limit(e.prepared.config.call_limit_s + budget_s), e.prepared.context():
+        with call_limit(e.prepared.config.call_limit_s + budget_s), _context(e, e.prepared):
             m.warmup_iters, m.settled, e.estimate_ms = warm_up(
                 e.prepared.step, device=device, budget_s=budget_s
             )
