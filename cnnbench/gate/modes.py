@@ -494,7 +494,9 @@ def ab(
     """Baseline and candidate models (specs, modules, or (name, module) pairs) built in this
     process and timed interleaved: per configuration, a short warm-up of each, then
     ``cfg.rounds`` rounds, each a timed block of A and of B (order alternating A B / B A), each
-    block ``budget_s / (2 * rounds)`` seconds. Re-measurements add as many rounds again. The
+    block ``budget_s / (2 * rounds)`` seconds, through the engine
+    (:func:`~cnnbench.gate.measure.measure_pair`). A re-measurement is another such measurement,
+    its rounds added to the first's. The
     decision uses the pooled per-call samples (no calibration: both ran on the same machine at
     the same time) and a bootstrap over whole rounds. Both models are built before anything
     is timed; model code that raises later gives ``error`` verdicts (exit 2)."""
