@@ -1,8 +1,9 @@
 """pytest plugin: model latency tests measured by cnnbench's harness, recorded by pytest-benchmark.
 
-The ``cnnbench_latency`` fixture times a model (or any callable) with
-:func:`cnnbench.runtime.timing.measure` (settled warm-up, stops when the median's 95% CI is within
-``target_ci`` or the budget runs out) and returns the :class:`~cnnbench.runtime.timing.TimingStats`.
+The ``cnnbench_latency`` fixture times a model (or any callable) with the engine every command
+measures with (:func:`cnnbench.runtime.measure_config`: settled warm-up, rounds of short blocks
+until the median's 95% CI is within ``target_ci`` or the budget runs out, the call timeout and the
+non-finite check) and returns the :class:`~cnnbench.runtime.timing.TimingStats` (ms per call).
 When pytest-benchmark is active, the same raw samples are fed into its ``benchmark`` fixture,
 so its table, ``--benchmark-json``, ``--benchmark-autosave`` and ``--benchmark-compare`` show
 cnnbench's measurement, and ``extra_info["cnnbench"]`` carries the model name and
@@ -152,7 +153,7 @@ class _ReplayClock:
     :meth:`target` advances the clock by the next sample (seconds), so pytest-benchmark's
     ``end - start`` around the call is exactly that sample."""
 
-    __name__ = "cnnbench.runtime.timing.measure"
+    __name__ = "cnnbench.runtime.engine"
 
     def __init__(self, samples_s: list[float]) -> None:
         self._samples = samples_s
@@ -226,8 +227,6 @@ class LatencyFixture:
     ) -> TimingStats:
         import torch
 
-        from cnnbench.runtime.timing import measure
-
         if budget_s is None:
             budget_s = self._request.config.getoption("cnnbench_budget")
         if budget_s is None:
@@ -249,7 +248,7 @@ class LatencyFixture:
             # --benchmark-disable: a smoke test. One real call, timed; nothing recorded.
             self.stats = _one_call(fn, dev)
             return self.stats
-        stats = measure(fn, device=dev, target_ci=target_ci, budget_s=budget_s)
+        stats = _measure(fn, str(dev), name or self._request.node.name, budget_s, target_ci)
         self.stats = stats
         if benchmark is not None:
             info = {
@@ -265,13 +264,38 @@ class LatencyFixture:
                 "ci_ms": [stats.ci_low_ms, stats.ci_high_ms],
                 "warmup_iters": stats.warmup_iters,
                 "stop_reason": stats.stop_reason,
-                "harness": "cnnbench.runtime.timing.measure",
+                "harness": "cnnbench.runtime.engine",
             }
             from cnnbench.environment import cpu_model
 
             info["device_name"] = cpu_model() if device == "cpu" else device
             record_into_benchmark(benchmark, stats, info)
         return stats
+
+
+_MIN_SAMPLES = 10  # per-call samples at least, whatever the budget
+
+
+def _measure(
+    fn: Callable[[], Any], device: str, name: str, budget_s: float, target_ci: float
+) -> TimingStats:
+    """Time ``fn`` with the engine (:func:`cnnbench.runtime.measure_config`, the core every
+    command measures with): settled warm-up, shuffled rounds of short blocks until the
+    median's CI is within ``target_ci`` or the budget is spent, the call timeout and the
+    non-finite check. What ``fn`` raises is re-raised (the test shows its traceback); a call
+    that does not return in time or a non-finite output fails the test in one line."""
+    from cnnbench.runtime import Entry, RuntimeConfig, Schedule, measure_config
+    from cnnbench.runtime.engine import MIN_ROUNDS
+
+    entry = Entry.of_callable(name, lambda: fn)
+    config = RuntimeConfig(device=device, budget_s=budget_s, target_ci=target_ci)
+    at_least = Schedule(min_block_calls=-(-_MIN_SAMPLES // MIN_ROUNDS))  # shuffled rounds
+    (row,) = measure_config([entry], config, cpu_memory=False, schedule=at_least)
+    if row.status in ("error", "oom") and entry.failure is not None:
+        raise entry.failure
+    if row.status != "ok":
+        _refuse(f"{name}: {row.status}: {row.error}")
+    return entry.measurement.stats()
 
 
 def _callable(model: Any, inputs: Any) -> tuple[Callable[[], Any], int, list[int]]:

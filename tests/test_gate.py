@@ -439,7 +439,7 @@ def test_pytest_plugin_records_cnnbench_samples(pytester: pytest.Pytester) -> No
     info = bench["extra_info"]["cnnbench"]
     assert info["model"] == "tiny" and info["batch_size"] == 2 and info["input_size"] == [3, 16, 16]
     data = bench["stats"]["data"]
-    assert len(data) >= 10 and bench["options"]["timer"] == "cnnbench.runtime.timing.measure"
+    assert len(data) >= 10 and bench["options"]["timer"] == "cnnbench.runtime.engine"
     assert bench["stats"]["median"] * 1000 == pytest.approx(info["median_ms"], rel=1e-9)
     run = gate.load_baseline(out)  # the gate reads what the plugin wrote
     assert run.results[0].model == "tiny" and run.results[0].batch_size == 2

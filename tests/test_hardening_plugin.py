@@ -157,3 +157,31 @@ def test_plugin_misuse_fails_in_one_line(pytester: pytest.Pytester, call: str, n
     result = _run(pytester, call)
     result.assert_outcomes(failed=1)
     assert needle in _reason(result, "FAILED")
+
+
+def test_plugin_measures_through_the_engine_a_nan_output_fails_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    # The fixture inherits the engine's first-call check: a non-finite output is no latency.
+    result = _run(
+        pytester,
+        "cnnbench_latency(lambda: torch.full((2,), float('nan')), budget_s=0.2, name='n')",
+        "-p",
+        "no:benchmark",
+    )
+    result.assert_outcomes(failed=1)
+    assert "n: nonfinite: model output contains NaN or inf" in _reason(result, "FAILED")
+
+
+def test_plugin_measures_through_the_engine_samples_are_its_blocks(
+    pytester: pytest.Pytester,
+) -> None:
+    # Samples come from the engine's rounds: at least its minimum number of rounds of blocks.
+    result = _run(
+        pytester,
+        "stats = cnnbench_latency(model, torch.randn(1, 3, 8, 8), budget_s=0.3)\n"
+        "            from cnnbench.runtime.engine import MIN_ROUNDS\n"
+        "            assert stats.timed_iters >= MIN_ROUNDS == 5\n"
+        "            assert stats.stop_reason in ('ci', 'budget', 'max_rounds')",
+    )
+    result.assert_outcomes(passed=1)

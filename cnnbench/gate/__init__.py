@@ -47,13 +47,16 @@ Trust and failure (issue 13):
   CPU and threads on both sides (or ``--allow-env-mismatch``).
 * The gate fails closed: everything is validated (configuration types, every model spec,
   output paths) before the first model is timed; whatever model code raises, ``SystemExit``
-  and its own ``KeyboardInterrupt`` included, becomes an ``error`` verdict (exit 2), a real
+  and its own ``KeyboardInterrupt`` included, becomes an ``error`` verdict (exit 2), and so
+  does a call that does not return within the call timeout, out of memory or a NaN/inf
+  output (the engine's ``timeout``, ``oom``, ``nonfinite`` statuses); a real
   Ctrl-C stays an interrupt; a calibration ratio outside 0.7-1.4 is an ``error``, never a
   regression; a check that compared nothing exits 2. A report file that cannot be written
   is a warning and leaves the verdict's exit code alone.
 
 Modules: :mod:`.config` (``GateConfig``, ``[tool.cnnbench.gate]``), :mod:`.stats` (the latency
-decision on samples), :mod:`.measure` (calibration workload, calibrated and interleaved timing),
+decision on samples), :mod:`.measure` (calibration workload; calibrated and interleaved timing
+through the engine, :func:`cnnbench.runtime.measure_config`),
 :mod:`.modes` (save, check, compare_files, ab), :mod:`.baseline` (reading and validating
 baselines, matching rows, the environment check, what a baseline may supply),
 :mod:`.guard` (running model code), :mod:`.outputs` (output paths and writes),

@@ -21,7 +21,14 @@ from typing import Any
 
 from cnnbench.errors import CnnbenchError
 
-__all__ = ["ModelCodeError", "describe_exception", "model_code", "watch_sigint", "interrupted"]
+__all__ = [
+    "ModelCodeError",
+    "Unmeasurable",
+    "describe_exception",
+    "model_code",
+    "watch_sigint",
+    "interrupted",
+]
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -45,6 +52,25 @@ class ModelCodeError(CnnbenchError):
             f"{what}: the model code raised {self.cause}; fix the model (or remove it from "
             "the gate) and re-run"
         )
+
+
+class Unmeasurable(ModelCodeError):
+    """The engine could not time a model: its row's ``status`` (``timeout``, ``oom``,
+    ``nonfinite``) and the engine's one-line reason. Exit code 2, like any model code that
+    stops a measurement."""
+
+    _FIX = {
+        "timeout": "fix the model's forward, or raise --call-timeout",
+        "oom": "use a smaller batch or resolution",
+        "nonfinite": "fix the model (its output must be finite to be compared)",
+    }
+
+    def __init__(self, what: str, status: str, reason: str) -> None:
+        self.what = what
+        self.status = status
+        self.cause = reason
+        fix = self._FIX.get(status, "fix the model (or remove it from the gate) and re-run")
+        CnnbenchError.__init__(self, f"{what}: {status}: {reason}; {fix}")
 
 
 class _Sigint:

@@ -1,37 +1,31 @@
-"""Timing for the gate: the calibration workload, calibrated blocks (save/check) and
-interleaved rounds (ab)."""
+"""Timing for the gate, through the engine (:func:`cnnbench.runtime.measure_config`): the
+calibration workload, calibration and model blocks (save/check) and interleaved rounds (ab),
+both in alternating rounds of a fixed count. The gate so gets the engine's call timeout,
+out-of-memory and non-finite statuses, noise notes and CUDA event timing; a row that is not
+``ok`` stops the decision with :class:`~cnnbench.gate.guard.Unmeasurable` (exit 2)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from cnnbench.api import static_profile
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result
-from cnnbench.runtime import (
-    Prepared,
-    RuntimeConfig,
-    measurement_settings,
-    prepare,
-    resolve_device,
-    stats_into,
-)
+from cnnbench.runtime import Entry, RuntimeConfig, Schedule, measure_config, resolve_device
 from cnnbench.runtime.guard import load_guarded
-from cnnbench.runtime.timing import measure, summarize
-from cnnbench.spec import Rebuild, ensure_info
+from cnnbench.spec import LoadedModel, ensure_info
 
-from .config import _GATE_TARGET_CI, GateConfig
-from .guard import model_code
-from .stats import LatencySamples
+from .config import CALIBRATION_MODEL, GateConfig
+from .guard import ModelCodeError, Unmeasurable, model_code
 
 _CAL_BATCH = {"cpu": 1, "cuda": 32}
 _MAX_WARMUP_S = 1.0
+_MIN_BLOCK_CALLS = 3
 
 Progress = Callable[[str], None]
 
@@ -91,178 +85,123 @@ def calibration_workload(device: str | torch.device = "cpu") -> Callable[[], Any
     return run
 
 
-@dataclass
-class _Model:
-    """A model under test: its display name, module and (when built from a spec) the spec."""
-
-    name: str
-    module: nn.Module
-    spec: str | None = None  # as the user wrote it (report labels)
-    rebuild: Rebuild | None = None  # how the memory child rebuilds it (None: no spec)
-    statics: dict[int | None, Result] = field(default_factory=dict)
-
-    def builder(self) -> Callable[[], nn.Module] | None:
-        return self.rebuild
-
-    def static(self, config: RuntimeConfig) -> Result:
-        """Static counts (per image) at the config's resolution, as a Result skeleton.
-        ModelCodeError when the model code raises."""
-        from cnnbench.static import profile_static
-
-        if config.resolution not in self.statics:
-            with model_code(f"{self.name} ({describe(config)}): static profile"):
-                prof = profile_static(
-                    self.module, name=self.name, resolution=config.resolution, train_memory=False
-                )
-            self.statics[config.resolution] = prof.to_result()
-        s = self.statics[config.resolution]
-        return dataclasses.replace(
-            s,
-            stages=[],
-            batch_size=config.batch_size,
-            precision=config.precision,
-            memory_format=config.memory_format,
-            mode=config.mode,
-            device=str(resolve_device(config.device)),
-        )
+def static_row(model: LoadedModel, config: RuntimeConfig) -> Result:
+    """Static counts (per image) at the config's resolution, as a Result skeleton, counted
+    the way every command counts (:func:`cnnbench.api.static_profile`: a time limit, and real
+    tensors when the meta device cannot run the model). ModelCodeError when the model code
+    raises; UsageError when counting does not finish."""
+    with model_code(f"{model.name} ({describe(config)}): static profile"):
+        prof = static_profile(model, resolution=config.resolution)
+    return dataclasses.replace(
+        prof.to_result(),
+        stages=[],
+        batch_size=config.batch_size,
+        precision=config.precision,
+        memory_format=config.memory_format,
+        mode=config.mode,
+        device=str(resolve_device(config.device)),
+    )
 
 
-def _as_model(
+def as_model(
     obj: str | nn.Module | tuple[str, nn.Module], model_args: Mapping[str, Any]
-) -> _Model:
+) -> LoadedModel:
     """A spec is loaded with :func:`cnnbench.spec.load` (UsageError when it does not
     resolve, ModelCodeError when the model's code raises, SystemExit included); a module
     without ``model_info`` gets the same default as a loaded one (family custom, input
     3x224x224)."""
     if isinstance(obj, str):
         with model_code(f"{obj}: building the model"):
-            loaded = load_guarded(obj, dict(model_args))  # refused if it cannot fit
-        return _Model(loaded.name, loaded.module, obj, loaded.rebuild)
+            return load_guarded(obj, dict(model_args))  # refused if it cannot fit
     name, module = obj if isinstance(obj, tuple) else (type(obj).__name__, obj)
-    return _Model(name, ensure_info(module, name))
+    return LoadedModel(name, ensure_info(module, name))
 
 
-def _time_block(step: Callable[[], Any], device: torch.device, budget_s: float) -> list[float]:
-    """One short timed block: 1 untimed call to re-warm caches after other work ran, then
-    timed calls for ``budget_s`` seconds (at least 3)."""
-    stats = measure(
-        step,
-        device=device,
-        target_ci=_GATE_TARGET_CI,
-        budget_s=budget_s,
-        min_iters=3,
-        min_warmup=1,
-        max_warmup=1,
+def _schedule(cfg: GateConfig) -> Schedule:
+    """The gate's rounds: ``cfg.rounds`` alternating rounds, one re-warm call per block."""
+    return Schedule(
+        order="alternating",
+        rounds=cfg.rounds,
+        rewarm=True,
+        warmup_s=min(_MAX_WARMUP_S, cfg.budget_s / 10),
+        min_block_calls=_MIN_BLOCK_CALLS,
+        stop_on_failure=True,
     )
-    return list(stats.samples_ms)
 
 
-def _measure_calibrated(
-    model: _Model,
+def _entry(model: LoadedModel, row: Result | None, block_s: float) -> Entry:
+    return Entry(
+        name=model.name, module=model.module, row=row, builder=model.rebuild, block_s=block_s
+    )
+
+
+def _check_timed(*checks: tuple[Entry, str]) -> None:
+    """ModelCodeError when an entry's code raised (SystemExit included), Unmeasurable when
+    the engine could not time it otherwise (timeout, out of memory, non-finite output); the
+    entry that failed first is named, not one skipped because of it."""
+    for entry, what in sorted(checks, key=lambda c: c[0].result.status == "skipped"):
+        r = entry.result
+        if r.status == "error" and entry.failure is not None:
+            raise ModelCodeError(what, entry.failure)
+        if r.status != "ok" or not entry.measurement.blocks:
+            raise Unmeasurable(what, r.status, r.error or "no samples were taken")
+
+
+def measure_calibrated(
+    model: LoadedModel,
     config: RuntimeConfig,
     cfg: GateConfig,
     *,
     memory: bool,
     calibrate: bool,
 ) -> tuple[Result, list[float], str | None]:
-    """Time ``model`` under ``config`` in ``cfg.rounds`` rounds, each a block of the
-    calibration workload (``calibration_s / rounds`` seconds, outside autocast) then a block of
+    """Time ``model`` under ``config`` in ``cfg.rounds`` alternating rounds of a block of the
+    calibration workload (``calibration_s / rounds`` seconds, outside autocast) and a block of
     the model (``budget_s / rounds`` seconds), after a short warm-up of both. Returns the
     Result (static fields, latency statistics of the pooled samples, raw samples, peak memory
     when ``memory``), the calibration samples (empty without ``calibrate``) and why peak
-    memory could not be measured (None when it was, or was not asked for). Whatever the
-    model code raises becomes ModelCodeError."""
-
-    static = model.static(config)
-    with model_code(f"{model.name} ({describe(config)}): timing"):
-        prepared = prepare(model.module, config, name=model.name)
-        device = prepared.device
-        samples: list[float] = []
-        cal: list[float] = []
-        with measurement_settings(config, device):
-            threads = torch.get_num_threads()
-            warm = min(_MAX_WARMUP_S, cfg.budget_s / 10)
-            with prepared.context():
-                warmup_iters = measure(prepared.step, device=device, budget_s=warm).warmup_iters
-            if calibrate:
-                measure(
-                    calibration_workload(device),
-                    device=device,
-                    budget_s=min(warm, cfg.calibration_s / 4),
-                )
-            for _ in range(cfg.rounds):
-                if calibrate:
-                    # Fresh tensors each round: the speed of one allocation's placement is
-                    # averaged out instead of biasing the whole run.
-                    cal_fn = calibration_workload(device)
-                    cal += _time_block(cal_fn, device, cfg.calibration_s / cfg.rounds)
-                with prepared.context():
-                    samples += _time_block(prepared.step, device, cfg.budget_s / cfg.rounds)
-    peak, memory_error = _peak_memory(model, prepared) if memory else (None, None)
-    result = dataclasses.replace(
-        static,
-        input_size=list(prepared.input_size),
-        threads=threads,
-        autocast_dtype=prepared.autocast_name,
-        effective_batch_size=prepared.batch_size,
-        peak_memory_bytes=peak,
-    )
-    stats = summarize(samples, warmup_iters=warmup_iters, stop_reason="budget")
-    stats_into(result, stats, prepared.batch_size)
-    return result, cal, memory_error
-
-
-def _peak_memory(model: _Model, prepared: Prepared) -> tuple[int | None, str | None]:
-    """Peak memory of a prepared model and why it is missing: CUDA max allocated over 3
-    steps; on CPU the peak RSS of a child process that rebuilds the model from its spec
-    (``(None, None)`` without a spec: not measurable; ``(None, reason)`` when the child
-    failed, e.g. the model code exited)."""
-    from cnnbench.runtime.memory import cpu_peak_memory, cuda_own_peak
-
-    if prepared.device.type == "cuda":  # in ab mode both models stay on the GPU
-        with model_code(f"{model.name}: peak memory"), prepared.context():
-            allocated, _ = cuda_own_peak(
-                prepared.model, prepared.inputs, prepared.step, prepared.device
+    memory could not be measured (None when it was, or was not asked for). Model code that
+    raises becomes ModelCodeError; a row the engine marks timeout, oom, nonfinite or error
+    becomes Unmeasurable."""
+    static = static_row(model, config)
+    device = resolve_device(config.device)
+    entries = []
+    if calibrate:
+        entries.append(
+            Entry.of_callable(
+                f"{CALIBRATION_MODEL}/{model.name}",
+                lambda: calibration_workload(device),
+                block_s=cfg.calibration_s / cfg.rounds,
             )
-        return allocated, None
-    builder = model.builder()
-    if builder is None:
-        return None, None
-    result = cpu_peak_memory(builder, dataclasses.replace(prepared.config, compile=False))
-    if result.error is not None:
-        return None, f"peak memory not measured: {result.error}"
-    return result.above_start_bytes, None
+        )
+    entry = _entry(model, static, cfg.budget_s / cfg.rounds)
+    entries.append(entry)
+    what = f"{model.name} ({describe(config)}): timing"
+    with model_code(what):
+        measure_config(entries, config, cpu_memory=memory, schedule=_schedule(cfg))
+    checks = [(entry, what)]
+    if calibrate:
+        checks.append((entries[0], f"{model.name} ({describe(config)}): calibration workload"))
+    _check_timed(*checks)
+    cal = entries[0].measurement.samples if calibrate else []
+    result = entry.result
+    return result, cal, entry.memory_error if memory else None
 
 
-@dataclass
-class _Interleaved:
-    """Two prepared models timed in alternating blocks (round i: A B when i is even, B A when
-    odd), one LatencySamples round per block pair."""
-
-    a: Prepared
-    b: Prepared
-    block_s: float
-    rounds: int
-    label: str
-    on_progress: Progress = _quiet
-
-    @contextlib.contextmanager
-    def _settings(self) -> Iterator[None]:
-        with measurement_settings(self.a.config, self.a.device), self.a.context():
-            yield
-
-    def warm_up(self, budget_s: float) -> None:
-        with self._settings():
-            for p in (self.a, self.b):
-                measure(p.step, device=p.device, budget_s=budget_s, min_iters=1)
-
-    def measure(self, samples: LatencySamples) -> None:
-        """Append ``rounds`` more rounds to ``samples``."""
-        with self._settings():
-            for _ in range(self.rounds):
-                i = len(samples.baseline)
-                self.on_progress(f"{self.label}: round {i + 1}")
-                order = (self.a, self.b) if i % 2 == 0 else (self.b, self.a)
-                blocks = {id(p): _time_block(p.step, p.device, self.block_s) for p in order}
-                samples.baseline.append(blocks[id(self.a)])
-                samples.candidate.append(blocks[id(self.b)])
+def measure_pair(
+    a: LoadedModel, b: LoadedModel, config: RuntimeConfig, cfg: GateConfig, *, memory: bool
+) -> tuple[Entry, Entry]:
+    """Baseline ``a`` and candidate ``b`` timed in ``cfg.rounds`` alternating rounds (A B,
+    B A, ...), each block ``budget_s / (2 * rounds)`` seconds; both entries come back with
+    their rows and per-round blocks. ModelCodeError or Unmeasurable as for
+    :func:`measure_calibrated`."""
+    block_s = cfg.budget_s / (2 * cfg.rounds)
+    ea, eb = _entry(a, None, block_s), _entry(b, None, block_s)
+    what = f"{a.name} vs {b.name} ({describe(config)}): timing"
+    with model_code(what):
+        measure_config([ea, eb], config, cpu_memory=memory, schedule=_schedule(cfg))
+    _check_timed(
+        (ea, f"{a.name} ({describe(config)}): timing"),
+        (eb, f"{b.name} ({describe(config)}): timing"),
+    )
+    return ea, eb

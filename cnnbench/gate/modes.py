@@ -26,7 +26,8 @@ from cnnbench.environment import fingerprint
 from cnnbench.errors import UsageError
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result, Run
-from cnnbench.runtime import RuntimeConfig, prepare, resolve_device
+from cnnbench.runtime import RuntimeConfig, resolve_device
+from cnnbench.spec import LoadedModel
 
 from .baseline import (
     _calibration,
@@ -40,16 +41,8 @@ from .baseline import (
     result_key,
 )
 from .config import DETERMINISTIC_METRICS, GateConfig
-from .guard import ModelCodeError, model_code, watch_sigint
-from .measure import (
-    Progress,
-    _as_model,
-    _Interleaved,
-    _measure_calibrated,
-    _Model,
-    _peak_memory,
-    _quiet,
-)
+from .guard import ModelCodeError, watch_sigint
+from .measure import Progress, _quiet, as_model, measure_calibrated, measure_pair, static_row
 from .outputs import check_writable
 from .stats import CalibrationError, LatencySamples, decide_with_remeasure
 from .verdicts import (
@@ -163,13 +156,13 @@ def _static_first(
     return True
 
 
-def _build_all(cfg: GateConfig, on_progress: Progress) -> list[_Model]:
+def _build_all(cfg: GateConfig, on_progress: Progress) -> list[LoadedModel]:
     """Every configured model built before anything is timed (UsageError for a spec that
     does not resolve, ModelCodeError when building raises)."""
     models = []
     for spec in cfg.models:
         on_progress(f"{spec}: building")
-        models.append(_as_model(spec, cfg.model_args))
+        models.append(as_model(spec, cfg.model_args))
     return models
 
 
@@ -195,10 +188,10 @@ def save(cfg: GateConfig, path: str | os.PathLike[str], *, on_progress: Progress
         for model in models:
             for config in cfg.configs:
                 if not _wants_timing(cfg):
-                    run.results.append(model.static(config))
+                    run.results.append(static_row(model, config))
                     continue
                 on_progress(f"{model.name}: {describe(config)}")
-                result, cal, memory_error = _measure_calibrated(
+                result, cal, memory_error = measure_calibrated(
                     model, config, cfg, memory=cfg.memory, calibrate=cfg.calibrate
                 )
                 if memory_error:
@@ -326,11 +319,11 @@ def check(
     index = _index(base_run.results)
     with watch_sigint():
         models = _build_all(cfg, on_progress)
-        plan: list[tuple[_Model, RuntimeConfig, Result, Result, str]] = []
+        plan: list[tuple[LoadedModel, RuntimeConfig, Result, Result, str]] = []
         for model in models:
             for config in cfg.configs:
                 try:
-                    skeleton = model.static(config)
+                    skeleton = static_row(model, config)
                 except ModelCodeError as exc:
                     label = _config_label(model.name, config)
                     report.verdicts += _errors(
@@ -355,7 +348,7 @@ def check(
 
 
 def _check_one(
-    model: _Model,
+    model: LoadedModel,
     config: RuntimeConfig,
     skeleton: Result,
     base: Result,
@@ -372,7 +365,7 @@ def _check_one(
     base_cal = _calibration(base_run, base) if cfg.calibrate else None
     on_progress(f"{model.name}: {label}")
     try:
-        cand, cal, memory_error = _measure_calibrated(
+        cand, cal, memory_error = measure_calibrated(
             model, config, cfg, memory=cfg.memory, calibrate=bool(base_cal)
         )
     except ModelCodeError as exc:
@@ -386,7 +379,7 @@ def _check_one(
 
     def remeasure(s: LatencySamples) -> None:
         on_progress(f"{model.name}: ambiguous, re-measuring")
-        more, cal, _ = _measure_calibrated(
+        more, cal, _ = measure_calibrated(
             model, config, cfg, memory=False, calibrate=s.candidate_calibration is not None
         )
         s.candidate.append(list(more.samples_ms))
@@ -491,19 +484,21 @@ def ab(
     """Baseline and candidate models (specs, modules, or (name, module) pairs) built in this
     process and timed interleaved: per configuration, a short warm-up of each, then
     ``cfg.rounds`` rounds, each a timed block of A and of B (order alternating A B / B A), each
-    block ``budget_s / (2 * rounds)`` seconds. Re-measurements add as many rounds again. The
+    block ``budget_s / (2 * rounds)`` seconds, through the engine
+    (:func:`~cnnbench.gate.measure.measure_pair`). A re-measurement is another such measurement,
+    its rounds added to the first's. The
     decision uses the pooled per-call samples (no calibration: both ran on the same machine at
     the same time) and a bootstrap over whole rounds. Both models are built before anything
     is timed; model code that raises later gives ``error`` verdicts (exit 2)."""
     started = time.perf_counter()
     with watch_sigint():
-        a = _as_model(baseline, cfg.model_args)
-        b = _as_model(candidate, cfg.model_args)
+        a = as_model(baseline, cfg.model_args)
+        b = as_model(candidate, cfg.model_args)
         label_b = b.name if b.name != a.name else f"{b.name} (candidate)"
         report = GateReport(
             "ab",
-            a.spec or a.name,
-            b.spec or label_b,
+            baseline if isinstance(baseline, str) else a.name,
+            candidate if isinstance(candidate, str) else label_b,
             environment=_environment(cfg.configs[0]),
             settings=cfg.to_dict(),
         )
@@ -520,47 +515,41 @@ def ab(
 
 
 def _ab_one(
-    a: _Model, b: _Model, config: RuntimeConfig, cfg: GateConfig, on_progress: Progress
+    a: LoadedModel, b: LoadedModel, config: RuntimeConfig, cfg: GateConfig, on_progress: Progress
 ) -> list[Verdict]:
     """The verdicts of one configuration in ``ab`` mode (ModelCodeError when a model's code
     raises before its timing is decided)."""
     sub = GateReport("ab", "", "")
-    sa, sb = a.static(config), b.static(config)
+    sa, sb = static_row(a, config), static_row(b, config)
     label = key_label(result_key(sb))
     if not _static_first(sub, b.name, label, sa, sb, cfg):
         return sub.verdicts
-    on_progress(f"{a.name} vs {b.name}: {label}: preparing")
+    on_progress(f"{a.name} vs {b.name}: {label}: timing")
+    memory = cfg.memory and "peak_memory_bytes" in cfg.metrics
     try:
-        with model_code(f"{a.name} vs {b.name} ({label}): timing"):
-            runs = _Interleaved(
-                prepare(a.module, config, name=a.name),
-                prepare(b.module, config, name=b.name),
-                block_s=cfg.budget_s / (2 * cfg.rounds),
-                rounds=cfg.rounds,
-                label=f"{a.name} vs {b.name}: {label}",
-                on_progress=on_progress,
-            )
-            samples = LatencySamples(baseline=[], candidate=[], paired=True)
-            runs.warm_up(min(1.0, cfg.budget_s / 10))
-            runs.measure(samples)
+        ea, eb = measure_pair(a, b, config, cfg, memory=memory)
     except ModelCodeError as exc:
         return sub.verdicts + _errors(b.name, label, cfg, str(exc), base=sa)
-    mem_a = mem_b = None
-    memory_error = None
-    if cfg.memory and "peak_memory_bytes" in cfg.metrics:
-        on_progress(f"{runs.label}: peak memory")
-        try:
-            mem_a, error_a = _peak_memory(a, runs.a)
-            mem_b, error_b = _peak_memory(b, runs.b)
-            memory_error = error_a or error_b
-        except ModelCodeError as exc:
-            memory_error = str(exc)
-    base = dataclasses.replace(sa, peak_memory_bytes=mem_a, effective_batch_size=runs.a.batch_size)
-    cand = dataclasses.replace(sb, peak_memory_bytes=mem_b, effective_batch_size=runs.b.batch_size)
+    samples = LatencySamples(
+        baseline=list(ea.measurement.blocks), candidate=list(eb.measurement.blocks), paired=True
+    )
+    memory_error = (ea.memory_error or eb.memory_error) if memory else None
+    base = dataclasses.replace(
+        sa,
+        peak_memory_bytes=ea.result.peak_memory_bytes if memory else None,
+        effective_batch_size=ea.result.effective_batch_size,
+    )
+    cand = dataclasses.replace(
+        sb,
+        peak_memory_bytes=eb.result.peak_memory_bytes if memory else None,
+        effective_batch_size=eb.result.effective_batch_size,
+    )
 
     def remeasure(s: LatencySamples) -> None:
-        with model_code(f"{a.name} vs {b.name} ({label}): re-measuring"):
-            runs.measure(s)
+        on_progress(f"{a.name} vs {b.name}: {label}: ambiguous, re-measuring")
+        more_a, more_b = measure_pair(a, b, config, cfg, memory=False)
+        s.baseline += more_a.measurement.blocks
+        s.candidate += more_b.measurement.blocks
 
     return sub.verdicts + _decide_pair(
         b.name, label, base, cand, samples, remeasure, cfg, memory_error

@@ -3,7 +3,7 @@ the models of one configuration interleaved (with ratios, CIs and noise flags), 
 time, CPU/CUDA peak memory and the machine's peak."""
 
 from cnnbench.runtime.config import MEMORY_FORMATS, MODES, PRECISIONS, RuntimeConfig, resolve_device
-from cnnbench.runtime.engine import Entry, measure_config, paired_ratio
+from cnnbench.runtime.engine import Entry, Measurement, Schedule, measure_config, paired_ratio
 from cnnbench.runtime.measure import (
     measure_model,
     stage_times,
@@ -36,6 +36,8 @@ __all__ = [
     "is_oom",
     "measurement_settings",
     "Entry",
+    "Measurement",
+    "Schedule",
     "measure_config",
     "paired_ratio",
 ]

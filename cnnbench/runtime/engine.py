@@ -10,7 +10,11 @@ One configuration's measurement of ``k`` models:
    ``error``. A failed model leaves the others running.
 2. **Warm up** each model until two consecutive windows agree within 5%.
 3. **Rounds**: every round times each model for one short block (about 25 ms of calls, at
-   least one call), in a freshly shuffled order. A model's latency is the median of all its
+   least one call), in the order the :class:`Schedule` gives: freshly shuffled (compare,
+   profile, sweep), or alternating A B / B A with a fixed number of rounds, blocks of a set
+   length and one untimed re-warm call per block (the gate). :func:`_block` is the one place
+   the samples are timed, and each entry's :class:`Measurement` the one place they are kept
+   (per block). A model's latency is the median of all its
    samples, with the distribution-free 95% CI of that median; it is ``stable`` when the CI
    is within ``target_ci`` of the median. Rounds stop when every model is stable (after at
    least :data:`MIN_ROUNDS`), when the budget is spent, or at :data:`MAX_ROUNDS`.
@@ -38,6 +42,7 @@ row; an unstable row with a busy machine says so in ``error``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -78,6 +83,8 @@ from cnnbench.spec import ExampleInputs
 
 __all__ = [
     "Entry",
+    "Measurement",
+    "Schedule",
     "measure_config",
     "paired_ratio",
     "stage_samples",
@@ -95,6 +102,75 @@ _WARMUP_SHARE = 0.2  # of the rounds' share, per model
 _BUSY_LOAD_PER_CPU = 1.0
 _BUSY_NOT_RUNNING = 0.1
 _STAGE_TARGET_CI = 0.05  # a stage's time share is shown when its CI is within 5%
+_MAX_BLOCK_CALLS = 1_000_000  # a block by time (block_s) stops at its deadline, or here
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How the rounds of a configuration are ordered and when they stop.
+
+    ``order``: ``"shuffled"`` (a fresh random order every round: compare, profile, sweep) or
+    ``"alternating"`` (the entries in the given order on even rounds and reversed on odd ones:
+    A B, B A, ...; the gate). ``rounds``: a fixed number of rounds (None: until every entry is
+    stable after :data:`MIN_ROUNDS`, the budget is spent, or :data:`MAX_ROUNDS`); with a fixed
+    count no row is judged stable or unstable (``stable`` None). ``rewarm``: one untimed call at
+    the start of every block, to re-warm caches after the other entries ran. ``warmup_s``:
+    warm-up seconds per entry (None: a share of the configuration's budget).
+    ``min_block_calls``: timed calls per block at least. ``stop_on_failure``: one entry
+    failing ends the timing of all (the gate: a comparison with a failed side is void, so
+    the others are not timed on)."""
+
+    order: str = "shuffled"
+    rounds: int | None = None
+    rewarm: bool = False
+    warmup_s: float | None = None
+    min_block_calls: int = 1
+    stop_on_failure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.order not in ("shuffled", "alternating"):
+            raise ValueError(f"unknown schedule order {self.order!r}")
+        if self.rounds is not None and self.rounds < 1:
+            raise ValueError("a fixed schedule needs rounds >= 1")
+        if self.min_block_calls < 1:
+            raise ValueError("min_block_calls must be >= 1")
+
+
+SHUFFLED = Schedule()
+
+
+@dataclass
+class Measurement:
+    """What the block loop timed for one entry: ms per call, one list per block (one block
+    per round, in the order taken), with the warm-up and the rounds' outcome. The one place
+    where samples live; every statistic is derived from it."""
+
+    blocks: list[list[float]] = field(default_factory=list)
+    warmup_iters: int = 0
+    settled: bool = False
+    rounds: int = 0
+    stop_reason: str = ""
+    elapsed_s: float = 0.0  # wall seconds from the first call to the end of the rounds
+
+    @property
+    def samples(self) -> list[float]:
+        """Every per-call sample, blocks concatenated (ms)."""
+        return [v for block in self.blocks for v in block]
+
+    @property
+    def block_medians(self) -> list[float]:
+        """The median of each block (ms), one per round: what paired ratios divide."""
+        return [percentile(sorted(b), 50) for b in self.blocks]
+
+    def stats(self) -> TimingStats:
+        """Latency statistics of the pooled samples (ValueError when there are none)."""
+        return summarize(
+            self.samples,
+            warmup_iters=self.warmup_iters,
+            warmup_settled=self.settled,
+            stop_reason=self.stop_reason,
+            elapsed_s=self.elapsed_s,
+        )
 
 
 @dataclass
@@ -102,7 +178,9 @@ class Entry:
     """One model to measure in a configuration: display ``name``, the module, the record to
     fill (``row``, typically the static profile's), a picklable ``builder`` for the CPU memory
     child (None: the module is sent pickled), the static per-stage costs to time (None: no
-    stage timing) and the FLOPs of one image's work (for achieved GFLOP/s)."""
+    stage timing) and the FLOPs of one image's work (for achieved GFLOP/s). ``block_s``: the
+    seconds of one timed block (None: about 25 ms, by call count). A plain callable (no
+    module, no input) is made with :meth:`of_callable`."""
 
     name: str
     module: nn.Module
@@ -112,14 +190,26 @@ class Entry:
     flops_per_image: int | None = None
     input_size: Sequence[int] | None = None
     example_inputs: ExampleInputs | None = None  # one image's tensors, instead of C x H x W
+    block_s: float | None = None
+    make_step: Callable[[], Callable[[], Any]] | None = field(default=None, repr=False)
     # filled while measuring
     result: Result = field(init=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
     estimate_ms: float = field(default=0.0, init=False)
-    samples: list[float] = field(default_factory=list, init=False, repr=False)
-    round_medians: list[float] = field(default_factory=list, init=False, repr=False)
-    warmup_iters: int = field(default=0, init=False)
-    settled: bool = field(default=False, init=False)
+    measurement: Measurement = field(default_factory=Measurement, init=False, repr=False)
+    memory_error: str | None = field(default=None, init=False)
+    failure: BaseException | None = field(default=None, init=False, repr=False)  # what failed
+
+    @classmethod
+    def of_callable(
+        cls, name: str, make_step: Callable[[], Callable[[], Any]], *, block_s: float | None = None
+    ) -> Entry:
+        """An entry that times a zero-argument callable (the gate's calibration workload, the
+        pytest fixture's callable) as it is, outside the configuration's inference mode and
+        autocast; ``make_step()`` builds it afresh at the start of every block, so the
+        placement of one allocation is averaged out instead of biasing the whole run. No
+        memory probe, no stages."""
+        return cls(name=name, module=nn.Identity(), block_s=block_s, make_step=make_step)
 
 
 def _note(result: Result, text: str) -> None:
@@ -159,11 +249,8 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
     device = resolve_device(config.device)
     while True:
         try:
-            prepared = prepare(
-                entry.module, config, name=entry.name, input_size=entry.input_size,
-                batch_size=batch, example_inputs=entry.example_inputs,
-            )  # fmt: skip
-            with call_limit(config.call_limit_s), prepared.context():
+            prepared = _prepare(entry, config, device, batch)
+            with call_limit(config.call_limit_s), _context(entry, prepared):
                 output = prepared.step()
                 _sync(device)
                 finite = _all_finite(output)
@@ -177,10 +264,12 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
             oom = is_oom(exc)
             _free(device)
             if not oom or not config.oom_backoff or batch == 1:
+                entry.failure = exc
                 result.status = _status(exc)
                 notes = f" (after out of memory at batch {', '.join(map(str, failed))})"
                 result.error = f"batch {batch}: {_fault(exc)}" + (notes if failed else "")
                 return
+            entry.failure = exc
             failed.append(batch)
             batch = max(1, batch // 2)
     if failed:
@@ -198,57 +287,116 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
         result.error = "model output contains NaN or inf"
 
 
+def _prepare(entry: Entry, config: RuntimeConfig, device: torch.device, batch: int) -> Prepared:
+    """The entry's module and input ready to run (a plain callable: as it is, no autocast)."""
+    if entry.make_step is None:
+        return prepare(
+            entry.module, config, name=entry.name, input_size=entry.input_size,
+            batch_size=batch, example_inputs=entry.example_inputs,
+        )  # fmt: skip
+    plain = dataclasses.replace(config, precision="fp32", mode="inference", batch_size=1)
+    return Prepared(
+        model=entry.module, inputs=torch.empty(0), device=device, config=plain,
+        input_size=(0, 0, 0), batch_size=1, autocast_dtype=None, step=entry.make_step(),
+        name=entry.name,
+    )  # fmt: skip
+
+
+def _context(entry: Entry, prepared: Prepared) -> contextlib.AbstractContextManager[Any]:
+    """Where the entry's calls run: the configuration's inference mode and autocast for a
+    model; a plain callable runs as it is (it may train, or enter its own modes)."""
+    return contextlib.nullcontext() if entry.make_step is not None else prepared.context()
+
+
 def _status(exc: BaseException) -> str:
     return "timeout" if isinstance(exc, CallTimeout) else "oom" if is_oom(exc) else "error"
 
 
 def _drop(entry: Entry, exc: BaseException) -> None:
     """A model that failed during the rounds: its row says why, its samples are dropped."""
+    entry.failure = exc
     entry.result.status = _status(exc)
     entry.result.error = _fault(exc)
     entry.prepared = None
-    entry.samples.clear()
-    entry.round_medians.clear()
+    entry.measurement.blocks.clear()
 
 
 def _rounds(
-    entries: list[Entry], device: torch.device, deadline: float, target_ci: float, seed: int
+    entries: list[Entry],
+    device: torch.device,
+    deadline: float,
+    target_ci: float,
+    seed: int,
+    schedule: Schedule = SHUFFLED,
 ) -> tuple[int, str]:
-    """Time the entries in shuffled rounds of short blocks; returns (rounds, stop reason)."""
+    """Time the entries round by round, one block each per round, in the schedule's order;
+    returns (rounds, stop reason). Every block goes to the entry's measurement; an entry whose
+    code fails in a block is dropped (its row says why) and the others go on."""
     loop = _loop_for(device)
     raw_to_ms = _RAW_TO_MS[device.type]
     rng = random.Random(seed)
     live = [e for e in entries if e.prepared is not None]
-    counts = {id(e): max(1, round(_BLOCK_S * 1000 / max(e.estimate_ms, 1e-6))) for e in live}
-    n_rounds, reason = 0, "max_rounds"
-    while live and n_rounds < MAX_ROUNDS:
+    max_rounds = schedule.rounds or MAX_ROUNDS
+    n_rounds, reason = 0, "budget" if schedule.rounds else "max_rounds"
+    while live and n_rounds < max_rounds:
         order = live[:]
-        rng.shuffle(order)
+        if schedule.order == "shuffled":
+            rng.shuffle(order)
+        elif n_rounds % 2:
+            order.reverse()
         for e in order:
-            assert e.prepared is not None
-            raw: list[float] = []
-            limit = e.prepared.config.call_limit_s + 2 * counts[id(e)] * e.estimate_ms / 1000
             try:
-                with call_limit(limit), e.prepared.context():
-                    loop(e.prepared.step, counts[id(e)], raw, None, time.perf_counter_ns, None)
+                block = _block(e, loop, raw_to_ms, schedule)
             except BaseException as exc:  # noqa: BLE001 - the model's own code
                 if is_user_interrupt(exc):
                     raise
                 _drop(e, exc)
                 continue
-            block = [v * raw_to_ms for v in raw]
-            e.samples += block
-            e.round_medians.append(percentile(sorted(block), 50))
+            e.measurement.blocks.append(block)
+        if schedule.stop_on_failure and any(e.prepared is None for e in live):
+            return n_rounds + 1, "failed"
         live = [e for e in live if e.prepared is not None]
         n_rounds += 1
-        if n_rounds >= MIN_ROUNDS:
-            if all(_rel_halfwidth(e.samples) <= target_ci for e in live):
+        if schedule.rounds is None and n_rounds >= MIN_ROUNDS:
+            if all(_rel_halfwidth(e.measurement.samples) <= target_ci for e in live):
                 reason = "ci"
                 break
             if time.perf_counter() > deadline:
                 reason = "budget"
                 break
     return n_rounds, reason
+
+
+def _block(e: Entry, loop: Callable[..., int], raw_to_ms: float, schedule: Schedule) -> list[float]:
+    """One timed block of the entry (ms per call): the only place the engine reads a clock
+    for its samples. Without ``block_s`` a number of calls lasting about 25 ms (by the
+    estimate); with it, calls until ``block_s`` seconds have passed; at least
+    ``schedule.min_block_calls`` either way. Under the call limit: the configuration's limit
+    per call plus twice the block's expected length."""
+    assert e.prepared is not None
+    if e.make_step is not None:  # a fresh callable each block, built untimed
+        e.prepared = dataclasses.replace(e.prepared, step=e.make_step())
+    prepared = e.prepared
+    estimate_s = e.estimate_ms / 1000
+    at_least = schedule.min_block_calls
+    if e.block_s is None:
+        calls = max(at_least, round(_BLOCK_S / max(estimate_s, 1e-9)))
+        expected_s = calls * estimate_s
+    else:
+        calls = at_least
+        expected_s = max(e.block_s, calls * estimate_s)
+    raw: list[float] = []
+    clock = time.perf_counter_ns
+    with call_limit(prepared.config.call_limit_s + 2 * expected_s), _context(e, prepared):
+        if schedule.rewarm:
+            prepared.step()
+        started = clock()
+        t = loop(prepared.step, calls, raw, None, clock, None)
+        if e.block_s is not None:
+            deadline = started + int(e.block_s * 1e9)
+            if t < deadline:
+                loop(prepared.step, _MAX_BLOCK_CALLS, raw, deadline, clock, None)
+    return [v * raw_to_ms for v in raw]
 
 
 def _rel_halfwidth(samples: Sequence[float]) -> float:
@@ -273,11 +421,12 @@ def paired_ratio(
 
 
 def _ratios_into(entries: list[Entry], baseline: Entry) -> None:
-    base = baseline.round_medians
+    base = baseline.measurement.block_medians
     for e in entries:
-        if e is baseline or not e.round_medians or len(e.round_medians) != len(base):
+        medians = e.measurement.block_medians
+        if e is baseline or not medians or len(medians) != len(base):
             continue
-        point, low, high = paired_ratio(e.round_medians, base)
+        point, low, high = paired_ratio(medians, base)
         r = e.result
         r.latency_ratio, r.latency_ratio_ci_low, r.latency_ratio_ci_high = point, low, high
         r.latency_ratio_significant = not (low <= 1.0 <= high)
@@ -331,7 +480,7 @@ def stage_samples(
             _rounds(subjects, prepared.device, time.perf_counter() + budget_s, target_ci, seed=1)
     finally:
         model.train(was_training)
-    return {s.name: s.samples for s in subjects}
+    return {s.name: s.measurement.samples for s in subjects}
 
 
 def _stage_names(model: nn.Module) -> Callable[[], list[str]] | None:
@@ -406,18 +555,19 @@ def stats_into(result: Result, stats: TimingStats, batch: int) -> None:
     result.throughput_ips = batch * 1000.0 / stats.median_ms if stats.median_ms > 0 else None
 
 
-def _stats_into(entry: Entry, n_rounds: int, reason: str, target_ci: float) -> None:
+def _stats_into(entry: Entry, target_ci: float | None) -> None:
+    """The row's latency fields from the entry's measurement; ``target_ci`` None: a fixed
+    number of rounds, no stability judgement."""
     r = entry.result
-    stats = summarize(
-        entry.samples,
-        warmup_iters=entry.warmup_iters,
-        warmup_settled=entry.settled,
-        stop_reason=reason,
-    )
+    m = entry.measurement
+    stats = m.stats()
     stats_into(r, stats, r.effective_batch_size or r.batch_size)
-    r.rounds = n_rounds
+    r.rounds = m.rounds
+    if target_ci is None:
+        r.stable, r.stop_reason = None, m.stop_reason
+        return
     r.stable = stats.ci_rel_halfwidth <= target_ci
-    r.stop_reason = "ci" if r.stable else reason
+    r.stop_reason = "ci" if r.stable else m.stop_reason
 
 
 def _memory_into(
@@ -444,7 +594,8 @@ def _memory_into(
     if peak.error is None:
         r.peak_memory_bytes = peak.above_start_bytes
     else:
-        _note(r, f"cpu peak memory not measured: {peak.error}")
+        entry.memory_error = f"cpu peak memory not measured: {peak.error}"
+        _note(r, entry.memory_error)
 
 
 @dataclass(frozen=True)
@@ -459,32 +610,39 @@ class _ModuleCopy:
 
 
 def _noise_into(results: Sequence[Result], load: float | None, not_running: float | None) -> None:
+    """Load and not-running share on every row; a note on an unstable row (and on a row timed
+    for a fixed number of rounds, never judged stable, when the machine was busy)."""
     cpus = os.cpu_count() or 1
     for r in results:
         r.load_avg = load
         r.not_running_share = not_running
-        if r.stable is False:
-            busy = []
-            if load is not None and load > _BUSY_LOAD_PER_CPU * cpus:
-                busy.append(f"load {load:.1f} on {cpus} CPUs")
-            if not_running is not None and not_running > _BUSY_NOT_RUNNING:
-                busy.append(f"not running {100 * not_running:.0f}% of the time")
-            half = 0.0
-            if r.latency_ms_median:
-                half = (
-                    max(
-                        r.latency_ms_median - (r.latency_ms_ci_low or r.latency_ms_median),
-                        (r.latency_ms_ci_high or r.latency_ms_median) - r.latency_ms_median,
-                    )
-                    / r.latency_ms_median
+        if r.status != "ok" or r.stable is True:
+            continue
+        busy = []
+        if load is not None and load > _BUSY_LOAD_PER_CPU * cpus:
+            busy.append(f"load {load:.1f} on {cpus} CPUs")
+        if not_running is not None and not_running > _BUSY_NOT_RUNNING:
+            busy.append(f"not running {100 * not_running:.0f}% of the time")
+        if r.stable is None:
+            if busy and r.latency_ms_median:
+                _note(r, f"machine busy while timing: {', '.join(busy)}")
+            continue
+        half = 0.0
+        if r.latency_ms_median:
+            half = (
+                max(
+                    r.latency_ms_median - (r.latency_ms_ci_low or r.latency_ms_median),
+                    (r.latency_ms_ci_high or r.latency_ms_median) - r.latency_ms_median,
                 )
-            text = f"unstable: ±{100 * half:.0f}% after {r.rounds} rounds ({r.stop_reason})"
-            if busy:
-                text += f", machine busy: {', '.join(busy)}"
-                if (r.threads or 1) > 1 and r.device == "cpu":
-                    text += f"; {r.threads} threads on a busy machine wait for each other: "
-                    text += "--threads 1 is steadier"
-            _note(r, text)
+                / r.latency_ms_median
+            )
+        text = f"unstable: ±{100 * half:.0f}% after {r.rounds} rounds ({r.stop_reason})"
+        if busy:
+            text += f", machine busy: {', '.join(busy)}"
+            if (r.threads or 1) > 1 and r.device == "cpu":
+                text += f"; {r.threads} threads on a busy machine wait for each other: "
+                text += "--threads 1 is steadier"
+        _note(r, text)
 
 
 def _load_avg() -> float | None:
@@ -503,45 +661,52 @@ def measure_config(
     cpu_memory: bool = True,
     stage_budget_s: float | None = None,
     seed: int = 0,
+    schedule: Schedule = SHUFFLED,
 ) -> list[Result]:
-    """Measure every entry under ``config``, interleaved (see the module docstring); one
-    Result per entry, in order. ``baseline`` is the index of the entry the ratios divide by;
+    """Measure every entry under ``config``, interleaved as ``schedule`` orders the rounds
+    (see the module docstring); one Result per entry, in order, and each entry's raw blocks in
+    ``entry.measurement``. ``baseline`` is the index of the entry the ratios divide by;
     ``stage_budget_s`` overrides each model's share of the budget for stage timing. Bad input
     raises UsageError before anything is timed."""
     device = resolve_device(config.device)
     entries = list(entries)
     for e in entries:
         e.result = _new_result(e, config, device)
+        e.measurement = Measurement()
+        e.failure = None
     k = len(entries)
     started = time.perf_counter()
     budget = config.budget_s * k
+    load: float | None = None
+    not_running: float | None = None
     with measurement_settings(config, device):
         for e in entries:
             _start(e, config)
+            if schedule.stop_on_failure and e.result.status != "ok":
+                break
         live = [e for e in entries if e.prepared is not None]
-        warm_budget = config.budget_s * _ROUNDS_SHARE * _WARMUP_SHARE
+        if schedule.stop_on_failure and any(e.result.status != "ok" for e in entries):
+            live = []
+        warm_budget = schedule.warmup_s
+        if warm_budget is None:
+            warm_budget = config.budget_s * _ROUNDS_SHARE * _WARMUP_SHARE
         for e in live:
-            assert e.prepared is not None
-            try:
-                with call_limit(config.call_limit_s + warm_budget), e.prepared.context():
-                    e.warmup_iters, e.settled, e.estimate_ms = warm_up(
-                        e.prepared.step, device=device, budget_s=warm_budget
-                    )
-            except BaseException as exc:  # noqa: BLE001 - the model's own code
-                if is_user_interrupt(exc):
-                    raise
-                _drop(e, exc)
+            _warm(e, device, warm_budget)
+        if schedule.stop_on_failure and any(e.prepared is None for e in live):
+            live = []
         live = [e for e in live if e.prepared is not None]
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         n_rounds, reason = _rounds(
-            live, device, started + budget * _ROUNDS_SHARE, config.target_ci, seed
+            live, device, started + budget * _ROUNDS_SHARE, config.target_ci, seed, schedule
         )
         wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
         not_running = max(0.0, 1.0 - cpu / wall) if device.type == "cpu" and wall > 0 else None
         load = _load_avg()
-        live = [e for e in live if e.prepared is not None and e.samples]
+        live = [e for e in live if e.prepared is not None and e.measurement.blocks]
         for e in live:
-            _stats_into(e, n_rounds, reason, config.target_ci)
+            m = e.measurement
+            m.rounds, m.stop_reason, m.elapsed_s = n_rounds, reason, time.perf_counter() - started
+            _stats_into(e, None if schedule.rounds else config.target_ci)
         if entries[baseline] in live:
             _ratios_into(live, entries[baseline])
         stage_budget = max(0.0, started + budget - time.perf_counter()) / max(1, len(live))
@@ -553,13 +718,44 @@ def measure_config(
         remaining = max(MEMORY_MIN_TIMEOUT_S, started + budget - time.perf_counter())
         if device.type == "cuda" or cpu_memory:
             for e in live:
-                _memory_into(e, config, device, remaining)
+                if e.make_step is None:
+                    _memory_into(e, config, device, remaining)
+    if schedule.stop_on_failure:
+        _skip_the_rest(entries)
     results = [e.result for e in entries]
     _noise_into(results, load, not_running)
     for e in entries:
         e.prepared = None
     _free(device)
     return results
+
+
+def _skip_the_rest(entries: list[Entry]) -> None:
+    """With one entry failed, the others' rows say they were not timed (``skipped``)."""
+    failed = [e for e in entries if e.result.status not in ("ok", "skipped")]
+    if not failed:
+        return
+    for e in entries:
+        if e.result.status == "ok":
+            e.result.status = "skipped"
+            e.result.error = f"not timed: {failed[0].name} failed ({failed[0].result.status})"
+            e.measurement.blocks.clear()
+
+
+def _warm(e: Entry, device: torch.device, budget_s: float) -> None:
+    """Warm the entry up (until two windows agree) and estimate one call; its code failing
+    drops it."""
+    assert e.prepared is not None
+    m = e.measurement
+    try:
+        with call_limit(e.prepared.config.call_limit_s + budget_s), _context(e, e.prepared):
+            m.warmup_iters, m.settled, e.estimate_ms = warm_up(
+                e.prepared.step, device=device, budget_s=budget_s
+            )
+    except BaseException as exc:  # noqa: BLE001 - the model's own code
+        if is_user_interrupt(exc):
+            raise
+        _drop(e, exc)
 
 
 def _efficiency_into(entry: Entry, device: torch.device, peak: Peak | None) -> None:
