@@ -165,7 +165,7 @@ def test_attribution_shares_of_the_difference() -> None:
     rows = {row[0]: row for row in table.rows}
     # difference 4 ms: conv +3 (75%), se only in b +1 (25%), pool and (other) 0
     assert rows["conv"][3:] == ["+3.00 ms", "75.0%"]
-    assert rows["(only in b: 1 rows)"][2:] == ["1.00 ms", "+1.00 ms", "25.0%"]
+    assert rows["(only in b: 1 row)"][2:] == ["1.00 ms", "+1.00 ms", "25.0%"]
     assert rows["pool"][4] == "0.0%"
     assert [row[0] for row in table.rows][0] == "conv"  # largest difference first
     assert "2.00×" in table.caption

@@ -185,10 +185,29 @@ def _signed_ms(value: float) -> str:
     return ("+" if value > 0 else "-" if value < 0 else "") + fmt.ms(abs(value))
 
 
+def _rows(n: int) -> str:
+    return f"{n} row" + ("" if n == 1 else "s")
+
+
+def _time_cell(value: float) -> str:
+    return fmt.ms(value) if value >= 0 else "-" + fmt.ms(-value)
+
+
 def _end_to_end(r: Result) -> float | None:
     if r.layer_timing is not None:
         return r.layer_timing.end_to_end_ms
     return r.latency_ms_median
+
+
+def _row_times(r: Result, depth: int, end_to_end: float) -> dict[str, float]:
+    """Time per row of the partition at ``depth`` with a measured time, and ``(other)`` as
+    the end-to-end time minus those rows (signed), so that the rows add up to the whole."""
+    rows = {
+        x.name: x.time_ms
+        for x in partition(r.layers, depth)
+        if x.name != OTHER and x.time_ms is not None
+    }
+    return {**rows, OTHER: end_to_end - sum(rows.values())}
 
 
 def attribution_table(a: Result, b: Result, *, depth: int = 1) -> Table | None:
@@ -199,10 +218,10 @@ def attribution_table(a: Result, b: Result, *, depth: int = 1) -> Table | None:
     model only are summed into one line each. None when either has no timed layers."""
     if not (timed(a) and timed(b)):
         return None
-    rows_a = {r.name: r for r in partition(a.layers, depth) if r.time_ms is not None}
-    rows_b = {r.name: r for r in partition(b.layers, depth) if r.time_ms is not None}
     e2e_a, e2e_b = _end_to_end(a), _end_to_end(b)
     assert e2e_a is not None and e2e_b is not None
+    times_a = _row_times(a, depth, e2e_a)
+    times_b = _row_times(b, depth, e2e_b)
     total = e2e_b - e2e_a
     ratio = e2e_b / e2e_a if e2e_a > 0 else None
     table = Table.of(
@@ -212,30 +231,30 @@ def attribution_table(a: Result, b: Result, *, depth: int = 1) -> Table | None:
         caption=(
             f"end-to-end (per-layer timing) {fmt.ms(e2e_a)} vs {fmt.ms(e2e_b)}: "
             f"{fmt.ratio(ratio)}, difference {_signed_ms(total)}; rows of the same name "
-            f"at depth {depth}, per forward of the batch; shares of the difference sum to "
-            "about 100% (rows timed alone, see the reconciliation)"
+            f"at depth {depth}, per forward of the batch; (other) = end-to-end - the listed "
+            "rows (signed: negative when rows timed alone sum to more than the whole), so the "
+            "shares sum to 100%"
         ),
     )  # fmt: skip
-    common = [n for n in rows_a if n in rows_b]
-    lines: list[tuple[str, float | None, float | None, float]] = []
-    for name in common:
-        ta, tb = rows_a[name].time_ms, rows_b[name].time_ms
-        assert ta is not None and tb is not None
-        lines.append((name, ta, tb, tb - ta))
-    only_a = [n for n in rows_a if n not in rows_b]
-    only_b = [n for n in rows_b if n not in rows_a]
+    lines: list[tuple[str, float | None, float | None, float]] = [
+        (name, ta, times_b[name], times_b[name] - ta)
+        for name, ta in times_a.items()
+        if name in times_b
+    ]
+    only_a = [n for n in times_a if n not in times_b]
+    only_b = [n for n in times_b if n not in times_a]
     if only_a:
-        ta = sum(rows_a[n].time_ms or 0.0 for n in only_a)
-        lines.append((f"(only in {a.model}: {len(only_a)} rows)", ta, None, -ta))
+        ta = sum(times_a[n] for n in only_a)
+        lines.append((f"(only in {a.model}: {_rows(len(only_a))})", ta, None, -ta))
     if only_b:
-        tb = sum(rows_b[n].time_ms or 0.0 for n in only_b)
-        lines.append((f"(only in {b.model}: {len(only_b)} rows)", None, tb, tb))
+        tb = sum(times_b[n] for n in only_b)
+        lines.append((f"(only in {b.model}: {_rows(len(only_b))})", None, tb, tb))
     for name, ta, tb, diff in sorted(lines, key=lambda x: -abs(x[3])):
         table.add(
             [
                 name,
-                fmt.ms(ta),
-                fmt.ms(tb),
+                fmt.MISSING if ta is None else _time_cell(ta),
+                fmt.MISSING if tb is None else _time_cell(tb),
                 _signed_ms(diff),
                 fmt.pct(diff / total if total else None),
             ]
