@@ -10,6 +10,7 @@ goes to an optional callback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypedDict, Unpack
@@ -17,11 +18,18 @@ from typing import Any, TypedDict, Unpack
 import torch
 from torch import nn
 
-from cnnbench.errors import CallTimeout, UsageError, call_limit
+from cnnbench.errors import CallTimeout, UsageError, call_limit, is_user_interrupt
 from cnnbench.report.format import config_label as describe
-from cnnbench.request import InputSpec, RunRequest
+from cnnbench.request import LAYER_BUDGET_FACTOR, InputSpec, RunRequest
 from cnnbench.results import LayerCost, Result, Run
-from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
+from cnnbench.runtime import (
+    Entry,
+    RuntimeConfig,
+    measure_config,
+    measurement_settings,
+    prepare,
+    resolve_device,
+)
 from cnnbench.runtime.guard import check_buildable, check_fits, estimate_bytes, stdout_to_stderr
 from cnnbench.spec import ExampleInputs, LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
@@ -41,6 +49,8 @@ __all__ = [
     "layer_rows",
     "describe",
     "TRAIN_FLOPS_FACTOR",
+    "LAYER_BUDGET_FACTOR",
+    "request_roofs",
 ]
 
 #: Seconds a static count (one forward on the meta device) may take before it is abandoned.
@@ -97,6 +107,7 @@ def run_request(
     *,
     on_progress: Callable[[str], None] | None = None,
     stage_times: bool = True,
+    environment: dict[str, Any] | None = None,
 ) -> Iterator[Result]:
     """Profile each model (spec or module), then measure all of them under each
     configuration, interleaved (:func:`cnnbench.runtime.measure_config`).
@@ -108,7 +119,11 @@ def run_request(
     :meth:`InputSpec.shape <cnnbench.request.InputSpec.shape>` gives under each
     configuration's resolution. Ratios divide by ``request.baseline`` (a model name; default
     the first model). Example inputs (one image's tensors, positional and keyword) are
-    repeated to each batch. With ``depth``, each row carries its per-module ``layers``.
+    repeated to each batch. With ``depth``, each row carries its per-module ``layers``; when
+    timed (not ``static_only``), every layer row down to ``depth`` is also timed on its real
+    input in the row's configuration (:func:`cnnbench.runtime.layer_timing.time_layers`,
+    :data:`LAYER_BUDGET_FACTOR` x the budget per model) and placed against this machine's
+    measured roofs (:func:`request_roofs`), which are added to ``environment`` (the run's).
     """
     notify = on_progress or (lambda _msg: None)
     inputs, counter, depth = request.inputs, request.counter, request.depth
@@ -121,6 +136,11 @@ def run_request(
     baseline = request.baseline
     if baseline is not None and baseline not in names:
         raise UsageError(f"baseline {baseline!r} is not among the models: {', '.join(names)}")
+    roofs: dict[str, Any] | None = None
+    if depth and not request.static_only:
+        roofs = request_roofs(request, notify)
+        if environment is not None:
+            environment.update(roofs)
     if request.static_only:
         for m in loaded:
             for res in request.resolutions():
@@ -158,7 +178,83 @@ def run_request(
             check_fits(e.name, describe(config), parts, device)
         notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
         index = names.index(baseline) if baseline is not None else 0
-        yield from measure_config(entries, config, baseline=index, cpu_memory=request.cpu_memory)
+        rows = measure_config(entries, config, baseline=index, cpu_memory=request.cpu_memory)
+        if depth and roofs is not None:
+            for m, row in zip(loaded, rows, strict=True):
+                _layer_times_into(row, m, config, depth, roofs, request.inputs, notify)
+        yield from rows
+
+
+def request_roofs(
+    request: RunRequest, notify: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """This machine's roofs for ``request`` (its device and threads, a compute peak per
+    precision it runs), as a run's ``environment`` records them: measured once per machine
+    and cached (:func:`cnnbench.runtime.roofs.machine_roofs`)."""
+    from cnnbench.runtime import roofs
+
+    config = request.configs[0]  # every configuration of a request has its device and threads
+    device = resolve_device(config.device)
+    if notify is not None:
+        notify("this machine's roofs (measured once, then cached)")
+    dtypes = list(dict.fromkeys(c.precision for c in request.configs))
+    with measurement_settings(config, device):
+        return roofs.machine_roofs(device, dtypes).environment()
+
+
+def _add_note(row: Result, text: str) -> None:
+    row.notes = text if not row.notes else f"{row.notes}; {text}"
+
+
+def _layer_times_into(
+    row: Result,
+    loaded: LoadedModel,
+    config: RuntimeConfig,
+    depth: int,
+    roofs: dict[str, Any],
+    inputs: InputSpec,
+    notify: Callable[[str], None],
+) -> None:
+    """Time ``row``'s layer rows down to ``depth`` on their real input, in ``config``
+    (device, threads, memory format, autocast; the eager model), and fill their measured
+    fields and the row's reconciliation. A failure of the model's code is a note on the row."""
+    from cnnbench.runtime.layer_timing import (
+        annotate_layers,
+        reconciliation_record,
+        time_layers,
+    )
+
+    if row.status != "ok" or not row.layers:
+        return
+    if config.mode != "inference":
+        _add_note(row, "per-layer time not measured: it times the forward (inference only)")
+        return
+    notify(f"{loaded.name}: timing every layer down to depth {depth}")
+    batch = row.effective_batch_size or config.batch_size
+    budget = LAYER_BUDGET_FACTOR * config.budget_s
+    device = resolve_device(config.device)
+    try:
+        with measurement_settings(config, device), call_limit(config.call_limit_s + 2 * budget):
+            prepared = prepare(
+                loaded.module, dataclasses.replace(config, compile=False), name=loaded.name,
+                input_size=inputs.size, batch_size=batch, check_input=False,
+                example_inputs=inputs.example,
+            )  # fmt: skip
+            times = time_layers(
+                prepared.model, prepared.arguments, depth, budget_s=budget,
+                target_ci=config.target_ci, context=prepared.context,
+            )  # fmt: skip
+    except UsageError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the model's own code: a note on its row
+        if is_user_interrupt(exc):
+            raise
+        _add_note(row, f"per-layer time not measured: {type(exc).__name__}: {exc}")
+        return
+    row.layers = annotate_layers(row.layers, times, roofs, batch_size=batch, dtype=config.precision)
+    row.layer_timing = reconciliation_record(times)
+    if config.compile:
+        _add_note(row, "per-layer times are of the eager model (compiled code has no layers)")
 
 
 @stdout_to_stderr  # the model's prints stay off the data stream
@@ -270,7 +366,8 @@ class RunOptions(TypedDict, total=False):
     one call of the model may take [max(60, 10 x budget)]; ``counter`` [cnnbench];
     ``compile`` [False]; ``train`` [False]; ``model_args`` for specs [None]; ``cpu_memory``:
     measure CPU peak memory in a child process [True]; ``depth``: per-module rows down to
-    this depth [None]."""
+    this depth, each timed on its real input unless ``static_only`` (about
+    :data:`LAYER_BUDGET_FACTOR` x ``budget`` more per model and configuration) [None]."""
 
     input_size: Sequence[int] | None
     example_inputs: Any
@@ -308,6 +405,7 @@ def new_run(command: str, request: RunRequest) -> Run:
             "configs": [vars(c) for c in request.configs],
             "model_args": dict(request.model_args),
             "input_size": list(size) if size else None,
+            "depth": request.depth,
         },
     )
 
@@ -317,7 +415,7 @@ def run(command: str, request: RunRequest, on_progress: Callable[[str], None] | 
     returns the rows measured so far with ``run.complete`` False. Prints nothing."""
     result = new_run(command, request)
     try:
-        for row in run_request(request, on_progress=on_progress):
+        for row in run_request(request, on_progress=on_progress, environment=result.environment):
             result.results.append(row)
     except KeyboardInterrupt:
         result.complete = False

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from cnnbench.runtime.config import RuntimeConfig
 
 __all__ = [
+    "LAYER_BUDGET_FACTOR",
     "MAX_SIDE",
     "InputSpec",
     "RunRequest",
@@ -36,6 +37,10 @@ __all__ = [
     "check_keys",
     "check_knobs",
 ]
+
+#: With a ``depth``, per-layer timing gets this many times a configuration's budget, per
+#: model and configuration, on top of the engine's timing.
+LAYER_BUDGET_FACTOR = 2
 
 #: The largest input side (C, H or W) accepted.
 MAX_SIDE = 65_536

@@ -39,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "StageCost",
     "LayerCost",
+    "LayerReconciliation",
     "Result",
     "Run",
     "SchemaError",
@@ -119,6 +120,26 @@ class LayerCost:
 
 
 @dataclass
+class LayerReconciliation:
+    """Per-layer timing of one row (``--depth``), checked against the whole model: the rows at
+    depth 1 summed per round (median over rounds, 95% CI), the whole model timed in the same
+    rounds (median of its block medians, 95% CI), the rounds, and the seconds the capture and
+    timing took (ms per forward of the batch)."""
+
+    rows_sum_ms: float
+    rows_sum_ci_low: float
+    rows_sum_ci_high: float
+    end_to_end_ms: float
+    end_to_end_ci_low: float
+    end_to_end_ci_high: float
+    rounds: int
+    seconds: float = 0.0
+
+
+_NESTED = ("samples_ms", "stages", "layers", "layer_timing")  # not flat columns
+
+
+@dataclass
 class Result:
     """One model under one configuration. Fixed schema: reporters never invent columns."""
 
@@ -187,11 +208,12 @@ class Result:
     samples_ms: list[float] = field(default_factory=list)
     stages: list[StageCost] = field(default_factory=list)
     layers: list[LayerCost] = field(default_factory=list)  # with --depth: one row per module
+    layer_timing: LayerReconciliation | None = None  # with --depth, when the layers were timed
 
     @classmethod
     def flat_columns(cls) -> list[str]:
         """The scalar columns of CSV/table output, in schema order."""
-        return [f.name for f in fields(cls) if f.name not in ("samples_ms", "stages", "layers")]
+        return [f.name for f in fields(cls) if f.name not in _NESTED]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -137,7 +137,9 @@ def _measure_and_report(command: str, request: RunRequest, run_args: RunArgs) ->
         with progress, signals_as_exceptions():
             task = progress.add_task("starting", total=total)
             for result in run_request(
-                request, on_progress=lambda msg: progress.update(task, description=escape(msg))
+                request,
+                on_progress=lambda msg: progress.update(task, description=escape(msg)),
+                environment=run.environment,
             ):
                 run.results.append(result)
                 progress.advance(task)
@@ -433,6 +435,7 @@ def compare(
             "--baseline", help="Model the x-columns are relative to.", rich_help_panel="Output"
         ),
     ] = None,
+    depth: DepthOpt = None,
     *,
     run: RunArgs,
 ) -> None:
@@ -440,7 +443,8 @@ def compare(
     if baseline is not None and baseline not in models:
         raise UsageError(f"--baseline {baseline!r} is not among the compared models")
     run.formats()  # checked before anything is loaded
-    _measure_and_report("compare", _loaded(run.request(models, baseline=baseline)), run)
+    request = run.request(models, baseline=baseline, depth=depth)
+    _measure_and_report("compare", _loaded(request), run)
 
 
 @app.command("se")

@@ -21,6 +21,7 @@ import typer
 
 from cnnbench import choices
 from cnnbench.errors import UsageError
+from cnnbench.request import LAYER_BUDGET_FACTOR
 
 if TYPE_CHECKING:
     from cnnbench.request import RunRequest
@@ -168,7 +169,11 @@ InputsOpt = Annotated[
 DepthOpt = Annotated[
     int | None,
     typer.Option(
-        "--depth", help="One row per module down to this depth (1 = top-level).",
+        "--depth",
+        help="One row per module down to this depth (1 = top-level). profile/compare also "
+        "time every row on its real input (not with --static-only): per-layer timing adds "
+        f"about {LAYER_BUDGET_FACTOR} x --budget per model and configuration, plus this machine's roofs once "
+        "(about 5 s, then cached).",
         rich_help_panel=OUTPUT,
     ),
 ]  # fmt: skip

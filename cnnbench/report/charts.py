@@ -724,11 +724,13 @@ def roofline_svg(results: Sequence[Result], roofs: Mapping[str, Any] | None = No
 
 
 class ChartSpec(NamedTuple):
-    """A chart: short title (image alt text), one-paragraph description, renderer."""
+    """A chart: short title (image alt text), one-paragraph description, renderer; with
+    ``environment``, the renderer also receives the run's environment (e.g. its roofs)."""
 
     title: str
     description: str
-    render: Callable[[Sequence[Result]], str | None]
+    render: Callable[..., str | None]
+    environment: bool = False
 
 
 #: Chart name (used in file names: ``<run>-<name>.svg``) -> spec, in report order.
@@ -770,6 +772,7 @@ CHARTS: dict[str, ChartSpec] = {
         "size: a point far below both roofs is held back by neither compute nor bandwidth "
         "(overhead, a poor kernel).",
         roofline_svg,
+        environment=True,
     ),
     "se": ChartSpec(
         "SE overhead per stage",
@@ -780,11 +783,14 @@ CHARTS: dict[str, ChartSpec] = {
 }
 
 
-def all_charts(results: Sequence[Result]) -> dict[str, str]:
-    """Every chart that applies to ``results``: name -> SVG text, in :data:`CHARTS` order."""
+def all_charts(
+    results: Sequence[Result], environment: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Every chart that applies to ``results``: name -> SVG text, in :data:`CHARTS` order;
+    ``environment`` is the run's (the roofline draws its measured roofs)."""
     out = {}
     for name, spec in CHARTS.items():
-        svg = spec.render(results)
+        svg = spec.render(results, environment) if spec.environment else spec.render(results)
         if svg:
             out[name] = svg
     return out

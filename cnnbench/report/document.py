@@ -30,6 +30,14 @@ from cnnbench.report.charts import all_charts, stage_results
 from cnnbench.report.format import CONFIG_FIELDS, CONVENTIONS, config_label, varying_config
 from cnnbench.report.table import Table, clean_text
 from cnnbench.report.tables import layers_table
+from cnnbench.report.time_goes import (
+    attribution_table,
+    disagreements,
+    reconciliation_table,
+    roofs_line,
+    timed,
+    where_time_goes_table,
+)
 from cnnbench.results import Result, Run
 
 __all__ = [
@@ -57,7 +65,7 @@ _QUOTIENTS = ("params_x", "macs_x", "memory_x")
 @dataclass
 class Section:
     """One part of a report. ``key`` names it (HTML id and table class: ``results``,
-    ``machines``, ``charts``, ``stages``, ``layers``, ``environment``); ``subtitle`` says what
+    ``machines``, ``charts``, ``stages``, ``layers``, ``time``, ``environment``); ``subtitle`` says what
     the tables share; ``tables`` carry their own titles; ``lines`` are failures and notes, one
     per line; ``charts`` are :data:`~cnnbench.report.charts.CHARTS` names; ``note`` follows
     the tables. An ``appendix`` (the environment) is reference material for files: the
@@ -75,13 +83,15 @@ class Section:
 
 @dataclass
 class Document:
-    """A whole report: ``title``, ``meta`` (where and when), ``conventions``, an optional
+    """A whole report: ``title``, ``meta`` (where and when), ``roofs`` (the machine's measured
+    roofs in one line, when the run measured them), ``conventions``, an optional
     ``banner`` (heading, text) such as an incomplete run, the sections, ``svgs`` (chart name
     -> SVG text for the charts the sections name), ``empty`` (no rows at all) and a
     ``footer``."""
 
     title: str
     meta: str = ""
+    roofs: str = ""
     conventions: str = ""
     banner: tuple[str, str] | None = None
     sections: list[Section] = field(default_factory=list)
@@ -336,6 +346,47 @@ def _key_values(title: str, items: Mapping[str, Any]) -> Table:
     return table
 
 
+def _time_section(
+    results: Sequence[Result], base: str | None, vary: Sequence[str]
+) -> Section | None:
+    """ "Where the time goes" (``--depth`` on a timed run): per row with timed layers, its
+    time/MACs/bytes shares and bounds; the reconciliation of the depth-1 rows with the whole
+    model; and, per other model of a configuration, which rows explain its latency ratio to
+    the baseline. None when no layer was timed."""
+    rows = [r for r in results if timed(r)]
+    if not rows:
+        return None
+
+    def label(r: Result) -> str:
+        return shown_name(r.model) + (f" ({config_label(r, vary)})" if vary else "")
+
+    tables = [
+        where_time_goes_table(
+            r.layers,
+            f"{label(r)}: where the time goes",
+            batch_size=r.effective_batch_size or r.batch_size,
+        )
+        for r in rows
+    ]
+    labelled = [(label(r), r) for r in rows]
+    tables.append(reconciliation_table(labelled))
+    groups: dict[tuple[Any, ...], list[Result]] = {}
+    for r in rows:
+        groups.setdefault(r.config_key(), []).append(r)
+    for group in groups.values():
+        first = next((r for r in group if r.model == base), None)
+        for r in group if first is not None else ():
+            table = attribution_table(first, r) if r is not first else None
+            if table is not None:
+                tables.append(table)
+    return Section(
+        "time",
+        "Where the time goes",
+        tables=tables,
+        lines=disagreements(labelled),
+    )
+
+
 # --------------------------------------------------------------------------- the document
 
 
@@ -351,6 +402,7 @@ def build(
     doc = Document(
         title=_title(run),
         meta=_environment_line(run),
+        roofs=roofs_line(run.environment),
         conventions=CONVENTIONS,
         banner=None
         if run.complete
@@ -378,7 +430,7 @@ def build(
     per_machine = machines_table(results)
     if per_machine is not None:
         doc.sections.append(Section("machines", "Machines", tables=[per_machine]))
-    doc.svgs = dict(all_charts(results) if charts is None else charts)
+    doc.svgs = dict(all_charts(results, run.environment) if charts is None else charts)
     if doc.svgs:
         doc.sections.append(Section("charts", "Charts", charts=list(doc.svgs)))
     vary = varying_config(results)
@@ -395,6 +447,9 @@ def build(
     if layered:
         tables = [layers_table(r.layers, f"{shown_name(r.model)}: modules") for r in layered]
         doc.sections.append(Section("layers", "Layers", tables=tables))
+    time_section = _time_section(results, base if results else None, vary)
+    if time_section is not None:
+        doc.sections.append(time_section)
     environment = Section("environment", "Environment", appendix=True)
     environment.tables.append(
         _key_values("Machine", run.environment or {"environment": "not recorded"})

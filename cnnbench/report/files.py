@@ -225,7 +225,8 @@ def write_reports(
         raise UsageError(f"report name {name!r} must be a plain file name")
     out = Path(out_dir)
     wanted = list(dict.fromkeys(formats))
-    charts = all_charts(run.results) if any(FORMATS[f].charts for f in wanted) else {}
+    wants_charts = any(FORMATS[f].charts for f in wanted)
+    charts = all_charts(run.results, run.environment) if wants_charts else {}
     chart_files = {key: f"{name}-{key}.svg" for key in charts}
     context = RenderContext(baseline, charts, chart_files)
     texts: dict[str, tuple[Path, str]] = {}

@@ -83,6 +83,8 @@ def to_terminal(doc: Document, console: Console) -> None:
     console.print(
         f"[bold]{rich_escape(doc.title, MAX_TITLE_CHARS)}[/]  [dim]{rich_escape(doc.meta)}[/]"
     )
+    if doc.roofs:
+        console.print(f"[dim]{rich_escape(doc.roofs)}[/]")
     if doc.conventions:
         console.print(f"[dim]{rich_escape(doc.conventions)}[/]")
     if doc.banner:
@@ -112,6 +114,8 @@ def to_markdown(
     out = [f"{h} {md_escape(doc.title)}", ""]
     if doc.meta:
         out += [md_escape(doc.meta), ""]
+    if doc.roofs:
+        out += [md_escape(doc.roofs), ""]
     if doc.conventions:
         out += [f"_{md_escape(doc.conventions)}_", ""]
     if doc.banner:
@@ -197,6 +201,7 @@ def to_html(doc: Document) -> str:
         f"<title>{escape(doc.title)}</title><style>{_CSS}</style></head><body><main>",
         f"<header><h1>{escape(doc.title)}</h1>",
         f'<p class="meta">{escape(doc.meta)}</p>' if doc.meta else "",
+        f'<p class="meta roofs">{escape(doc.roofs)}</p>' if doc.roofs else "",
         f'<p class="conv">{escape(doc.conventions)}</p></header>',
     ]
     if doc.banner:

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-from cnnbench.results import LayerCost
+from cnnbench.results import LayerCost, LayerReconciliation
 from cnnbench.runtime.roofline import classify
 from cnnbench.runtime.roofs import Roofs, bandwidth_table
 from cnnbench.runtime.timing import _RAW_TO_MS, _loop_for, median_ci, percentile
@@ -61,6 +61,7 @@ __all__ = [
     "Reconciliation",
     "annotate_layers",
     "interleaved_samples",
+    "reconciliation_record",
     "time_layers",
 ]
 
@@ -493,12 +494,10 @@ def annotate_layers(
     out = []
     for cost in layer_costs:
         t = by_name.get(cost.name)
-        if t is None or t.median_ms <= 0:
+        if t is None or (t.median_ms <= 0 and t.name != OTHER):
             out.append(dataclasses.replace(cost))
             continue
-        row = dataclasses.replace(
-            cost, time_ms=t.median_ms, time_ms_ci_low=t.ci_low_ms, time_ms_ci_high=t.ci_high_ms
-        )
+        row = dataclasses.replace(cost, **_times(t))
         if t.name != OTHER and t.bytes > 0:
             flops = cost.flops * batch_size
             b = classify(
@@ -524,9 +523,43 @@ def annotate_layers(
         # nothing was counted outside the children, but the time outside them is measured
         out.append(
             LayerCost(
-                OTHER, "", 1, [], params=0, macs=0, flops=0,
-                time_ms=other.median_ms, time_ms_ci_low=other.ci_low_ms,
-                time_ms_ci_high=other.ci_high_ms,
+                OTHER, "", 1, [], params=0, macs=0, flops=0, **_times(other)
             )
         )  # fmt: skip
     return out
+
+
+def _times(t: LayerTiming) -> dict[str, float | None]:
+    """A row's time fields. ``(other)`` is a difference of medians: its interval is cut at 0
+    (time outside the children is never negative), and a negative median leaves it without a
+    time (the rows alone took longer than the whole model: the reconciliation says so)."""
+    if t.name != OTHER:
+        return {
+            "time_ms": t.median_ms,
+            "time_ms_ci_low": t.ci_low_ms,
+            "time_ms_ci_high": t.ci_high_ms,
+        }
+    if t.median_ms < 0:
+        return {"time_ms": None, "time_ms_ci_low": None, "time_ms_ci_high": None}
+    return {
+        "time_ms": t.median_ms,
+        "time_ms_ci_low": max(t.ci_low_ms, 0.0),
+        "time_ms_ci_high": max(t.ci_high_ms, 0.0),
+    }
+
+
+def reconciliation_record(times: LayerTimes) -> LayerReconciliation:
+    """The reconciliation of ``times`` as a run records it on its row
+    (:class:`~cnnbench.results.LayerReconciliation`), with the seconds capture and timing
+    took."""
+    rec = times.reconciliation
+    return LayerReconciliation(
+        rows_sum_ms=rec.rows_sum_ms,
+        rows_sum_ci_low=rec.rows_sum_ci[0],
+        rows_sum_ci_high=rec.rows_sum_ci[1],
+        end_to_end_ms=rec.end_to_end_ms,
+        end_to_end_ci_low=rec.end_to_end_ci[0],
+        end_to_end_ci_high=rec.end_to_end_ci[1],
+        rounds=rec.rounds,
+        seconds=times.capture_s + times.timing_s,
+    )

@@ -123,6 +123,7 @@ class Prepared:
     step: Callable[[], Any]
     name: str = "model"
     optimizer: torch.optim.Optimizer | None = None
+    arguments: ExampleInputs | None = None  # every input the step passes (args and kwargs)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
@@ -220,6 +221,7 @@ def _finish(
         autocast_dtype=autocast_dtype,
         step=lambda: None,
         name=name,
+        arguments=inputs,
     )
     if config.mode == "inference":
         model.eval()
