@@ -150,9 +150,15 @@ def run_request(
                 yield row
         return
     for config in request.configs:
-        entries = []
+        entries, failed = [], []
         for m in loaded:
-            static = static_profile(m, config.resolution, counter, notify, size, ex)
+            try:
+                static = static_profile(m, config.resolution, counter, notify, size, ex)
+            except UsageError as exc:
+                if len(loaded) == 1:
+                    raise  # one model: the one line is the answer (exit 2)
+                failed.append(_failed_row(m, config, str(exc)))  # the others are measured
+                continue
             row = static.to_result()
             if depth:
                 row.layers = layer_rows(m, depth, config.resolution, size, ex)
@@ -165,7 +171,8 @@ def run_request(
                 )
             )  # fmt: skip
         device = resolve_device(config.device)
-        for m, e in zip(loaded, entries, strict=True):
+        measured = [m for m in loaded if m.name in {e.name for e in entries}]
+        for m, e in zip(measured, entries, strict=True):
             static = static_profile(m, config.resolution, counter, notify, size, ex)
             parts = estimate_bytes(
                 m.module,
@@ -177,12 +184,24 @@ def run_request(
             )
             check_fits(e.name, describe(config), parts, device)
         notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
-        index = names.index(baseline) if baseline is not None else 0
+        yield from failed
+        if not entries:
+            continue
+        timed = [e.name for e in entries]
+        index = timed.index(baseline) if baseline in timed else 0
         rows = measure_config(entries, config, baseline=index, cpu_memory=request.cpu_memory)
         if depth and roofs is not None:
-            for m, row in zip(loaded, rows, strict=True):
+            for m, row in zip(measured, rows, strict=True):
                 _layer_times_into(row, m, config, depth, roofs, request.inputs, notify)
         yield from rows
+
+
+def _failed_row(m: LoadedModel, config: RuntimeConfig, error: str) -> Result:
+    """The row of a model that could not be counted in ``config`` (status ``error``)."""
+    info = getattr(m.module, "model_info", None)
+    row = Result(model=m.name, family=getattr(info, "family", "") or "", status="error")
+    row.error = error
+    return config.stamp(row, resolve_device(config.device))
 
 
 def request_roofs(

@@ -3,16 +3,20 @@ compile and mode, validated on construction."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cnnbench import choices
 from cnnbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from cnnbench.results import Result
 
 __all__ = ["PRECISIONS", "MEMORY_FORMATS", "MODES", "RuntimeConfig", "resolve_device"]
 
@@ -126,6 +130,24 @@ class RuntimeConfig:
         if self.call_timeout_s is not None:
             return float(self.call_timeout_s)
         return max(60.0, 10.0 * self.budget_s)
+
+    def stamp(self, result: Result, device: torch.device | None = None) -> Result:
+        """``result`` with this configuration's fields set: the one place a configuration is
+        mapped onto a row. ``device`` is the resolved device (``cpu``, ``cuda:N``); without
+        it the row says the device as configured (``auto`` included)."""
+        if device is None:
+            label = self.device
+        else:
+            label = "cpu" if device.type == "cpu" else f"{device.type}:{device.index or 0}"
+        return dataclasses.replace(
+            result,
+            batch_size=self.batch_size,
+            device=label,
+            precision=self.precision,
+            memory_format=self.memory_format,
+            compiled=self.compile,
+            mode=self.mode,
+        )
 
     @classmethod
     def grid(cls, **axes: Sequence[Any] | Any) -> list[RuntimeConfig]:
