@@ -33,6 +33,7 @@ __all__ = [
     "RunRequest",
     "check_input_size",
     "runtime_configs",
+    "check_bool",
     "check_keys",
     "check_knobs",
 ]
@@ -43,6 +44,16 @@ MAX_SIDE = 65_536
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_bool(value: Any, name: str) -> None:
+    """THE check of a yes/no knob (``compile``, ``train``, ``cpu_memory``, ``static_only``,
+    :class:`~cnnbench.runtime.RuntimeConfig`'s flags): a bool, never a string or a number read
+    as true (``compile = "no"``); UsageError, one line, otherwise."""
+    if not isinstance(value, bool):
+        raise UsageError(
+            f"{name} must be true or false (a boolean), got {value!r}; e.g. {name} = false"
+        )
 
 
 def check_input_size(value: Any, name: str = "") -> tuple[int, int, int]:
@@ -157,6 +168,7 @@ def runtime_configs(
     ``target_ci``, or ``mode`` by name instead of ``train``). Every value is validated by RuntimeConfig (UsageError, one line)."""
     from cnnbench.runtime.config import RuntimeConfig
 
+    check_bool(train, "train")  # compile and the other flags: RuntimeConfig
     formats = [
         f for v in _values(memory_format)
         for f in (MEMORY_FORMATS if v == MEMORY_FORMAT_BOTH else (v,))
@@ -198,6 +210,8 @@ class RunRequest:
             raise UsageError("no model to run; name one, e.g. lenet5")
         if not self.configs:
             raise UsageError("no configuration to run")
+        check_bool(self.static_only, "static_only")
+        check_bool(self.cpu_memory, "cpu_memory")
         if self.counter not in COUNTERS:
             raise UsageError(f"unknown counter {self.counter!r}; use one of {', '.join(COUNTERS)}")
         if self.depth is not None and not (_is_int(self.depth) and self.depth >= 1):

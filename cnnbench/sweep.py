@@ -98,16 +98,62 @@ def load_sweep(path: str | Path) -> Sweep:
     models = table["models"] if isinstance(table["models"], list) else [table["models"]]
     if not models or not all(isinstance(m, str) and m.strip() for m in models):
         raise UsageError(f"{path}: sweep.models: expected a model spec or a list of them")
-    pools = tuple(
-        Pool(str(p.get("name", f"pool{i}")), dict(p["resources"]) if "resources" in p else None)
-        for i, p in enumerate(table.get("pool", []))
-        if isinstance(p, dict)
-    ) or (Pool(),)
+    pools = _pools(table.get("pool", []), str(path)) or (Pool(),)
     knobs = {k: table[k] for k in _KNOBS if k in table}
     check_knobs(knobs, f"{path}: sweep")
     sweep = Sweep(models=tuple(models), knobs=knobs, pools=pools)
     sweep.configs()  # every combination checked now (RuntimeConfig), before anything runs
     return sweep
+
+
+_POOL_EXAMPLE = '[[sweep.pool]] name = "cpu", resources = { CPU = 2 }'
+
+
+def _pools(value: Any, source: str) -> tuple[Pool, ...]:
+    """The ``[[sweep.pool]]`` tables, each checked by type; one line naming the key, the type
+    expected and an example otherwise."""
+    if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+        raise UsageError(
+            f"{source}: sweep.pool: expected an array of tables, got {_shown(value)}; e.g. "
+            f"{_POOL_EXAMPLE}"
+        )
+    pools = []
+    for i, table in enumerate(value):
+        where = f"{source}: sweep.pool[{i}]"
+        check_keys(table, {"name", "resources"}, source, f"sweep.pool[{i}]")
+        name = table.get("name", f"pool{i}")
+        if not (isinstance(name, str) and name.strip()):
+            raise UsageError(f'{where}.name: expected a string, got {_shown(name)}; e.g. name = "cpu"')
+        resources = table.get("resources")
+        if resources is not None and not (
+            isinstance(resources, dict)
+            and resources
+            and all(
+                isinstance(k, str) and _is_amount(v) for k, v in resources.items()
+            )
+        ):
+            raise UsageError(
+                f"{where}.resources: expected a table of resource names to non-negative "
+                f"numbers, got {_shown(resources)}; e.g. resources = {{ CPU = 2, GPU = 1 }}"
+            )
+        pools.append(Pool(name, dict(resources) if resources is not None else None))
+    return tuple(pools)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_amount(value: Any) -> bool:
+    import math
+
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _failed_rows(task: Task, sweep: Sweep, error: str) -> list[Result]:
