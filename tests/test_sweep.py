@@ -43,8 +43,8 @@ def test_a_failing_task_is_a_row(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(SWEEP.format(extra=f"{tmp_path / 'broken.py'}:net"))
     (tmp_path / "broken.py").write_text("raise RuntimeError('no such net')\n")
-    run, complete = sweeps.run_local(sweeps.load_sweep(path))
-    assert complete
+    run, stopped = sweeps.run_local(sweeps.load_sweep(path))
+    assert stopped is None and run.complete
     ok = [r for r in run.results if r.status == "ok"]
     failed = [r for r in run.results if r.status == "error"]
     assert len(ok) == 2 and len(failed) == 2
@@ -56,11 +56,11 @@ def test_an_interrupted_sweep_keeps_its_finished_rows(
 ) -> None:
     real, calls = sweeps.run_task, []
 
-    def second_interrupted(task, spec):  # type: ignore[no-untyped-def]
+    def second_interrupted(task, spec, kept=None):  # type: ignore[no-untyped-def]
         calls.append(task)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(task, spec)
+        return real(task, spec, kept)
 
     monkeypatch.setattr(sweeps, "run_task", second_interrupted)
     code, _, stderr = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "o"))
@@ -88,12 +88,13 @@ def test_sweep_files_are_checked_before_running(body: str, message: str, tmp_pat
 
 
 def test_ray_sweep_on_a_real_local_cluster(sweep_file: Path, tmp_path: Path) -> None:
-    """A real local Ray cluster of 2 CPUs (no mock): each task asks for both CPUs, so the
-    two timing tasks run one after the other; 2 models x 2 batch sizes = 4 rows."""
+    """A real local Ray cluster of 2 CPUs (no mock), on 127.0.0.1 only: each task asks for
+    both CPUs, so the two timing tasks run one after the other; 2 models x 2 batch sizes =
+    4 rows."""
     ray = pytest.importorskip("ray")
     spec = sweeps.load_sweep(sweep_file)
-    run, complete = sweeps.run_ray(spec, num_cpus=2)
-    assert complete and not ray.is_initialized()
+    run, stopped = sweeps.run_ray(spec, num_cpus=2)
+    assert stopped is None and run.complete and not ray.is_initialized()
     assert sorted((r.model, r.batch_size) for r in run.results) == [
         ("lenet5", 1), ("lenet5", 1), ("lenet5", 2), ("lenet5", 2),
     ]  # fmt: skip
