@@ -126,14 +126,14 @@ def _pools(value: Any, source: str) -> tuple[Pool, ...]:
         check_keys(table, {"name", "resources"}, source, f"sweep.pool[{i}]")
         name = table.get("name", f"pool{i}")
         if not (isinstance(name, str) and name.strip()):
-            raise UsageError(f'{where}.name: expected a string, got {_shown(name)}; e.g. name = "cpu"')
+            raise UsageError(
+                f'{where}.name: expected a string, got {_shown(name)}; e.g. name = "cpu"'
+            )
         resources = table.get("resources")
         if resources is not None and not (
             isinstance(resources, dict)
             and resources
-            and all(
-                isinstance(k, str) and _is_amount(v) for k, v in resources.items()
-            )
+            and all(isinstance(k, str) and _is_amount(v) for k, v in resources.items())
         ):
             raise UsageError(
                 f"{where}.resources: expected a table of resource names to non-negative "
@@ -252,7 +252,9 @@ def run_local(
                 from cnnbench.environment import fingerprint
                 from cnnbench.runtime import resolve_device
 
-                runs.append(Run(results=kept, environment=fingerprint(resolve_device(sweep.device))))
+                runs.append(
+                    Run(results=kept, environment=fingerprint(resolve_device(sweep.device)))
+                )
             break
     return _merged(runs, stopped)
 
@@ -327,7 +329,6 @@ def _init_bounded(ray: Any, address: str, deadline: float) -> None:
             failure.append(exc)
 
     import logging
-    import os
 
     quiet = logging.getLogger("ray")  # Ray's own retries and warnings are not the user's line
     level = quiet.level
@@ -347,7 +348,7 @@ def _init_bounded(ray: Any, address: str, deadline: float) -> None:
         exc = failure[0]
         if isinstance(exc, ImportError) or "ray[client]" in str(exc):
             raise UsageError(
-                f'--address {address}: the ray:// form needs Ray\'s client: pip install '
+                f"--address {address}: the ray:// form needs Ray's client: pip install "
                 '"cnnbench[ray]" (it installs ray[client])'
             ) from None
         raise UsageError(f"--address {address}: cannot connect: {one_line(exc)}") from None
@@ -400,11 +401,7 @@ def run_ray(
     import time
 
     if address is not None:
-        import os
-
         check_address(address)  # malformed: one line before Ray is even imported
-        # Ray's C++ warnings while it retries an address are not the user's one line
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     try:
         import ray
     except ImportError:

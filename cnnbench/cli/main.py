@@ -609,7 +609,9 @@ def sweep(
             run, stopped = run_local(spec, on_run=on_run)
     name = f"sweep-{file.stem}"
     if stopped is not None:
-        code, what = (143, "terminated") if isinstance(stopped, Terminated) else (130, "interrupted")
+        code, what = (
+            (143, "terminated") if isinstance(stopped, Terminated) else (130, "interrupted")
+        )
         path = _save_incomplete(run, out_dir, name)
         err.print(f"{what}: {len(run.results)} row(s) kept in {path}", markup=False)
         raise typer.Exit(code)
