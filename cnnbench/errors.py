@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = [
     "CnnbenchError",
@@ -17,6 +18,7 @@ __all__ = [
     "CallTimeout",
     "call_limit",
     "one_line",
+    "check_bool",
 ]
 
 
@@ -124,3 +126,13 @@ def call_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def check_bool(value: Any, name: str) -> None:
+    """THE check of a yes/no knob (``compile``, ``train``, ``cpu_memory``, ``static_only``,
+    :class:`~cnnbench.runtime.RuntimeConfig`'s flags): a bool, never a string or a number read
+    as true (``compile = "no"``); UsageError, one line, otherwise."""
+    if not isinstance(value, bool):
+        raise UsageError(
+            f"{name} must be true or false (a boolean), got {value!r}; e.g. {name} = false"
+        )

@@ -22,7 +22,7 @@ from cnnbench.choices import (
     MEMORY_FORMAT_BOTH,
     MEMORY_FORMATS,
 )
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, check_bool
 
 if TYPE_CHECKING:
     from cnnbench.runtime.config import RuntimeConfig
@@ -44,16 +44,6 @@ MAX_SIDE = 65_536
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_bool(value: Any, name: str) -> None:
-    """THE check of a yes/no knob (``compile``, ``train``, ``cpu_memory``, ``static_only``,
-    :class:`~cnnbench.runtime.RuntimeConfig`'s flags): a bool, never a string or a number read
-    as true (``compile = "no"``); UsageError, one line, otherwise."""
-    if not isinstance(value, bool):
-        raise UsageError(
-            f"{name} must be true or false (a boolean), got {value!r}; e.g. {name} = false"
-        )
 
 
 def check_input_size(value: Any, name: str = "") -> tuple[int, int, int]:

@@ -12,8 +12,7 @@ from typing import Any
 import torch
 
 from cnnbench import choices
-from cnnbench.errors import UsageError
-from cnnbench.request import check_bool
+from cnnbench.errors import UsageError, check_bool
 
 __all__ = ["PRECISIONS", "MEMORY_FORMATS", "MODES", "RuntimeConfig", "resolve_device"]
 
