@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = [
     "CnnbenchError",
@@ -17,6 +18,7 @@ __all__ = [
     "CallTimeout",
     "call_limit",
     "one_line",
+    "check_bool",
 ]
 
 
@@ -51,7 +53,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Terminated(BaseException):
-    """SIGTERM caught by cnnbench's handler: exit code 143, results kept."""
+    """SIGTERM or SIGHUP (terminal closed, ssh dropped) caught by cnnbench's handler: exit
+    code 143, results kept."""
 
 
 _ACTIVE = [False]
@@ -59,7 +62,8 @@ _ACTIVE = [False]
 
 @contextmanager
 def signals_as_exceptions() -> Iterator[None]:
-    """Within the block SIGINT raises :class:`Interrupted` and SIGTERM :class:`Terminated`,
+    """Within the block SIGINT raises :class:`Interrupted`, SIGTERM and SIGHUP (where the
+    platform has it) :class:`Terminated`,
     so a KeyboardInterrupt or SystemExit raised by a model's own code can be told apart from
     the user stopping the run (see :func:`is_user_interrupt`). Outside the main thread this
     does nothing."""
@@ -70,8 +74,12 @@ def signals_as_exceptions() -> Iterator[None]:
     def on_term(signum: int, frame: object) -> None:
         raise Terminated()
 
+    handlers = {signal.SIGINT: on_int, signal.SIGTERM: on_term}
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if hangup is not None:
+        handlers[hangup] = on_term
     try:
-        previous = signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term)
+        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     except ValueError:  # not the main thread
         yield
         return
@@ -80,12 +88,12 @@ def signals_as_exceptions() -> Iterator[None]:
         yield
     finally:
         _ACTIVE[0] = False
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def is_user_interrupt(exc: BaseException) -> bool:
-    """True when ``exc`` is the user stopping the run (Ctrl-C, SIGTERM), False when it is a
+    """True when ``exc`` is the user stopping the run (Ctrl-C, SIGTERM, SIGHUP), False when it is a
     model's own code raising (any other exception, SystemExit, or a KeyboardInterrupt raised
     while cnnbench's signal handlers are active, which only the model can have raised)."""
     if isinstance(exc, Interrupted | Terminated):
@@ -118,3 +126,13 @@ def call_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def check_bool(value: Any, name: str) -> None:
+    """THE check of a yes/no knob (``compile``, ``train``, ``cpu_memory``, ``static_only``,
+    :class:`~cnnbench.runtime.RuntimeConfig`'s flags): a bool, never a string or a number read
+    as true (``compile = "no"``); UsageError, one line, otherwise."""
+    if not isinstance(value, bool):
+        raise UsageError(
+            f"{name} must be true or false (a boolean), got {value!r}; e.g. {name} = false"
+        )

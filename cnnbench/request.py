@@ -22,7 +22,7 @@ from cnnbench.choices import (
     MEMORY_FORMAT_BOTH,
     MEMORY_FORMATS,
 )
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, check_bool
 
 if TYPE_CHECKING:
     from cnnbench.runtime.config import RuntimeConfig
@@ -34,6 +34,7 @@ __all__ = [
     "RunRequest",
     "check_input_size",
     "runtime_configs",
+    "check_bool",
     "check_keys",
     "check_knobs",
 ]
@@ -162,6 +163,7 @@ def runtime_configs(
     ``target_ci``, or ``mode`` by name instead of ``train``). Every value is validated by RuntimeConfig (UsageError, one line)."""
     from cnnbench.runtime.config import RuntimeConfig
 
+    check_bool(train, "train")  # compile and the other flags: RuntimeConfig
     formats = [
         f for v in _values(memory_format)
         for f in (MEMORY_FORMATS if v == MEMORY_FORMAT_BOTH else (v,))
@@ -203,6 +205,8 @@ class RunRequest:
             raise UsageError("no model to run; name one, e.g. lenet5")
         if not self.configs:
             raise UsageError("no configuration to run")
+        check_bool(self.static_only, "static_only")
+        check_bool(self.cpu_memory, "cpu_memory")
         if self.counter not in COUNTERS:
             raise UsageError(f"unknown counter {self.counter!r}; use one of {', '.join(COUNTERS)}")
         if self.depth is not None and not (_is_int(self.depth) and self.depth >= 1):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from cnnbench import sweep as sweeps
-from cnnbench.errors import UsageError
+from cnnbench.errors import Interrupted, UsageError
 from cnnbench.results import Result, Run, load_run, merge_runs
 
 SWEEP = """
@@ -43,8 +46,8 @@ def test_a_failing_task_is_a_row(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(SWEEP.format(extra=f"{tmp_path / 'broken.py'}:net"))
     (tmp_path / "broken.py").write_text("raise RuntimeError('no such net')\n")
-    run, complete = sweeps.run_local(sweeps.load_sweep(path))
-    assert complete
+    run, stopped = sweeps.run_local(sweeps.load_sweep(path))
+    assert stopped is None and run.complete
     ok = [r for r in run.results if r.status == "ok"]
     failed = [r for r in run.results if r.status == "error"]
     assert len(ok) == 2 and len(failed) == 2
@@ -56,11 +59,11 @@ def test_an_interrupted_sweep_keeps_its_finished_rows(
 ) -> None:
     real, calls = sweeps.run_task, []
 
-    def second_interrupted(task, spec):  # type: ignore[no-untyped-def]
+    def second_interrupted(task, spec, kept=None):  # type: ignore[no-untyped-def]
         calls.append(task)
         if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(task, spec)
+            raise Interrupted  # what cnnbench's SIGINT handler raises
+        return real(task, spec, kept)
 
     monkeypatch.setattr(sweeps, "run_task", second_interrupted)
     code, _, stderr = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "o"))
@@ -88,16 +91,37 @@ def test_sweep_files_are_checked_before_running(body: str, message: str, tmp_pat
 
 
 def test_ray_sweep_on_a_real_local_cluster(sweep_file: Path, tmp_path: Path) -> None:
-    """A real local Ray cluster of 2 CPUs (no mock): each task asks for both CPUs, so the
-    two timing tasks run one after the other; 2 models x 2 batch sizes = 4 rows."""
+    """A real local Ray cluster of 2 CPUs (no mock), on 127.0.0.1 only: each task asks for
+    both CPUs, so the two timing tasks run one after the other; 2 models x 2 batch sizes =
+    4 rows."""
     ray = pytest.importorskip("ray")
     spec = sweeps.load_sweep(sweep_file)
-    run, complete = sweeps.run_ray(spec, num_cpus=2)
-    assert complete and not ray.is_initialized()
+    listening: list[list[str]] = []
+    run, stopped = sweeps.run_ray(
+        spec, num_cpus=2, on_run=lambda run, task: listening.append(_ray_listeners())
+    )
+    assert stopped is None and run.complete and not ray.is_initialized()
+    if shutil.which("ss"):  # every port of the local cluster on the loopback address only
+        assert listening and all(listening), "no Ray listener seen"
+        local = [line.split()[3] for lines in listening for line in lines]
+        assert all(a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for a in local), local
     assert sorted((r.model, r.batch_size) for r in run.results) == [
         ("lenet5", 1), ("lenet5", 1), ("lenet5", 2), ("lenet5", 2),
     ]  # fmt: skip
     assert all(r.status == "ok" and r.latency_ms_median > 0 for r in run.results)
+
+
+_RAY_PROCESSES = ("gcs_server", "raylet", "ray::", "default_worker", "dashboard", "monitor")
+
+
+def _ray_listeners() -> list[str]:
+    """``ss -ltnp`` lines of this machine's listening TCP sockets held by Ray's processes
+    or by this (driver) process."""
+    if not shutil.which("ss"):
+        return []
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+    me = f"pid={os.getpid()},"
+    return [ln for ln in lines if me in ln or any(f'"{p}' in ln for p in _RAY_PROCESSES)]
 
 
 def _run(host: str, latencies: dict[str, float]) -> Run:

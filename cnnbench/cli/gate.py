@@ -33,6 +33,7 @@ from cnnbench.cli.options import (
     parse_batches,
 )
 from cnnbench.errors import UsageError
+from cnnbench.report.table import clean_text
 
 __all__ = ["gate_app", "verdict_table"]
 
@@ -84,6 +85,13 @@ AllowEnvOpt = Annotated[
         "differ from the baseline (calibration normalises speed).",
     ),
 ]
+
+
+def _shown(text: object) -> str:
+    """Text from data (model names, claim texts, paths) as the terminal shows it: control
+    characters and escape sequences stripped (:func:`cnnbench.report.table.clean_text`),
+    Rich markup escaped."""
+    return escape(clean_text(text))
 
 
 def verdict_table(report: object):  # -> rich.table.Table
@@ -206,7 +214,7 @@ def _finish(
     elif not quiet:
         out.print(verdict_table(report))
         for note in report.notes:
-            err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+            err.print(f"[yellow]note:[/] {_shown(note)}", highlight=False)
     written, warnings = write_outputs(
         [
             ("--junit", junit, lambda: to_junit_xml(report)),
@@ -226,17 +234,17 @@ def _finish(
     if summary is not None:
         written.append(summary)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {_shown(warning)}", highlight=False)
     if written and not quiet:
-        err.print("wrote " + ", ".join(map(str, written)), highlight=False)
+        err.print("wrote " + _shown(", ".join(map(str, written))), highlight=False)
     regressions = report.regressions
     timing = f"({len(report.verdicts)} checks, {report.elapsed_s:.1f} s)"
     if report.unusable:
-        err.print(f"gate: error: {escape(report.unusable)} {timing}", highlight=False)
+        err.print(f"gate: error: {_shown(report.unusable)} {timing}", highlight=False)
     elif regressions:
         names = ", ".join(f"{v.model} {v.config} {v.metric}" for v in regressions)
         err.print(
-            f"gate: {len(regressions)} regression(s): {escape(names)} {timing}", highlight=False
+            f"gate: {len(regressions)} regression(s): {_shown(names)} {timing}", highlight=False
         )
     else:
         err.print(f"gate: pass {timing}", highlight=False)
@@ -278,9 +286,13 @@ def save_cmd(
     )
     with _interruptible(), _progress(quiet) as progress:
         task = progress.add_task("starting")
-        run = gate.save(cfg, out_file, on_progress=lambda m: progress.update(task, description=m))
+        run = gate.save(
+            cfg, out_file, on_progress=lambda m: progress.update(task, description=_shown(m))
+        )
     rows = [r for r in run.results if not r.model.startswith(gate.CALIBRATION_MODEL)]
-    err.print(f"wrote baseline {out_file}: {len(rows)} model configuration(s)", highlight=False)
+    err.print(
+        f"wrote baseline {_shown(out_file)}: {len(rows)} model configuration(s)", highlight=False
+    )
 
 
 @gate_app.command("check")
@@ -335,7 +347,7 @@ def check_cmd(
                 cfg,
                 baseline,
                 allow_env_mismatch=allow_env_mismatch,
-                on_progress=lambda m: progress.update(task, description=m),
+                on_progress=lambda m: progress.update(task, description=_shown(m)),
             )
     _finish(report, junit=junit, markdown=markdown, json_out=json_out, quiet=quiet)
 
@@ -392,6 +404,9 @@ def ab_cmd(
         with _interruptible(), _progress(quiet) as progress:
             task = progress.add_task("starting")
             report = gate.ab(
-                baseline, candidate, cfg, on_progress=lambda m: progress.update(task, description=m)
+                baseline,
+                candidate,
+                cfg,
+                on_progress=lambda m: progress.update(task, description=_shown(m)),
             )
     _finish(report, junit=junit, markdown=markdown, json_out=json_out, quiet=quiet)

@@ -578,14 +578,20 @@ def sweep(
         Executor, typer.Option("--executor", help="local: this process; ray: a Ray cluster.")
     ] = Executor.local,
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (default: a local one).")
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster address, HOST:PORT or ray://HOST:PORT (default: a local cluster "
+            "on 127.0.0.1 only). One that does not answer within 30 s ends the sweep (exit 2).",
+        ),
     ] = None,
     out_dir: OutOpt = Path("reports"),
     format_: FormatOpt = "table,json",
     quiet: QuietOpt = False,
 ) -> None:
     """Many models x configurations: one task per model and hardware pool, merged into one
-    run and its report in --out (interrupted or failed tasks keep every finished row)."""
+    run and its report in --out (failed tasks are error rows; Ctrl-C, SIGTERM or SIGHUP keep
+    every finished row in *-incomplete.json, exit 130 or 143)."""
     from cnnbench.sweep import load_sweep, run_local, run_ray
 
     formats = parse_formats(format_)
@@ -601,18 +607,18 @@ def sweep(
                 err.print(f"[{len(done)}/{total} tasks] {_row_line(r)}", markup=False)
 
     with signals_as_exceptions():
-        try:
-            if executor == Executor.ray:
-                run, complete = run_ray(spec, address=address, on_run=on_run)
-            else:
-                run, complete = run_local(spec, on_run=on_run)
-        except Terminated:
-            raise typer.Exit(143) from None
+        if executor == Executor.ray:
+            run, stopped = run_ray(spec, address=address, on_run=on_run)
+        else:
+            run, stopped = run_local(spec, on_run=on_run)
     name = f"sweep-{file.stem}"
-    if not complete:
+    if stopped is not None:
+        code, what = (
+            (143, "terminated") if isinstance(stopped, Terminated) else (130, "interrupted")
+        )
         path = _save_incomplete(run, out_dir, name)
-        err.print(f"interrupted: {len(run.results)} row(s) kept in {path}", markup=False)
-        raise typer.Exit(130)
+        err.print(f"{what}: {len(run.results)} row(s) kept in {path}", markup=False)
+        raise typer.Exit(code)
     _emit(run, formats, out_dir, name, baseline=None, quiet=quiet)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cnnbench import choices
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, check_bool
 
 if TYPE_CHECKING:
     from cnnbench.results import Result
@@ -85,6 +85,8 @@ class RuntimeConfig:
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}; use one of {_choices(MODES)}")
         _parse_device(self.device)
+        for name in ("compile", "cudnn_benchmark", "oom_backoff"):
+            check_bool(getattr(self, name), name)
         if not _is_int(self.batch_size) or self.batch_size <= 0:
             raise UsageError(f"batch size must be a positive integer, got {self.batch_size!r}")
         if self.resolution is not None and (not _is_int(self.resolution) or self.resolution <= 0):
