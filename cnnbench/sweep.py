@@ -160,19 +160,19 @@ def _is_amount(value: Any) -> bool:
 
 
 def _failed_rows(task: Task, sweep: Sweep, error: str) -> list[Result]:
-    return [
-        Result(
-            model=task.spec.rsplit(":", 1)[-1],
-            batch_size=c.batch_size,
-            device=c.device,
-            precision=c.precision,
-            memory_format=c.memory_format,
-            compiled=c.compile,
-            status="error",
-            error=error,
-        )
-        for c in sweep.configs()
-    ]
+    """One ``error`` row per configuration of a task that could not run; the device is
+    resolved as the engine does (``auto`` -> ``cpu``/``cuda:0``) where this machine can."""
+    from cnnbench.runtime import resolve_device
+
+    rows = []
+    for c in sweep.configs():
+        try:
+            device = resolve_device(c.device)
+        except UsageError:  # not on this machine (a Ray worker's): as configured
+            device = None
+        row = Result(model=task.spec.rsplit(":", 1)[-1], status="error", error=error)
+        rows.append(c.stamp(row, device))
+    return rows
 
 
 def run_task(task: Task, sweep: Sweep, kept: list[Result] | None = None) -> dict[str, Any]:
