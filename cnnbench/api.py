@@ -21,7 +21,13 @@ from cnnbench.errors import CallTimeout, UsageError, call_limit
 from cnnbench.report.format import config_label as describe
 from cnnbench.request import InputSpec, RunRequest
 from cnnbench.results import LayerCost, Result, Run
-from cnnbench.runtime import Entry, RuntimeConfig, measure_config, resolve_device
+from cnnbench.runtime import (
+    Entry,
+    RuntimeConfig,
+    interrupted_rows,
+    measure_config,
+    resolve_device,
+)
 from cnnbench.runtime.guard import check_buildable, check_fits, estimate_bytes, stdout_to_stderr
 from cnnbench.spec import ExampleInputs, LoadedModel, ensure_info, load
 from cnnbench.static import StaticProfile, profile_static
@@ -125,6 +131,7 @@ def run_request(
         for m in loaded:
             for res in request.resolutions():
                 row = static_profile(m, res, counter, notify, size, ex).to_result()
+                _build_notes_into(row, m)
                 if depth:
                     row.layers = layer_rows(m, depth, res, size, ex)
                 yield row
@@ -134,6 +141,7 @@ def run_request(
         for m in loaded:
             static = static_profile(m, config.resolution, counter, notify, size, ex)
             row = static.to_result()
+            _build_notes_into(row, m)
             if depth:
                 row.layers = layer_rows(m, depth, config.resolution, size, ex)
             factor = TRAIN_FLOPS_FACTOR if config.mode == "train" else 1
@@ -159,6 +167,12 @@ def run_request(
         notify(f"{describe(config)}: timing {len(entries)} model(s) interleaved")
         index = names.index(baseline) if baseline is not None else 0
         yield from measure_config(entries, config, baseline=index, cpu_memory=request.cpu_memory)
+
+
+def _build_notes_into(row: Result, loaded: LoadedModel) -> None:
+    """The row says what building its model changed in torch's global state (undone)."""
+    for text in loaded.notes:
+        row.notes = text if not row.notes else f"{row.notes}; {text}"
 
 
 @stdout_to_stderr  # the model's prints stay off the data stream
@@ -319,7 +333,8 @@ def run(command: str, request: RunRequest, on_progress: Callable[[str], None] | 
     try:
         for row in run_request(request, on_progress=on_progress):
             result.results.append(row)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        result.results.extend(interrupted_rows(exc))  # the interrupted configuration's rows
         result.complete = False
     return result
 

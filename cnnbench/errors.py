@@ -51,7 +51,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Terminated(BaseException):
-    """SIGTERM caught by cnnbench's handler: exit code 143, results kept."""
+    """SIGTERM or SIGHUP caught by cnnbench's handler: exit code 143, results kept."""
 
 
 _ACTIVE = [False]
@@ -59,7 +59,8 @@ _ACTIVE = [False]
 
 @contextmanager
 def signals_as_exceptions() -> Iterator[None]:
-    """Within the block SIGINT raises :class:`Interrupted` and SIGTERM :class:`Terminated`,
+    """Within the block SIGINT raises :class:`Interrupted`, SIGTERM and SIGHUP (terminal
+    closed, ssh dropped) :class:`Terminated`,
     so a KeyboardInterrupt or SystemExit raised by a model's own code can be told apart from
     the user stopping the run (see :func:`is_user_interrupt`). Outside the main thread this
     does nothing."""
@@ -70,8 +71,11 @@ def signals_as_exceptions() -> Iterator[None]:
     def on_term(signum: int, frame: object) -> None:
         raise Terminated()
 
+    handlers = {signal.SIGINT: on_int, signal.SIGTERM: on_term}
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        handlers[signal.SIGHUP] = on_term
     try:
-        previous = signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term)
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     except ValueError:  # not the main thread
         yield
         return
@@ -80,8 +84,8 @@ def signals_as_exceptions() -> Iterator[None]:
         yield
     finally:
         _ACTIVE[0] = False
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def is_user_interrupt(exc: BaseException) -> bool:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from cnnbench.errors import UsageError
 from cnnbench.request import InputSpec
 from cnnbench.results import Result, StageCost
+from cnnbench.runtime.sandbox import torch_state
 from cnnbench.spec import ExampleInputs
 from cnnbench.static.backends import CounterReport, report_from_dispatch, run_backend
 from cnnbench.static.counting import (
@@ -356,7 +357,8 @@ def profile_static(
 
     stage_meta = stage_list(model)
     se_types = se_block_types()
-    with _state_kept(modules, values=not meta), ctx:
+    state = torch_state()  # the model's code must not change torch's global state for others
+    with state as changed, _state_kept(modules, values=not meta), ctx:
         model.eval()
         # Shapes only: holding the stage outputs would keep them alive and inflate the peak.
         outputs: dict[str, tuple[tuple[int, ...], int] | None] = {}
@@ -404,6 +406,8 @@ def profile_static(
                     "training activation memory not measured: the train-mode forward at batch "
                     f"2 failed ({type(exc).__name__}: {_first_line(exc)})"
                 )
+    if changed:
+        notes.append(changed.describe("its counted forward"))
     stages = []
     for stage_name, blocks, declared in stage_meta:
         out_shape, itemsize = outputs.get(stage_name) or ((), 0)
