@@ -9,6 +9,7 @@ SIGTERM, SIGINT or SIGHUP while it is in its timing rounds, and must leave a loa
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from cnnbench.errors import Interrupted, Terminated, signals_as_exceptions
 from cnnbench.results import load_run
@@ -23,7 +25,7 @@ from cnnbench.results import load_run
 # A tiny model that announces how many calls it has run (in a file) and whose time per
 # call varies once it is warm, so its median never settles within the budget: the rounds
 # run on until the signal comes.
-SLOW = '''
+SLOW = """
 import os, random, time
 import torch
 from torch import nn
@@ -42,7 +44,7 @@ class Slow(nn.Module):
             with open(os.environ["SLOW_CALLS"], "w") as f:
                 f.write(str(self.calls))
         return self.fc(x.flatten(1)[:, :4])
-'''
+"""
 
 # Calls of the slow model after which its timing rounds have surely begun (the counted
 # forward, the first call, warm-up and its estimate take fewer than half of them).
@@ -87,11 +89,22 @@ def _stop_mid_configuration(tmp_path: Path, sig: signal.Signals) -> tuple[int, s
     return proc.returncode, stderr, out
 
 
+_SLOW = pytest.mark.slow  # ~20 s each: SIGTERM stays in the default suite, the others here
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "word"),
-    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
-    + ([(signal.SIGHUP, 143, "terminated")] if hasattr(signal, "SIGHUP") else []),
-    ids=lambda v: getattr(v, "name", str(v)),
+    [
+        pytest.param(signal.SIGTERM, 143, "terminated", id="SIGTERM"),
+        pytest.param(signal.SIGINT, 130, "interrupted", id="SIGINT", marks=_SLOW),
+        pytest.param(
+            getattr(signal, "SIGHUP", signal.SIGTERM),
+            143,
+            "terminated",
+            id="SIGHUP",
+            marks=[_SLOW, pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")],
+        ),
+    ],
 )
 def test_a_signal_mid_configuration_keeps_every_models_samples(
     tmp_path: Path, sig: signal.Signals, code: int, word: str
@@ -131,3 +144,61 @@ def test_sighup_raises_terminated_inside_the_handlers() -> None:
     with pytest.raises(Interrupted), signals_as_exceptions():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
+
+
+class _StopsTheRun(torch.nn.Module):
+    """Ctrl-C as the Python API meets it: a KeyboardInterrupt at the ``stop_at``-th call
+    (outside cnnbench's signal handlers a KeyboardInterrupt is the user's), in the middle of
+    the timing rounds; its time per call varies so the rounds do not end on their own."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+        self.calls, self.stop_at = 0, stop_at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        time.sleep(0.002 if self.calls < 40 else random.uniform(0.002, 0.02))
+        return self.fc(x.flatten(1)[:, :4])
+
+
+def test_ctrl_c_in_the_python_api_returns_the_interrupted_configurations_rows() -> None:
+    from cnnbench import api
+
+    model = _StopsTheRun(stop_at=150)
+    run = api.compare(
+        ["lenet5", model], input_size=(1, 32, 32), budget=20, cpu_memory=False, threads=1
+    )
+    assert run.complete is False
+    rows = {r.model: r for r in run.results}
+    assert set(rows) == {"lenet5", "_StopsTheRun"}
+    for r in rows.values():
+        assert r.status == "ok" and r.stop_reason == "interrupted" and r.stable is False
+        assert r.timed_iters == len(r.samples_ms) > 0
+        assert f"{r.timed_iters} sample(s)" in r.notes
+    # the block the interrupt cut is lost, every finished one is kept
+    assert rows["_StopsTheRun"].timed_iters < model.calls
+
+
+def test_a_signal_while_writing_the_reports_keeps_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from cnnbench import report
+    from cnnbench.cli.main import _emit
+    from cnnbench.results import Result, Run
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Terminated()  # what SIGTERM raises inside cnnbench's handlers
+
+    monkeypatch.setattr(report, "write_reports", killed)
+    run = Run(results=[Result(model="lenet5", params=61706)], environment={}, config={})
+    with pytest.raises(typer.Exit) as exit_:
+        _emit(run, ["json"], tmp_path, "compare-lenet5", baseline=None, quiet=True)
+    assert exit_.value.exit_code == 143
+    kept = load_run(tmp_path / "compare-lenet5-incomplete.json")
+    assert [r.params for r in kept.results] == [61706]
+    assert kept.complete is True  # the measurement was complete; the reports were not
