@@ -66,7 +66,8 @@ def _stop_mid_configuration(tmp_path: Path, sig: signal.Signals) -> tuple[int, s
     env = {**os.environ, "SLOW_CALLS": str(calls)}
     args = [
         sys.executable, "-m", "cnnbench", "compare", "lenet5", f"{tmp_path / 'slow.py'}:Slow",
-        "--input-size", "1,32,32", "--budget", "20", "--no-memory", "--out", str(out),
+        "--input-size", "1,32,32", "--budget", "20", "--threads", "1", "--no-memory",
+        "--out", str(out),
         "-f", "json",
     ]  # fmt: skip
     proc = subprocess.Popen(

@@ -29,6 +29,14 @@ One configuration's measurement of ``k`` models:
    the peak RSS of a child process that rebuilds the model (see
    :func:`cnnbench.runtime.memory.cpu_peak_memory`).
 
+**Interrupts** (Ctrl-C, SIGTERM, SIGHUP) finish the configuration's rows from the samples
+each :class:`Measurement` has (``stop_reason`` ``interrupted``, ``stable`` False, a note; no
+sample: ``skipped``) and re-raise carrying them (:func:`interrupted_rows`).
+
+**Global state**: every call of a model's own code (prepare and first call, warm-up, each
+block, stages) runs in :func:`cnnbench.runtime.sandbox.torch_state`; what it changed is put
+back after the call and named on its row.
+
 **Budget**: ``config.budget_s`` seconds per model. The configuration's warm-up and rounds get
 75% of ``k x budget_s``, stage timing 25%; a model whose single call is longer than the
 budget still gets :data:`MIN_ROUNDS` calls (its row then says ``stop_reason = budget``). The
