@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from cnnbench.errors import UsageError
 from cnnbench.request import InputSpec
 from cnnbench.results import Result, StageCost
-from cnnbench.runtime.sandbox import torch_state
 from cnnbench.spec import ExampleInputs
 from cnnbench.static.backends import CounterReport, report_from_dispatch, run_backend
 from cnnbench.static.counting import (
@@ -357,6 +356,8 @@ def profile_static(
 
     stage_meta = stage_list(model)
     se_types = se_block_types()
+    from cnnbench.runtime.sandbox import torch_state  # here: runtime's package imports static
+
     state = torch_state()  # the model's code must not change torch's global state for others
     with state as changed, _state_kept(modules, values=not meta), ctx:
         model.eval()
