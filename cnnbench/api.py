@@ -25,6 +25,7 @@ from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import (
     Entry,
     RuntimeConfig,
+    interrupted_rows,
     measure_config,
     measurement_settings,
     prepare,
@@ -145,6 +146,7 @@ def run_request(
         for m in loaded:
             for res in request.resolutions():
                 row = static_profile(m, res, counter, notify, size, ex).to_result()
+                _build_notes_into(row, m)
                 if depth:
                     row.layers = layer_rows(m, depth, res, size, ex)
                 yield row
@@ -160,6 +162,7 @@ def run_request(
                 failed.append(_failed_row(m, config, str(exc)))  # the others are measured
                 continue
             row = static.to_result()
+            _build_notes_into(row, m)
             if depth:
                 row.layers = layer_rows(m, depth, config.resolution, size, ex)
             factor = TRAIN_FLOPS_FACTOR if config.mode == "train" else 1
@@ -274,6 +277,12 @@ def _layer_times_into(
     row.layer_timing = reconciliation_record(times)
     if config.compile:
         _add_note(row, "per-layer times are of the eager model (compiled code has no layers)")
+
+
+def _build_notes_into(row: Result, loaded: LoadedModel) -> None:
+    """The row says what building its model changed in torch's global state (undone)."""
+    for text in loaded.notes:
+        _add_note(row, text)
 
 
 @stdout_to_stderr  # the model's prints stay off the data stream
@@ -436,7 +445,8 @@ def run(command: str, request: RunRequest, on_progress: Callable[[str], None] | 
     try:
         for row in run_request(request, on_progress=on_progress, environment=result.environment):
             result.results.append(row)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        result.results.extend(interrupted_rows(exc))  # the interrupted configuration's rows
         result.complete = False
     return result
 

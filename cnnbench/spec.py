@@ -267,6 +267,8 @@ class LoadedModel:
     rebuild: Rebuild | None = field(default=None, repr=False)
     #: static profiles already counted, by (resolution, counter): each is counted once
     profiles: dict[tuple[int | None, str], Any] = field(default_factory=dict, repr=False)
+    #: what building it changed in torch's global state (undone; its rows say so)
+    notes: list[str] = field(default_factory=list)
 
 
 def _absolute(spec: str) -> str:
@@ -285,21 +287,27 @@ def load(
 
     ``device="meta"`` builds the model without allocating or initialising weights (for
     counting only; a 1e10-parameter model costs nothing); a user's model whose code cannot
-    be built on the meta device is built on the CPU instead."""
-    if device == "meta":
-        import torch
+    be built on the meta device is built on the CPU instead. The build runs in a sandbox of
+    torch's global state (:func:`cnnbench.runtime.sandbox.torch_state`): what it changed is
+    undone, and named in ``notes``."""
+    from cnnbench.runtime.sandbox import torch_state
 
-        try:
-            with torch.device("meta"):
+    with torch_state() as changed:
+        if device == "meta":
+            import torch
+
+            try:
+                with torch.device("meta"):
+                    name, module = load_model(spec, model_args)
+            except UsageError:
+                raise
+            except Exception:  # noqa: BLE001 - the user's code does not build on meta: real build
                 name, module = load_model(spec, model_args)
-        except UsageError:
-            raise
-        except Exception:  # noqa: BLE001 - the user's code does not build on meta: real build
+        else:
             name, module = load_model(spec, model_args)
-    else:
-        name, module = load_model(spec, model_args)
     rebuild = Rebuild(_absolute(spec), tuple(sorted((model_args or {}).items())))
-    return LoadedModel(name, module, rebuild)
+    notes = [changed.describe("its build")] if changed else []
+    return LoadedModel(name, module, rebuild, notes=notes)
 
 
 def load_model(spec: str, model_args: dict[str, Any] | None = None) -> tuple[str, nn.Module]:

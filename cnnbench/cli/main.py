@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -150,8 +152,12 @@ def _measure_and_report(command: str, request: RunRequest, run_args: RunArgs) ->
                         highlight=False,
                     )
     except (KeyboardInterrupt, Terminated) as exc:
+        from cnnbench.runtime import interrupted_rows
+
+        run.results.extend(interrupted_rows(exc))  # the interrupted configuration's rows
         code, what = (143, "terminated") if isinstance(exc, Terminated) else (130, "interrupted")
-        path = _save_incomplete(run, out_dir, name)
+        with _signals_held():
+            path = _save_incomplete(run, out_dir, name)
         err.print(f"{what}: {len(run.results)} result(s) kept in {path}", markup=False)
         raise typer.Exit(code) from None
     except CnnbenchError as exc:
@@ -191,17 +197,43 @@ def _emit(
 
     files = [f for f in formats if f != "table"]
     to_stdout = str(out_dir) == "-"
-    with keep_run_on_write_failure(run, out_dir, name):  # a failed write keeps the run
-        if json_stdout:
-            sys.stdout.write(run.to_json() + "\n")
-        if "table" in formats and not quiet and not json_stdout and not to_stdout:
-            reporting.render_table(run, out, baseline=baseline)
-        if to_stdout:
-            sys.stdout.write(reporting.render(run, files[0], baseline=baseline))
-        elif files:
-            paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
-            if not quiet:
-                err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
+    try:  # a failed write, or Ctrl-C / SIGTERM / SIGHUP while writing, keeps the run
+        with signals_as_exceptions(), keep_run_on_write_failure(run, out_dir, name):
+            if json_stdout:
+                sys.stdout.write(run.to_json() + "\n")
+            if "table" in formats and not quiet and not json_stdout and not to_stdout:
+                reporting.render_table(run, out, baseline=baseline)
+            if to_stdout:
+                sys.stdout.write(reporting.render(run, files[0], baseline=baseline))
+            elif files:
+                paths = reporting.write_reports(run, out_dir, files, name, baseline=baseline)
+                if not quiet:
+                    err.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False)
+    except (KeyboardInterrupt, Terminated) as exc:
+        from cnnbench.report.files import save_incomplete
+
+        code, what = (143, "terminated") if isinstance(exc, Terminated) else (130, "interrupted")
+        with _signals_held():
+            path = save_incomplete(run, out_dir, name)  # run.complete stays as it was
+        err.print(f"{what} while writing the reports: the run is kept in {path}", markup=False)
+        raise typer.Exit(code) from None
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block (saving the run) is done."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no signal masks on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _load_checked(spec: str, kwargs: dict[str, Any]) -> Any:

@@ -3,7 +3,14 @@ the models of one configuration interleaved (with ratios, CIs and noise flags), 
 time, CPU/CUDA peak memory and the machine's peak."""
 
 from cnnbench.runtime.config import MEMORY_FORMATS, MODES, PRECISIONS, RuntimeConfig, resolve_device
-from cnnbench.runtime.engine import Entry, Measurement, Schedule, measure_config, paired_ratio
+from cnnbench.runtime.engine import (
+    Entry,
+    Measurement,
+    Schedule,
+    interrupted_rows,
+    measure_config,
+    paired_ratio,
+)
 from cnnbench.runtime.measure import (
     measure_model,
     stage_times,
@@ -18,6 +25,7 @@ from cnnbench.runtime.prepare import (
     measurement_settings,
     prepare,
 )
+from cnnbench.runtime.sandbox import StateChanges, torch_state
 
 __all__ = [
     "PRECISIONS",
@@ -40,4 +48,7 @@ __all__ = [
     "Schedule",
     "measure_config",
     "paired_ratio",
+    "interrupted_rows",
+    "StateChanges",
+    "torch_state",
 ]

@@ -29,6 +29,14 @@ One configuration's measurement of ``k`` models:
    the peak RSS of a child process that rebuilds the model (see
    :func:`cnnbench.runtime.memory.cpu_peak_memory`).
 
+**Interrupts** (Ctrl-C, SIGTERM, SIGHUP) finish the configuration's rows from the samples
+each :class:`Measurement` has (``stop_reason`` ``interrupted``, ``stable`` False, a note; no
+sample: ``skipped``) and re-raise carrying them (:func:`interrupted_rows`).
+
+**Global state**: every call of a model's own code (prepare and first call, warm-up, each
+block, stages) runs in :func:`cnnbench.runtime.sandbox.torch_state`; what it changed is put
+back after the call and named on its row.
+
 **Budget**: ``config.budget_s`` seconds per model. The configuration's warm-up and rounds get
 75% of ``k x budget_s``, stage timing 25%; a model whose single call is longer than the
 budget still gets :data:`MIN_ROUNDS` calls (its row then says ``stop_reason = budget``). The
@@ -47,7 +55,7 @@ import dataclasses
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +78,7 @@ from cnnbench.runtime.prepare import (
     measurement_settings,
     prepare,
 )
+from cnnbench.runtime.sandbox import StateChanges, torch_state
 from cnnbench.runtime.timing import (
     _RAW_TO_MS,
     TimingStats,
@@ -86,6 +95,7 @@ __all__ = [
     "Measurement",
     "Schedule",
     "measure_config",
+    "interrupted_rows",
     "paired_ratio",
     "stage_samples",
     "stats_into",
@@ -199,6 +209,8 @@ class Entry:
     measurement: Measurement = field(default_factory=Measurement, init=False, repr=False)
     memory_error: str | None = field(default=None, init=False)
     failure: BaseException | None = field(default=None, init=False, repr=False)  # what failed
+    #: what the model's own calls changed in torch's global state (restored after each)
+    state_changes: StateChanges = field(default_factory=StateChanges, init=False, repr=False)
 
     @classmethod
     def of_callable(
@@ -210,6 +222,39 @@ class Entry:
         placement of one allocation is averaged out instead of biasing the whole run. No
         memory probe, no stages."""
         return cls(name=name, module=nn.Identity(), block_s=block_s, make_step=make_step)
+
+
+@contextlib.contextmanager
+def _sandboxed(entry: Entry) -> Iterator[None]:
+    """The entry's own code runs in a sandbox of torch's global state
+    (:func:`cnnbench.runtime.sandbox.torch_state`); what it changed is kept on the entry,
+    also when the code raised."""
+    changes: StateChanges | None = None
+    try:
+        with torch_state() as changes:
+            yield
+    finally:
+        if changes is not None:
+            entry.state_changes.merge(changes)
+
+
+def _state_note_into(entry: Entry) -> None:
+    """The row of a model whose calls changed torch's global state says what changed; when
+    it changed the thread count, its ``threads`` is the count its calls ran with after the
+    change (the first call of each block ran with cnnbench's)."""
+    changes = entry.state_changes
+    if not changes:
+        return
+    r = entry.result
+    _note(r, changes.describe("its timed calls"))
+    if "threads" in changes.changed:
+        configured, used = changes.changed["threads"]
+        r.threads = used
+        _note(
+            r,
+            f"threads {used}: the model sets it in its own code; cnnbench's {configured} held "
+            "only until that line ran in each block",
+        )
 
 
 def _note(result: Result, text: str) -> None:
@@ -249,12 +294,13 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
     device = resolve_device(config.device)
     while True:
         try:
-            prepared = _prepare(entry, config, device, batch)
-            with call_limit(config.call_limit_s), _context(entry, prepared):
-                output = prepared.step()
-                _sync(device)
-                finite = _all_finite(output)
-                del output
+            with _sandboxed(entry):
+                prepared = _prepare(entry, config, device, batch)
+                with call_limit(config.call_limit_s), _context(entry, prepared):
+                    output = prepared.step()
+                    _sync(device)
+                    finite = _all_finite(output)
+                    del output
             break
         except UsageError:
             raise
@@ -281,7 +327,7 @@ def _start(entry: Entry, config: RuntimeConfig) -> None:
     result.input_size = list(prepared.input_size)
     result.autocast_dtype = prepared.autocast_name
     result.effective_batch_size = batch
-    result.threads = torch.get_num_threads()
+    result.threads = torch.get_num_threads()  # cnnbench's setting: the sandbox restored it
     if not finite:
         result.status = "nonfinite"
         result.error = "model output contains NaN or inf"
@@ -346,7 +392,8 @@ def _rounds(
             order.reverse()
         for e in order:
             try:
-                block = _block(e, loop, raw_to_ms, schedule)
+                with _sandboxed(e):
+                    block = _block(e, loop, raw_to_ms, schedule)
             except BaseException as exc:  # noqa: BLE001 - the model's own code
                 if is_user_interrupt(exc):
                     raise
@@ -420,10 +467,12 @@ def paired_ratio(
     return percentile(ratios, 50), low, high
 
 
-def _ratios_into(entries: list[Entry], baseline: Entry) -> None:
-    base = baseline.measurement.block_medians
+def _ratios_into(entries: list[Entry], baseline: Entry, rounds: int | None = None) -> None:
+    """Each entry's paired ratio to ``baseline``; ``rounds``: pair only the first rounds (the
+    ones every entry completed, after an interrupt)."""
+    base = baseline.measurement.block_medians[:rounds]
     for e in entries:
-        medians = e.measurement.block_medians
+        medians = e.measurement.block_medians[:rounds]
         if e is baseline or not medians or len(medians) != len(base):
             continue
         point, low, high = paired_ratio(medians, base)
@@ -577,7 +626,7 @@ def _memory_into(
     prepared = entry.prepared
     assert prepared is not None
     if device.type == "cuda":  # the other models stay on the GPU: charge only this one's
-        with prepared.context():
+        with _sandboxed(entry), prepared.context():
             r.peak_memory_bytes, r.peak_reserved_bytes = cuda_own_peak(
                 prepared.model, prepared.inputs, prepared.step, device
             )
@@ -667,15 +716,60 @@ def measure_config(
     (see the module docstring); one Result per entry, in order, and each entry's raw blocks in
     ``entry.measurement``. ``baseline`` is the index of the entry the ratios divide by;
     ``stage_budget_s`` overrides each model's share of the budget for stage timing. Bad input
-    raises UsageError before anything is timed."""
+    raises UsageError before anything is timed.
+
+    An interrupt (Ctrl-C, SIGTERM, SIGHUP: see :func:`cnnbench.errors.is_user_interrupt`)
+    finishes the rows from the samples measured so far (marked incomplete, see
+    :func:`_finish_interrupted`) and is raised again carrying them:
+    :func:`interrupted_rows` gives them to the caller that catches it."""
     device = resolve_device(config.device)
     entries = list(entries)
     for e in entries:
         e.result = _new_result(e, config, device)
         e.measurement = Measurement()
         e.failure = None
-    k = len(entries)
+        e.state_changes = StateChanges()
+    phase = ["starting"]
     started = time.perf_counter()
+    try:
+        results = _measure(entries, config, device, baseline, peak, cpu_memory, stage_budget_s,
+                           seed, schedule, started, phase)  # fmt: skip
+    except BaseException as exc:
+        if is_user_interrupt(exc):
+            rows = _finish_interrupted(entries, config, device, baseline, phase[0], started)
+            setattr(exc, _ROWS_ATTR, rows)
+        raise
+    finally:
+        for e in entries:
+            e.prepared = None
+        _free(device)
+    return results
+
+
+_ROWS_ATTR = "cnnbench_interrupted_rows"
+
+
+def interrupted_rows(exc: BaseException) -> list[Result]:
+    """The rows :func:`measure_config` finished from what it had measured when ``exc`` (an
+    interrupt) stopped it; empty for any other exception."""
+    return list(getattr(exc, _ROWS_ATTR, ()))
+
+
+def _measure(
+    entries: list[Entry],
+    config: RuntimeConfig,
+    device: torch.device,
+    baseline: int,
+    peak: Peak | None,
+    cpu_memory: bool,
+    stage_budget_s: float | None,
+    seed: int,
+    schedule: Schedule,
+    started: float,
+    phase: list[str],
+) -> list[Result]:
+    """:func:`measure_config`'s work; ``phase[0]`` says how far it got (for an interrupt)."""
+    k = len(entries)
     budget = config.budget_s * k
     load: float | None = None
     not_running: float | None = None
@@ -690,11 +784,13 @@ def measure_config(
         warm_budget = schedule.warmup_s
         if warm_budget is None:
             warm_budget = config.budget_s * _ROUNDS_SHARE * _WARMUP_SHARE
+        phase[0] = "warm-up"
         for e in live:
             _warm(e, device, warm_budget)
         if schedule.stop_on_failure and any(e.prepared is None for e in live):
             live = []
         live = [e for e in live if e.prepared is not None]
+        phase[0] = "rounds"
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         n_rounds, reason = _rounds(
             live, device, started + budget * _ROUNDS_SHARE, config.target_ci, seed, schedule
@@ -709,12 +805,15 @@ def measure_config(
             _stats_into(e, None if schedule.rounds else config.target_ci)
         if entries[baseline] in live:
             _ratios_into(live, entries[baseline])
+        phase[0] = "stage timing"
         stage_budget = max(0.0, started + budget - time.perf_counter()) / max(1, len(live))
         for e in live:
             if e.stages is not None:
-                _stage_times(e, stage_budget_s or stage_budget, config.target_ci)
+                with _sandboxed(e):
+                    _stage_times(e, stage_budget_s or stage_budget, config.target_ci)
         for e in live:
             _efficiency_into(e, device, peak)
+        phase[0] = "the memory probe"
         remaining = max(MEMORY_MIN_TIMEOUT_S, started + budget - time.perf_counter())
         if device.type == "cuda" or cpu_memory:
             for e in live:
@@ -725,9 +824,52 @@ def measure_config(
     results = [e.result for e in entries]
     _noise_into(results, load, not_running)
     for e in entries:
-        e.prepared = None
-    _free(device)
+        _state_note_into(e)
     return results
+
+
+def _finish_interrupted(
+    entries: list[Entry],
+    config: RuntimeConfig,
+    device: torch.device,
+    baseline: int,
+    phase: str,
+    started: float,
+) -> list[Result]:
+    """The rows of a configuration whose measurement an interrupt stopped during ``phase``:
+    every row with samples gets its statistics from them (interrupted before the rounds
+    ended: ``stable`` False, ``stop_reason`` ``interrupted``, a note saying after how many
+    rounds; later: what was not measured); a row with none is ``skipped``. Ratios pair the
+    rounds every model completed."""
+    timing_cut = phase in ("starting", "warm-up", "rounds")
+    timed = [e for e in entries if e.result.status == "ok" and e.measurement.blocks]
+    for e in entries:
+        r, m = e.result, e.measurement
+        if r.status != "ok":
+            continue
+        if not m.blocks:
+            r.status = "skipped"
+            r.error = f"not timed: interrupted during {phase}"
+            continue
+        if timing_cut:
+            m.rounds, m.stop_reason = len(m.blocks), "interrupted"
+            m.elapsed_s = time.perf_counter() - started
+            _stats_into(e, config.target_ci)
+            r.stable = False
+            r.stop_reason = "interrupted"
+            _note(
+                r,
+                f"incomplete: interrupted after {len(m.blocks)} round(s), "
+                f"{len(m.samples)} sample(s)",
+            )
+        else:
+            _note(r, f"incomplete: interrupted during {phase} (latency complete)")
+    base = entries[baseline] if baseline < len(entries) else None
+    if timing_cut and base is not None and base in timed:
+        _ratios_into(timed, base, rounds=min(len(e.measurement.blocks) for e in timed))
+    for e in entries:
+        _state_note_into(e)
+    return [e.result for e in entries]
 
 
 def _skip_the_rest(entries: list[Entry]) -> None:
@@ -748,7 +890,11 @@ def _warm(e: Entry, device: torch.device, budget_s: float) -> None:
     assert e.prepared is not None
     m = e.measurement
     try:
-        with call_limit(e.prepared.config.call_limit_s + budget_s), _context(e, e.prepared):
+        with (
+            _sandboxed(e),
+            call_limit(e.prepared.config.call_limit_s + budget_s),
+            _context(e, e.prepared),
+        ):
             m.warmup_iters, m.settled, e.estimate_ms = warm_up(
                 e.prepared.step, device=device, budget_s=budget_s
             )

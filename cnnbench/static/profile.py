@@ -356,7 +356,10 @@ def profile_static(
 
     stage_meta = stage_list(model)
     se_types = se_block_types()
-    with _state_kept(modules, values=not meta), ctx:
+    from cnnbench.runtime.sandbox import torch_state  # here: runtime's package imports static
+
+    state = torch_state()  # the model's code must not change torch's global state for others
+    with state as changed, _state_kept(modules, values=not meta), ctx:
         model.eval()
         # Shapes only: holding the stage outputs would keep them alive and inflate the peak.
         outputs: dict[str, tuple[tuple[int, ...], int] | None] = {}
@@ -404,6 +407,8 @@ def profile_static(
                     "training activation memory not measured: the train-mode forward at batch "
                     f"2 failed ({type(exc).__name__}: {_first_line(exc)})"
                 )
+    if changed:
+        notes.append(changed.describe("its counted forward"))
     stages = []
     for stage_name, blocks, declared in stage_meta:
         out_shape, itemsize = outputs.get(stage_name) or ((), 0)
