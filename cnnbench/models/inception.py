@@ -48,7 +48,7 @@ Minimum input sizes (square):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, TypedDict, Unpack
 
 import torch
@@ -125,7 +125,7 @@ class AuxStagedNet(StagedNet):
         channels: Sequence[int],
         *,
         aux: Sequence[tuple[str, nn.Module, str, int]] = (),
-        outputs: type[tuple] | None = None,
+        outputs: Callable[..., tuple[Tensor, ...]] | None = None,
     ) -> None:
         super().__init__(stem, stages, head, channels)
         self._taps: dict[tuple[str, int], str] = {}
@@ -174,6 +174,7 @@ class Inception(nn.Module):
         ch5x5red: int,
         ch5x5: int,
         pool_proj: int,
+        *,
         branch3_kernel: int = 3,
     ) -> None:
         super().__init__()
