@@ -137,6 +137,8 @@ class AuxStagedNet(StagedNet):
             raise ValueError("auxiliary heads need an outputs type")
         self._outputs = outputs
 
+    # Override ignored: a training forward with aux heads returns a tuple, where StagedNet
+    # returns a Tensor (narrowing the override would drop the aux outputs).
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:  # type: ignore[override]
         if not (self.training and self.aux_names):
             return super().forward(x)

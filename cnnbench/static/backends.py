@@ -317,7 +317,7 @@ def run_backend(
         raise UsageError(f"unknown counter {name!r}; choose one of {', '.join(BACKENDS)}") from None
     with _modes_set(model, train):
         if dispatch is not None and fn in _REUSES_DISPATCH:
-            return fn(model, inputs, dispatch)  # type: ignore[call-arg]
+            return fn(model, inputs, dispatch)
         return fn(model, inputs)
 
 
