@@ -29,6 +29,7 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check cnnbench tests benchmarks
 	$(VENV)/bin/ruff format --check cnnbench tests benchmarks
+	$(VENV)/bin/mypy cnnbench
 
 bench: setup
 	$(PY) benchmarks/bench_static.py

@@ -133,10 +133,10 @@ def _from_library(library: str, name: str, spec: str, kwargs: dict[str, Any]) ->
         model = models.get_model(name, weights=None, **kwargs)
         size = _torchvision_input_size(models, name)
     if size is not None and getattr(model, "model_info", None) is None:
-        from cnnbench.models import ModelInfo
+        from cnnbench.models import ModelInfo, set_model_info
 
         c, h, w = (int(v) for v in size)
-        model.model_info = ModelInfo(name=name, family=library, paper="", input_size=(c, h, w))
+        set_model_info(model, ModelInfo(name=name, family=library, paper="", input_size=(c, h, w)))
     return model
 
 
@@ -238,9 +238,9 @@ def ensure_info(model: nn.Module, name: str) -> nn.Module:
     """Give a module without ``model_info`` the default one (family ``custom``, input
     3x224x224), so every command treats it like a zoo model; returns the module."""
     if getattr(model, "model_info", None) is None:
-        from cnnbench.models import ModelInfo
+        from cnnbench.models import ModelInfo, set_model_info
 
-        model.model_info = ModelInfo(name=name, family="custom", paper="")
+        set_model_info(model, ModelInfo(name=name, family="custom", paper=""))
     return model
 
 

@@ -19,11 +19,11 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ from torch.overrides import TorchFunctionMode
 
 from cnnbench.errors import UsageError
 from cnnbench.static.se import SEOverhead, se_overhead
+
+if TYPE_CHECKING:
+    from cnnbench.models import StagedNet
 
 __all__ = [
     "Measure",
@@ -301,14 +304,22 @@ def _without_reductions(model: nn.Module) -> int:
     changed = 0
     for module in model.modules():
         if isinstance(module, Inception):
-            in_ch = module.branch1[0].in_channels
-            conv3 = module.branch2[1][0]
-            convk = module.branch3[1][0]
+            in_ch = _conv_at(module, "branch1.0").in_channels
+            conv3 = _conv_at(module, "branch2.1.0")
+            convk = _conv_at(module, "branch3.1.0")
             k = convk.kernel_size[0]
             module.branch2 = BasicConv2d(in_ch, conv3.out_channels, 3, padding=1)
             module.branch3 = BasicConv2d(in_ch, convk.out_channels, k, padding=k // 2)
             changed += 1
     return changed
+
+
+def _conv_at(module: nn.Module, path: str) -> nn.Conv2d:
+    """The Conv2d at submodule ``path`` of ``module`` (TypeError if something else is there)."""
+    conv = module.get_submodule(path)
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"{path}: expected a Conv2d, found {type(conv).__name__}")
+    return conv
 
 
 #: Named configurations the zoo builders do not expose: name -> (one-line help, transform).
@@ -335,7 +346,13 @@ class _SkipMetaInit(TorchFunctionMode):
     no-ops. Only for construction, never around a forward pass (a counted in-place add would
     vanish from the count)."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Sequence[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = kwargs or {}
         init = getattr(func, "__module__", "") == "torch.nn.init"
         init = init or getattr(func, "__name__", "") in _INIT_OPS
@@ -353,9 +370,9 @@ def _building() -> Iterator[None]:
 
 
 @cache
-def _model(name: str, frozen: tuple, variant: str | None) -> nn.Module:
+def _model(name: str, frozen: tuple, variant: str | None) -> StagedNet:
     """The zoo model on the meta device (shared: measures must not change it)."""
-    from cnnbench.models import UnknownModelError, create_model
+    from cnnbench.models import UnknownModelError, create_model, staged_net
 
     kwargs = _thaw_kwargs(frozen)
     try:
@@ -368,7 +385,10 @@ def _model(name: str, frozen: tuple, variant: str | None) -> nn.Module:
         raise MeasureError(f"{exc} (not in the zoo yet?)") from None
     except (TypeError, ValueError) as exc:
         raise MeasureError(f"{name}: cannot be built with {kwargs} ({exc})") from None
-    return model.eval()
+    staged = staged_net(model)
+    if staged is None:
+        raise MeasureError(f"{name}: is not a StagedNet (cnnbench's stage protocol)")
+    return staged.eval()
 
 
 def _spec_key(
@@ -461,11 +481,14 @@ def _trace(
 ) -> tuple[tuple[_Layer, ...], dict[str, tuple[tuple[int, ...], tuple[int, ...]]]]:
     """Every typed layer in forward order, and (input shape, output shape) of every module
     that ran, by module path (one meta forward with hooks; shapes without the batch dim)."""
-    from cnnbench.models import SqueezeExcite
+    from cnnbench.models import ModelInfo, SqueezeExcite
     from cnnbench.static.counting import count_dispatch
 
     model = _model(name, frozen, variant)
-    c, h, w = model.model_info.input_size
+    info = getattr(model, "model_info", None)
+    if not isinstance(info, ModelInfo):
+        raise MeasureError(f"{name}: the built model carries no model_info")
+    c, h, w = info.input_size
     if resolution is not None:
         h = w = resolution
     se_paths = [p for p, m in model.named_modules() if isinstance(m, SqueezeExcite)]
@@ -485,25 +508,28 @@ def _trace(
             shapes.setdefault(path, (in_shape, out_shape))
             if kind is None:
                 return
-            k, d, g = (1, 1), (1, 1), 1
+            k: tuple[int, int] = (1, 1)
+            d: tuple[int, int] = (1, 1)
+            g = 1
             macs = 0
             cin = in_shape[0] if in_shape else 0
             cout = out_shape[0] if out_shape else 0
             if isinstance(module, nn.Conv2d):
-                k, d, g = tuple(module.kernel_size), tuple(module.dilation), module.groups
+                (kh, kw), (dh, dw) = module.kernel_size, module.dilation
+                k, d, g = (kh, kw), (dh, dw), module.groups
                 macs = math.prod(out_shape) * (module.in_channels // g) * k[0] * k[1]
             elif isinstance(module, nn.Linear):
                 cin, cout = module.in_features, module.out_features
                 macs = math.prod(out_shape) * module.in_features
             elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
                 ks = module.kernel_size
-                k = (ks, ks) if isinstance(ks, int) else tuple(ks)
+                k = (ks, ks) if isinstance(ks, int) else (ks[0], ks[1])
             layers.append(
                 _Layer(
                     path,
                     kind,
-                    k,  # type: ignore[arg-type]
-                    d,  # type: ignore[arg-type]
+                    k,
+                    d,
                     g,
                     cin,
                     cout,
@@ -1035,7 +1061,7 @@ def _ghost_output_matches(
 @_measure("ghost_intrinsic_channels", unit="count")
 def _ghost_intrinsic_channels(out_channels: int, ratio: int, in_channels: int = 16) -> int:
     """Channels the zoo Ghost module's primary conv makes ("intrinsic" maps) for out_channels."""
-    return _ghost(in_channels, out_channels, ratio).primary_conv[0].out_channels
+    return _conv_at(_ghost(in_channels, out_channels, ratio), "primary_conv.0").out_channels
 
 
 @_measure("ghost_surplus_channels", unit="count")
@@ -1044,7 +1070,7 @@ def _ghost_surplus_channels(
 ) -> tuple[int, str]:
     """Intrinsic + ghost channels the zoo Ghost module makes beyond out_channels (cut off)."""
     g = _ghost(in_channels, out_channels, ratio)
-    made = g.primary_conv[0].out_channels, g.cheap_operation[0].out_channels
+    made = _conv_at(g, "primary_conv.0").out_channels, _conv_at(g, "cheap_operation.0").out_channels
     return sum(made) - out_channels, f"{made[0]} intrinsic + {made[1]} ghost"
 
 

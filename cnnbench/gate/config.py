@@ -296,7 +296,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> GateConfig | None
     from cnnbench.results import read_toml_capped
 
     explicit = path is not None
-    file = Path(path) if explicit else Path("pyproject.toml")
+    file = Path("pyproject.toml") if path is None else Path(path)
     if not explicit and not file.is_file():
         return None
     try:  # size, depth and syntax checked by the shared reader

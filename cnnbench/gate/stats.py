@@ -347,13 +347,16 @@ def decide_with_remeasure(
     A result still ambiguous at the end is a regression only when the test is significant and
     the median ratio reaches the minimum effect (both say so); otherwise it passes.
     """
-    kw = {"alpha": alpha, "min_effect": min_effect, "n_boot": n_boot, "seed": seed}
-    decision = decide_latency(samples, **kw)
+
+    def decide() -> Decision:
+        return decide_latency(samples, alpha=alpha, min_effect=min_effect, n_boot=n_boot, seed=seed)
+
+    decision = decide()
     done = 0
     while decision.outcome == "ambiguous" and done < max_remeasure:
         remeasure(samples)
         done += 1
-        decision = decide_latency(samples, **kw)
+        decision = decide()
     if decision.outcome == "ambiguous":
         outcome = (
             "regression" if decision.significant and decision.ratio >= 1.0 + min_effect else "pass"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -107,14 +108,15 @@ def latency_verdicts(
     med_a, med_b = statistics.median(a), statistics.median(b)
     cal = decision.calibration_ratio
     note = f" (calibration {fmt.ratio(cal)})" if cal else ""
-    common = {
-        "p_value": decision.p_value,
-        "remeasured": remeasured,
-        "n_baseline": len(a),
-        "n_candidate": len(b),
-        "calibration_ratio": decision.calibration_ratio,
-    }
-    lat = Verdict(
+    verdict = functools.partial(
+        Verdict,
+        p_value=decision.p_value,
+        remeasured=remeasured,
+        n_baseline=len(a),
+        n_candidate=len(b),
+        calibration_ratio=decision.calibration_ratio,
+    )
+    lat = verdict(
         model,
         config,
         "latency_ms",
@@ -126,9 +128,8 @@ def latency_verdicts(
         ci_low=decision.ci_low,
         ci_high=decision.ci_high,
         calibrated=med_b / cal if cal else None,
-        **common,
     )
-    tput = Verdict(
+    tput = verdict(
         model,
         config,
         "throughput_ips",
@@ -140,7 +141,6 @@ def latency_verdicts(
         ci_low=1.0 / decision.ci_high,
         ci_high=1.0 / decision.ci_low,
         calibrated=batch_cand * 1000.0 / med_b * cal if cal else None,
-        **common,
     )
     return [lat, tput]
 

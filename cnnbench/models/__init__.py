@@ -12,6 +12,7 @@ from ._registry import (
     get_model_info,
     list_models,
     register_model,
+    set_model_info,
 )
 
 # Family modules register their builders on import.
@@ -45,4 +46,5 @@ __all__ = [
     "staged_net",
     "make_divisible",
     "register_model",
+    "set_model_info",
 ]

@@ -120,7 +120,7 @@ def staged_net(model: object) -> StagedNet | None:
     return model if isinstance(model, StagedNet) else None
 
 
-def se_block_types() -> tuple[type[nn.Module], ...]:
+def se_block_types() -> tuple[type[SqueezeExcite], ...]:
     """Module classes that are SE blocks under cnnbench's protocol (the zoo's one class)."""
     return (SqueezeExcite,)
 

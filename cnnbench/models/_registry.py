@@ -25,6 +25,7 @@ __all__ = [
     "list_models",
     "get_model_info",
     "registered_defaults",
+    "set_model_info",
 ]
 
 
@@ -114,7 +115,7 @@ def register_model(
             name=name,
             family=family,
             paper=paper,
-            input_size=tuple(input_size),  # type: ignore[arg-type]
+            input_size=(*input_size,),
             num_classes=num_classes,
             se_reduction=se_reduction,
             se_stages=tuple(se_stages),
@@ -210,8 +211,14 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     if changed:  # costs and published accuracy describe the registered configuration only
         overrides["params"] = overrides["macs"] = overrides["published_top1"] = None
         overrides["top1_source"], overrides["cited"] = "", ()
-    model.model_info = replace(info, **overrides)  # type: ignore[assignment]
+    set_model_info(model, replace(info, **overrides))
     return model
+
+
+def set_model_info(model: nn.Module, info: ModelInfo) -> None:
+    """Attach ``info`` as ``model.model_info`` (the attribute every command reads)."""
+    # nn.Module.__setattr__ is typed for tensors and modules only; a plain attribute is fine.
+    model.model_info = info  # type: ignore[assignment]
 
 
 def _natural_key(name: str) -> list[int | str]:

@@ -48,7 +48,7 @@ Minimum input sizes (square):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, TypedDict, Unpack
 
 import torch
@@ -125,7 +125,7 @@ class AuxStagedNet(StagedNet):
         channels: Sequence[int],
         *,
         aux: Sequence[tuple[str, nn.Module, str, int]] = (),
-        outputs: type[tuple] | None = None,
+        outputs: Callable[..., tuple[Tensor, ...]] | None = None,
     ) -> None:
         super().__init__(stem, stages, head, channels)
         self._taps: dict[tuple[str, int], str] = {}
@@ -137,6 +137,8 @@ class AuxStagedNet(StagedNet):
             raise ValueError("auxiliary heads need an outputs type")
         self._outputs = outputs
 
+    # Override ignored: a training forward with aux heads returns a tuple, where StagedNet
+    # returns a Tensor (narrowing the override would drop the aux outputs).
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:  # type: ignore[override]
         if not (self.training and self.aux_names):
             return super().forward(x)
@@ -174,6 +176,7 @@ class Inception(nn.Module):
         ch5x5red: int,
         ch5x5: int,
         pool_proj: int,
+        *,
         branch3_kernel: int = 3,
     ) -> None:
         super().__init__()

@@ -277,7 +277,7 @@ _V3_SMALL = (
 )
 # variant: (block table, classifier hidden width)
 _V3_VARIANTS = {"large": (_V3_LARGE, 1280), "small": (_V3_SMALL, 1024)}
-_V3_ACTS = {"RE": _ReLU, "HS": _HSwish}
+_V3_ACTS: dict[str, Callable[[], nn.Module]] = {"RE": _ReLU, "HS": _HSwish}
 
 
 def _v3_stage_of_blocks(table: tuple) -> list[int]:
@@ -336,7 +336,7 @@ def _build_mobilenet_v3(
     block_stage = _v3_stage_of_blocks(table)
 
     stem = ConvBNAct(3, 16, 3, stride=2, act=_HSwish, norm=_BN_V3)
-    stages: list[list[nn.Module]] = [[] for _ in range(block_stage[-1])]
+    stages: list[list[InvertedResidual]] = [[] for _ in range(block_stage[-1])]
     channels = [16]
     in_ch = 16
     for stage, (k, mid, out_ch, use_se, act, stride) in zip(block_stage, table, strict=True):

@@ -430,14 +430,30 @@ def _build_resnet(
         in_channels = 128
     else:
         raise ValueError(f"unknown stem {cfg.stem!r}")
-    block_kwargs: dict[str, object] = {}
-    if cfg.block is Bottleneck:
-        block_kwargs = {
-            "groups": cfg.groups,
-            "width_per_group": cfg.width_per_group,
-            "stride_in_1x1": cfg.stride_in_1x1,
-            "halve_first": cfg.halve_first,
-        }
+
+    def make_block(
+        in_ch: int,
+        planes: int,
+        stride: int = 1,
+        *,
+        se_reduction: int | None,
+        downsample: nn.Module | None = None,
+    ) -> nn.Module:
+        """One block of ``cfg.block``; a Bottleneck also takes the config's width options."""
+        if cfg.block is Bottleneck:
+            return Bottleneck(
+                in_ch,
+                planes,
+                stride,
+                groups=cfg.groups,
+                width_per_group=cfg.width_per_group,
+                stride_in_1x1=cfg.stride_in_1x1,
+                halve_first=cfg.halve_first,
+                se_reduction=se_reduction,
+                downsample=downsample,
+            )
+        return cfg.block(in_ch, planes, stride, se_reduction=se_reduction, downsample=downsample)
+
     channels = [in_channels]
     stages: list[nn.Module] = []
     for index, (planes, blocks) in enumerate(
@@ -451,18 +467,10 @@ def _build_resnet(
             kernel = cfg.down_kernel if stride != 1 else 1
             downsample = _projection(in_channels, out_channels, stride, kernel)
         stage = [
-            cfg.block(
-                in_channels,
-                planes,
-                stride,
-                se_reduction=reduction,
-                downsample=downsample,
-                **block_kwargs,  # type: ignore[arg-type]
-            )
+            make_block(in_channels, planes, stride, se_reduction=reduction, downsample=downsample)
         ]
         stage += [
-            cfg.block(out_channels, planes, se_reduction=reduction, **block_kwargs)  # type: ignore[arg-type]
-            for _ in range(1, blocks)
+            make_block(out_channels, planes, se_reduction=reduction) for _ in range(1, blocks)
         ]
         stages.append(nn.Sequential(*stage))
         channels.append(out_channels)
@@ -484,7 +492,9 @@ class PreActResNetArgs(TypedDict, total=False):
     num_classes: int
 
 
-_PREACT: dict[str, tuple[type[_PreActBlock], tuple[int, int, int, int]]] = {
+PreActBlockClass = type[PreActBasicBlock] | type[PreActBottleneck]
+
+_PREACT: dict[str, tuple[PreActBlockClass, tuple[int, int, int, int]]] = {
     "preact_resnet18": (PreActBasicBlock, _R18),
     "preact_resnet50": (PreActBottleneck, _R50),
 }
@@ -498,7 +508,7 @@ def _create_preact_resnet(variant: str, **kwargs: Unpack[PreActResNetArgs]) -> S
 
 
 def _build_preact_resnet(
-    block: type[_PreActBlock], layers: Sequence[int], *, num_classes: int
+    block: PreActBlockClass, layers: Sequence[int], *, num_classes: int
 ) -> StagedNet:
     """Stem conv7x7/2-BN-ReLU-maxpool, four stages of pre-activation blocks, and a head that
     opens with the final BN-ReLU (the last block's sum is not normalised otherwise)."""
@@ -509,9 +519,9 @@ def _build_preact_resnet(
     for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True), 1):
         stride = 1 if index == 1 else 2
         first: PreAct = "none" if index == 1 else "both"
-        out_channels = planes * block.expansion  # type: ignore[attr-defined]
-        stage = [block(in_channels, planes, stride, first)]  # type: ignore[call-arg]
-        stage += [block(out_channels, planes) for _ in range(1, blocks)]  # type: ignore[call-arg]
+        out_channels = planes * block.expansion
+        stage: list[_PreActBlock] = [block(in_channels, planes, stride, first)]
+        stage += [block(out_channels, planes) for _ in range(1, blocks)]
         stages.append(nn.Sequential(*stage))
         channels.append(out_channels)
         in_channels = out_channels

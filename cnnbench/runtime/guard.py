@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import sys
+import types
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import torch
 from torch import nn
@@ -147,8 +147,8 @@ def stdout_to_stderr(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         with contextlib.redirect_stdout(sys.stderr):
             result = fn(*args, **kwargs)
-        if inspect.isgenerator(result):
-            return _redirected(result)  # type: ignore[return-value]
+        if isinstance(result, types.GeneratorType):
+            return cast(_R, _redirected(result))  # a generator stands in for a generator
         return result
 
     return wrapper

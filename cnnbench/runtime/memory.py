@@ -164,7 +164,9 @@ def cuda_own_peak(
     with cuda_peak_memory(device) as peak:
         for _ in range(steps):
             run()
-    return max(0, peak.allocated_bytes - before) + own, peak.reserved_bytes
+    allocated, reserved = peak.allocated_bytes, peak.reserved_bytes
+    assert allocated is not None and reserved is not None  # set when the block exits
+    return max(0, allocated - before) + own, reserved
 
 
 @dataclass(frozen=True)

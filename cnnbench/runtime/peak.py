@@ -14,6 +14,7 @@ CPU the whole measurement takes about a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -85,7 +86,7 @@ def _matmul_peak(device: torch.device, dtype: torch.dtype) -> tuple[float, int]:
         torch.mm(a, b, out=out)  # first call: library initialisation
         _sync_for(device)
         probe = measure(
-            lambda a=a, b=b, out=out: torch.mm(a, b, out=out),
+            partial(torch.mm, a, b, out=out),
             device=device,
             budget_s=0.05,
             min_iters=1,

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
 from cnnbench.request import InputSpec
+from cnnbench.request import check_input_size as checked_input_size
 from cnnbench.runtime.config import (
     MEMORY_FORMATS,
     PRECISIONS,
@@ -117,7 +118,7 @@ class Prepared:
     inputs: Tensor
     device: torch.device
     config: RuntimeConfig
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]  # (C, H, W), or the first example input's shape
     batch_size: int
     autocast_dtype: torch.dtype | None
     step: Callable[[], Any]
@@ -162,7 +163,8 @@ def prepare(
     Raises UsageError for bad input."""
     device = resolve_device(config.device)
     autocast_dtype = _autocast_dtype(device, config.precision)
-    spec = InputSpec(input_size, example_inputs)
+    size = None if input_size is None else checked_input_size(input_size)
+    spec = InputSpec(size, example_inputs)
     shape = spec.shape_for(model, config.resolution, name)  # THE rule (cnnbench.request)
     if check_input and example_inputs is None and config.resolution is not None:
         check_fits_model(model, name, shape, spec.shape_for(model, None, name))
@@ -172,7 +174,7 @@ def prepare(
     model.to(device=device)
     # Always converted, both ways: the same module serves every configuration, and a
     # contiguous row after a channels_last one must not run channels_last weights.
-    model.to(memory_format=fmt)
+    model.to(memory_format=fmt)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     if example_inputs is None:
         # Created on the device itself (a batch too large fails there, not in host memory).
         gen = torch.Generator(device=device).manual_seed(0)
@@ -216,7 +218,7 @@ def _finish(
         inputs=inputs.first,
         device=device,
         config=config,
-        input_size=input_size,  # type: ignore[arg-type]
+        input_size=input_size,
         batch_size=batch,
         autocast_dtype=autocast_dtype,
         step=lambda: None,

@@ -235,9 +235,9 @@ def _thop(model: nn.Module, inputs: Sequence[Tensor]) -> CounterReport:
 
     def counted(rule: Callable[..., None], category: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
-            before = float(module.total_ops)
+            before = float(module.get_buffer("total_ops"))
             rule(module, args, out)
-            by_cat[category] += int(round(float(module.total_ops) - before))
+            by_cat[category] += int(round(float(module.get_buffer("total_ops")) - before))
 
         return hook
 
@@ -317,7 +317,7 @@ def run_backend(
         raise UsageError(f"unknown counter {name!r}; choose one of {', '.join(BACKENDS)}") from None
     with _modes_set(model, train):
         if dispatch is not None and fn in _REUSES_DISPATCH:
-            return fn(model, inputs, dispatch)  # type: ignore[call-arg]
+            return fn(model, inputs, dispatch)
         return fn(model, inputs)
 
 

@@ -171,7 +171,13 @@ class _MetaShapeMode(TorchDispatchMode):
         # Never traced by torch.compile: spare each op the dynamo-disable wrapper (~3 us).
         return False
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Sequence[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         plan = _PLANS.get(func) or _plan(func)
         kwargs = kwargs or {}
         out = plan.shape(args, kwargs) if plan.shape is not None else None
@@ -207,7 +213,13 @@ class _CountingMode(TorchDispatchMode):
         if entry is not None:
             self.live -= entry[1]
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Sequence[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         plan = _PLANS.get(func) or _plan(func)
         kwargs = kwargs or {}
         out = plan.shape(args, kwargs) if plan.shape is not None else None

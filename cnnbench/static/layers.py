@@ -12,7 +12,7 @@ model's own ``forward``) is a row named ``(other)``, so the depth-1 rows sum to 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -102,6 +102,7 @@ def _counted(
     result = DispatchCount()
     mode = _CountingMode(result, track_memory=False)
     rows: dict[str, LayerCost] = {}
+    swap: AbstractContextManager[nn.Module]
     if meta:
         inputs = example_inputs.map(lambda t: torch.empty(t.shape, dtype=t.dtype, device="meta"))
         swap = on_meta(model)

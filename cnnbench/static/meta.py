@@ -28,7 +28,9 @@ def on_meta(model: nn.Module) -> Iterator[nn.Module]:
 @contextmanager
 def swapped_to_meta(modules: Sequence[nn.Module]) -> Iterator[None]:
     """:func:`on_meta` on the (deduplicated) module list of a model."""
-    slots_of = [(m._parameters, m._buffers) for m in modules]
+    slots_of: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        (m._parameters, m._buffers) for m in modules
+    ]
     if all(t is None or t.is_meta for pair in slots_of for slots in pair for t in slots.values()):
         yield
         return

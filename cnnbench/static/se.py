@@ -138,8 +138,8 @@ def se_overhead(
         total = sum(p.numel() for b in blocks for p in b.parameters())
         formula = 0.0
         for b in blocks:
-            r = b.channels / b.reduced_channels
-            formula += 2 / r * b.channels**2
+            ratio = b.channels / b.reduced_channels
+            formula += 2 / ratio * b.channels**2
         fc1 = sum(b.channels * b.reduced_channels for b in blocks)  # 1x1 conv on a 1x1 map
         se_counts = prof.dispatch.se_by_scope.get(stage.name, {})
         fc = se_counts.get("fc", [0, 0])
