@@ -56,6 +56,20 @@ def _set_deterministic(value: tuple[bool, bool]) -> None:
     torch.use_deterministic_algorithms(value[0], warn_only=value[1])
 
 
+def _set_grad_enabled(value: bool) -> None:
+    torch.set_grad_enabled(value)  # a function call as well as a context manager
+
+
+def _autocast_knob(device: str) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    def read() -> Any:
+        return _autocast(device)
+
+    def restore(value: Any) -> None:
+        _set_autocast(device, value)
+
+    return read, restore
+
+
 def _set_cudnn(name: str) -> Callable[[Any], None]:
     return lambda value: setattr(torch.backends.cudnn, name, value)
 
@@ -65,7 +79,7 @@ _KNOBS: dict[str, tuple[Callable[[], Any], Callable[[Any], None] | None]] = {
     "threads": (torch.get_num_threads, torch.set_num_threads),
     "interop_threads": (torch.get_num_interop_threads, None),
     "default_dtype": (torch.get_default_dtype, torch.set_default_dtype),
-    "grad_enabled": (torch.is_grad_enabled, torch.set_grad_enabled),
+    "grad_enabled": (torch.is_grad_enabled, _set_grad_enabled),
     "cudnn_benchmark": (lambda: torch.backends.cudnn.benchmark, _set_cudnn("benchmark")),
     "cudnn_deterministic": (
         lambda: torch.backends.cudnn.deterministic,
@@ -84,10 +98,7 @@ _KNOBS: dict[str, tuple[Callable[[], Any], Callable[[Any], None] | None]] = {
         ),
         _set_deterministic,
     ),
-    **{
-        f"autocast_{d}": (lambda d=d: _autocast(d), lambda v, d=d: _set_autocast(d, v))
-        for d in _AUTOCAST_DEVICES
-    },
+    **{f"autocast_{d}": _autocast_knob(d) for d in _AUTOCAST_DEVICES},
 }
 
 
