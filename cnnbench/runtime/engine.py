@@ -38,6 +38,25 @@ remainder, at least :data:`MEMORY_MIN_TIMEOUT_S` (a fresh interpreter has to sta
 **Noise**: the 1-minute load average after the rounds and, on CPU, the share of wall time the
 measuring thread was not running (``1 - thread CPU time / wall time``) are recorded on every
 row; an unstable row with a busy machine says so in ``error``.
+
+**Clocks** (CPU device): :func:`_block` reads two clocks per call: wall (``perf_counter_ns``)
+and CPU time, read outside the wall interval so that its cost (a system call) is in no wall
+sample. At 1 thread the CPU clock is the calling thread's (``thread_time_ns``): the thread
+does all the work and its CPU time stops while it is descheduled. That is sound as a latency
+only while the work runs on that thread: a call that sleeps, waits on I/O or on another
+thread shows CPU time far below wall time, and no CPU clock sees that wait. At more than one
+thread the CPU clock is the process's (``process_time_ns``: every intra-op worker summed,
+OpenMP spin-waiting included): a cost, never a latency. A per-thread CPU time is no better:
+a worker spinning at the barrier while another is descheduled accrues CPU time for the wait,
+so the critical path still contains the descheduling; ``/proc/self/task/*/stat`` counts in
+10 ms ticks, too coarse per call. Neither clock removes a neighbour's contention for caches,
+memory bandwidth or a shared core, nor hypervisor steal time. :func:`choose_clock` picks one
+clock per configuration (ratios divide like by like): CPU time when every entry has thread
+CPU time, the thread was not running more than :data:`CPU_CLOCK_BUSY_SHARE` of the calls'
+wall time, and the wall time neither running nor waiting on a run queue (``schedstat``) is
+at most :data:`CPU_CLOCK_OFF_THREAD_SHARE`; wall time otherwise (quiet, several threads,
+CUDA). Rows carry ``clock``, the raw wall samples (``samples_ms``) and the raw CPU samples
+(``cpu_samples_ms``, ``cpu_scope``); stage times stay wall time.
 """
 
 from __future__ import annotations
