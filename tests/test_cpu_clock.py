@@ -4,6 +4,7 @@ latency comes from, and the label every report carries. No assertion on speed.""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Callable
 
@@ -153,3 +154,35 @@ def test_more_threads_record_process_cpu_time(threads: int) -> None:
     (row,) = measure_config([entry], config, cpu_memory=False, schedule=schedule)
     assert entry.measurement.cpu_scope == "process"
     assert row.cpu_scope == "process" and row.clock == "wall"
+
+
+def test_a_forced_cpu_clock_gives_the_latency_of_the_cpu_samples() -> None:
+    entry = Entry.of_callable("A", lambda: lambda: _spin(0.001), block_s=0.01)
+    schedule = Schedule(order="alternating", rounds=3, warmup_s=0.01, clock="cpu")
+    config = RuntimeConfig(device="cpu", threads=1, budget_s=0.5)
+    (row,) = measure_config([entry], config, cpu_memory=False, schedule=schedule)
+    assert row.clock == "cpu"
+    assert row.cpu_samples_ms is not None
+    assert row.latency_ms_median == pytest.approx(statistics.median(row.cpu_samples_ms))
+    assert row.samples_ms == entry.measurement.wall_samples  # the wall samples kept beside
+
+
+def test_the_gate_says_which_clock_its_latency_verdicts_use() -> None:
+    from torch import nn
+
+    from cnnbench import gate
+    from cnnbench.gate import GateConfig
+
+    cfg = GateConfig(
+        configs=(RuntimeConfig(device="cpu", resolution=16, threads=1),),
+        budget_s=0.3,
+        rounds=4,
+        memory=False,
+        n_boot=100,
+        max_remeasure=0,
+        metrics=("latency_ms",),
+    )
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    report = gate.ab(("net", net), ("net", net), cfg)
+    (verdict,) = report.verdicts
+    assert verdict.reason.endswith(("; clock wall", "; clock cpu"))
