@@ -186,3 +186,18 @@ def test_the_gate_says_which_clock_its_latency_verdicts_use() -> None:
     report = gate.ab(("net", net), ("net", net), cfg)
     (verdict,) = report.verdicts
     assert verdict.reason.endswith(("; clock wall", "; clock cpu"))
+
+
+def test_a_busy_machine_at_several_threads_says_what_holds_and_suggests_one_thread() -> None:
+    from cnnbench.runtime import engine
+
+    pool = Result(model="m", device="cpu", threads=2, latency_ms_median=50.0, stable=True)
+    one = Result(model="m", device="cpu", threads=1, latency_ms_median=50.0, stable=True)
+    engine._noise_into([pool, one], load=1.0, not_running=0.4)
+    assert pool.notes is not None
+    assert "not the quiet latency" in pool.notes and "--threads 1" in pool.notes
+    assert "ratios pair rounds" in pool.notes
+    assert one.notes is None  # 1 thread: the CPU clock handles it, nothing to warn about
+    quiet = Result(model="m", device="cpu", threads=2, latency_ms_median=50.0, stable=True)
+    engine._noise_into([quiet], load=0.5, not_running=0.01)
+    assert quiet.notes is None
