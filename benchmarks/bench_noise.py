@@ -14,8 +14,19 @@ sleeps for 1 s, round and round:
 * The default ``cnnbench compare resnet50 se_resnet50 ghostnet``: wall time (goal <= 25 s on
   2 cores) and its ratio CIs.
 
+* Absolute latency (``--only cpu``, issue 25), next to the neighbour of that issue: two
+  threads of 600x600 matmuls, 2 s on, 1 s off. First one quiet run (no neighbour) of
+  ``compare resnet50 se_resnet50 ghostnet``, then per thread setting (``--cpu-threads``,
+  default ``1``) ``--runs`` runs of it and of resnet18 A vs A. Targets at ``--threads 1``:
+  resnet50's reported latency within 5% of the quiet one in >= 9 of 10; A vs A inside
+  [0.97, 1.03] in 10 of 10; se_resnet50 / resnet50 significant with a CI within +-3% of the
+  ratio in >= 9 of 10. Both clocks are shown: the median of the raw wall samples
+  (``samples_ms``) and of the raw CPU samples (``cpu_samples_ms``), and which one the row
+  reports (``clock``). Results: ``benchmarks/results/noise-cpu.md`` (``--cpu-out``).
+
 Results: ``benchmarks/results/noise.md`` (``--out`` to change), with the machine and its load.
-Usage: ``python benchmarks/bench_noise.py [--runs 10] [--only aa,a2a,quiet,default]``.
+Usage: ``python benchmarks/bench_noise.py [--runs 10] [--only aa,a2a,quiet,default,cpu]
+[--budget S]``.
 """
 
 from __future__ import annotations
@@ -67,6 +78,25 @@ while True:
     time.sleep(1.0)
 """
 
+MATMULS = """
+import threading, time
+import torch
+torch.set_num_threads(1)
+
+def work():
+    a, b = torch.randn(600, 600), torch.randn(600, 600)
+    while True:
+        end = time.perf_counter() + 2.0
+        while time.perf_counter() < end:
+            torch.mm(a, b)
+        time.sleep(1.0)
+
+for _ in range(2):
+    threading.Thread(target=work, daemon=True).start()
+while True:
+    time.sleep(60)
+"""
+
 
 def _load() -> str:
     one, five, _ = os.getloadavg()
@@ -114,6 +144,90 @@ def _pair_runs(
     return rows
 
 
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def _clocks(row: dict[str, Any]) -> str:
+    """Reported latency with its clock, and the medians of both raw clocks."""
+    wall = _median(row["samples_ms"]) if row.get("samples_ms") else float("nan")
+    cpu = _median(row["cpu_samples_ms"]) if row.get("cpu_samples_ms") else float("nan")
+    return f"{row['latency_ms_median']:.1f} {row.get('clock')} | {wall:.1f} | {cpu:.1f}"
+
+
+def _ratio_within(row: dict[str, Any], rel: float) -> bool:
+    r, lo, hi = row["latency_ratio"], row["latency_ratio_ci_low"], row["latency_ratio_ci_high"]
+    return bool(row["latency_ratio_significant"]) and lo >= r * (1 - rel) and hi <= r * (1 + rel)
+
+
+def _cpu_part(
+    runs: int, threads_list: list[str], budget: list[str], same: str, lines: list[str]
+) -> list[str]:
+    """The absolute-latency check of issue 25; returns its summary rows."""
+    summary: list[str] = []
+    models = ("resnet50", "se_resnet50", "ghostnet")
+    head = (
+        "| run | resnet50 reported (clock) | wall median | cpu median | se_resnet50 / resnet50 "
+        "| 95% CI | verdict | stable | rounds | load (1 min) |"
+    )
+    rule = "|---:|---|---:|---:|---:|---|---|---|---:|---:|"
+    quiet: dict[str, float] = {}
+    for threads in threads_list:
+        extra = [*budget, "--no-memory"] + ([] if threads == "default" else ["--threads", threads])
+        tag = "default threads" if threads == "default" else f"--threads {threads}"
+        run, wall = _compare(*models, *extra)
+        base = _row(run, 0)
+        quiet[threads] = base["latency_ms_median"]
+        lines += [
+            f"### Quiet reference, {tag} (no neighbour; load {_load()})",
+            "",
+            head,
+            rule,
+            f"| quiet | {_clocks(base)} | {_ratio_cells(_row(run, 1))} | {os.getloadavg()[0]:.2f} |",
+            "",
+        ]
+        gap = _median(base["cpu_samples_ms"]) / _median(base["samples_ms"]) - 1
+        summary.append(
+            f"| quiet {tag}: CPU vs wall median of the same calls | within 2% | "
+            f"{100 * gap:+.2f}% | {'met' if abs(gap) <= 0.02 else 'NOT met'} |"
+        )
+    neighbour = subprocess.Popen([sys.executable, "-c", MATMULS])
+    try:
+        for threads in threads_list:
+            extra = [*budget, "--no-memory"]
+            extra += [] if threads == "default" else ["--threads", threads]
+            tag = "default threads" if threads == "default" else f"--threads {threads}"
+            lines += [f"### Neighbour (2 matmul threads, 2 s on / 1 s off), {tag}", "", head, rule]
+            within = ratio_ok = 0
+            for i in range(runs):
+                run, wall = _compare(*models, *extra)
+                base, se = _row(run, 0), _row(run, 1)
+                within += abs(base["latency_ms_median"] / quiet[threads] - 1) <= 0.05
+                ratio_ok += _ratio_within(se, 0.03)
+                lines.append(
+                    f"| {i + 1} | {_clocks(base)} | {_ratio_cells(se)} | {os.getloadavg()[0]:.2f} |"
+                )
+                print(f"cpu {tag} {i + 1}/{runs}: {base['latency_ms_median']:.1f}", file=sys.stderr)
+            lines.append("")
+            aa = _pair_runs(f"A vs A under the matmul neighbour, {tag}", same, runs, lines, extra)
+            inside = sum(0.97 <= r["latency_ratio"] <= 1.03 for r in aa)
+            need = -(-9 * runs // 10)  # 9 of 10, scaled
+            summary += [
+                f"| resnet50 within 5% of quiet, {tag} | >= 9 of 10 | {within}/{runs} | "
+                f"{'met' if within >= need else 'NOT met'} |",
+                f"| se_resnet50/resnet50 significant, CI within +-3%, {tag} | >= 9 of 10 | "
+                f"{ratio_ok}/{runs} | {'met' if ratio_ok >= need else 'NOT met'} |",
+                f"| A vs A inside [0.97, 1.03], {tag} | 10 of 10 | {inside}/{runs} | "
+                f"{'met' if inside == runs else 'NOT met'} |",
+            ]
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -124,11 +238,20 @@ def main() -> None:
         default="default,1",
         help="thread settings for the neighbour parts: 'default' (torch's) and/or numbers",
     )
+    parser.add_argument("--cpu-threads", default="1", help="thread settings for --only cpu")
+    parser.add_argument("--budget", type=float, default=None, help="--budget for --only cpu")
+    parser.add_argument("--cpu-out", type=Path, default=ROOT / "benchmarks/results/noise-cpu.md")
+    parser.add_argument("--label", default="", help="a line put at the top of the results")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="cnnbench-noise-"))
     (tmp / "same.py").write_text(SAME)
     (tmp / "twice.py").write_text(TWICE)
+    if "cpu" in parts:
+        _cpu_main(args, f"{tmp / 'same.py'}:same")
+        parts.discard("cpu")
+        if not parts:
+            return
     lines = [
         "# Noise benchmark",
         "",
@@ -234,6 +357,46 @@ def main() -> None:
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(summary))
     print(f"wrote {args.out}", file=sys.stderr)
+
+
+def _cpu_main(args: argparse.Namespace, same: str) -> None:
+    budget = [] if args.budget is None else ["--budget", str(args.budget)]
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        "# Noise benchmark: absolute latency and the CPU-time clock (issue 25)",
+        "",
+        *([args.label, ""] if args.label else []),
+        f"`python benchmarks/bench_noise.py --only cpu --runs {args.runs} --cpu-threads "
+        f"{args.cpu_threads}{' --budget ' + str(args.budget) if budget else ''}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; every figure from `cnnbench compare ... --json "
+        "--no-memory` in a fresh process. Latency columns: the reported median with the clock "
+        "it comes from (`clock`), and the medians of the raw wall (`samples_ms`) and CPU "
+        "(`cpu_samples_ms`) samples of the same calls.",
+        "",
+        f"- machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        f"- `uptime` at the start: {uptime}",
+        "",
+    ]
+    runs: list[str] = []
+    summary = _cpu_part(args.runs, args.cpu_threads.split(","), budget, same, runs)
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    lines += [
+        "## Summary",
+        "",
+        "| part | target | measured | |",
+        "|---|---|---|---|",
+        *summary,
+        "",
+        f"`uptime` at the end: {uptime}",
+        "",
+        "## Runs",
+        "",
+        *runs,
+    ]
+    args.cpu_out.parent.mkdir(parents=True, exist_ok=True)
+    args.cpu_out.write_text("\n".join(lines) + "\n")
+    print("\n".join(summary))
+    print(f"wrote {args.cpu_out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

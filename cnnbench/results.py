@@ -136,7 +136,7 @@ class LayerReconciliation:
     seconds: float = 0.0
 
 
-_NESTED = ("samples_ms", "stages", "layers", "layer_timing")  # not flat columns
+_NESTED = ("samples_ms", "cpu_samples_ms", "stages", "layers", "layer_timing")  # not flat columns
 
 
 @dataclass
@@ -201,11 +201,16 @@ class Result:
     rounds: int | None = None  # interleaved rounds the samples come from
     load_avg: float | None = None  # 1-minute load average after the measurement
     not_running_share: float | None = None  # share of wall time the process was not running
+    # which clock the latency_* fields and ratios come from: "wall" (perf_counter, or CUDA
+    # events) or "cpu" (the calling thread's CPU time, on a busy machine at 1 thread)
+    clock: str | None = None
+    cpu_scope: str | None = None  # cpu_samples_ms are the "thread"'s or the "process"'s
     # outcome
     status: str = "ok"  # ok | oom | error | timeout | nonfinite | skipped
     error: str | None = None
     notes: str | None = None  # what the reader should know: unstable, not measured, ...
-    samples_ms: list[float] = field(default_factory=list)
+    samples_ms: list[float] = field(default_factory=list)  # wall ms per call, always
+    cpu_samples_ms: list[float] | None = None  # CPU ms of the same calls (CPU device)
     stages: list[StageCost] = field(default_factory=list)
     layers: list[LayerCost] = field(default_factory=list)  # with --depth: one row per module
     layer_timing: LayerReconciliation | None = None  # with --depth, when the layers were timed
@@ -217,6 +222,13 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def clock_samples(self) -> list[float]:
+        """The per-call samples (ms) the latency fields come from: ``cpu_samples_ms`` when
+        ``clock`` is ``"cpu"``, else ``samples_ms`` (wall)."""
+        if self.clock == "cpu" and self.cpu_samples_ms:
+            return list(self.cpu_samples_ms)
+        return list(self.samples_ms)
 
     def config_key(self, *, device_type: bool = False) -> tuple[Any, ...]:
         """The values of :data:`CONFIG_FIELDS`, hashable (``input_size`` as a tuple).

@@ -68,7 +68,7 @@ def _calibration(run: Run, row: Result) -> list[float] | None:
     key = result_key(row)
     for r in run.results:
         if r.model == _calibration_name(row.model) and result_key(r)[1:] == key[1:]:
-            return list(r.samples_ms) or None
+            return r.clock_samples() or None
     return None
 
 

@@ -117,9 +117,11 @@ def as_model(
     return LoadedModel(name, ensure_info(module, name))
 
 
-def _schedule(cfg: GateConfig) -> Schedule:
-    """The gate's rounds: ``cfg.rounds`` alternating rounds, one re-warm call per block."""
+def _schedule(cfg: GateConfig, clock: str | None = None) -> Schedule:
+    """The gate's rounds: ``cfg.rounds`` alternating rounds, one re-warm call per block;
+    ``clock`` forces the latency clock (a re-measurement pooled with a first one)."""
     return Schedule(
+        clock=clock,
         order="alternating",
         rounds=cfg.rounds,
         rewarm=True,
@@ -154,12 +156,14 @@ def measure_calibrated(
     *,
     memory: bool,
     calibrate: bool,
+    clock: str | None = None,
 ) -> tuple[Result, list[float], str | None]:
     """Time ``model`` under ``config`` in ``cfg.rounds`` alternating rounds of a block of the
     calibration workload (``calibration_s / rounds`` seconds, outside autocast) and a block of
     the model (``budget_s / rounds`` seconds), after a short warm-up of both. Returns the
     Result (static fields, latency statistics of the pooled samples, raw samples, peak memory
-    when ``memory``), the calibration samples (empty without ``calibrate``) and why peak
+    when ``memory``), the calibration samples (empty without ``calibrate``; in the row's
+    ``clock``, chosen for both by the engine, or ``clock`` when given) and why peak
     memory could not be measured (None when it was, or was not asked for). Model code that
     raises becomes ModelCodeError; a row the engine marks timeout, oom, nonfinite or error
     becomes Unmeasurable."""
@@ -178,7 +182,7 @@ def measure_calibrated(
     entries.append(entry)
     what = f"{model.name} ({describe(config)}): timing"
     with model_code(what):
-        measure_config(entries, config, cpu_memory=memory, schedule=_schedule(cfg))
+        measure_config(entries, config, cpu_memory=memory, schedule=_schedule(cfg, clock))
     checks = [(entry, what)]
     if calibrate:
         checks.append((entries[0], f"{model.name} ({describe(config)}): calibration workload"))
@@ -189,7 +193,13 @@ def measure_calibrated(
 
 
 def measure_pair(
-    a: LoadedModel, b: LoadedModel, config: RuntimeConfig, cfg: GateConfig, *, memory: bool
+    a: LoadedModel,
+    b: LoadedModel,
+    config: RuntimeConfig,
+    cfg: GateConfig,
+    *,
+    memory: bool,
+    clock: str | None = None,
 ) -> tuple[Entry, Entry]:
     """Baseline ``a`` and candidate ``b`` timed in ``cfg.rounds`` alternating rounds (A B,
     B A, ...), each block ``budget_s / (2 * rounds)`` seconds; both entries come back with
@@ -199,7 +209,7 @@ def measure_pair(
     ea, eb = _entry(a, None, block_s), _entry(b, None, block_s)
     what = f"{a.name} vs {b.name} ({describe(config)}): timing"
     with model_code(what):
-        measure_config([ea, eb], config, cpu_memory=memory, schedule=_schedule(cfg))
+        measure_config([ea, eb], config, cpu_memory=memory, schedule=_schedule(cfg, clock))
     _check_timed(
         (ea, f"{a.name} ({describe(config)}): timing"),
         (eb, f"{b.name} ({describe(config)}): timing"),

@@ -227,8 +227,17 @@ def _calibration_row(samples: list[float], row: Result) -> Result:
         threads=row.threads,
         latency_ms_median=statistics.median(samples),
         timed_iters=len(samples),
-        samples_ms=samples,
+        samples_ms=samples,  # in the row's clock (the engine chose one for both)
+        clock=row.clock,
+        cpu_samples_ms=samples if row.clock == "cpu" else None,
     )
+
+
+def _clock_label(base: Result, cand: Result) -> str:
+    """Which clock the latency samples of a pair come from: ``wall``, ``cpu``, or
+    ``baseline wall / candidate cpu`` when they differ (a quiet baseline, a busy check)."""
+    b, c = base.clock or "wall", cand.clock or "wall"
+    return b if b == c else f"baseline {b} / candidate {c}"
 
 
 def _decide_pair(
@@ -240,7 +249,9 @@ def _decide_pair(
     remeasure: Callable[[LatencySamples], None],
     cfg: GateConfig,
     memory_error: str | None = None,
+    clock: str | None = None,
 ) -> list[Verdict]:
+    clock = clock or _clock_label(base, cand)
     out: list[Verdict] = []
     latency = ("latency_ms", "throughput_ips")
     if any(m in cfg.metrics for m in latency):
@@ -273,7 +284,11 @@ def _decide_pair(
                     base.batch_size,
                     cand.effective_batch_size or cand.batch_size,
                 )
-                out += [v for v in rows if v.metric in cfg.metrics]
+                out += [
+                    dataclasses.replace(v, reason=f"{v.reason}; clock {clock}")
+                    for v in rows
+                    if v.metric in cfg.metrics
+                ]
     if "peak_memory_bytes" in cfg.metrics and memory_error:
         out += _errors(name, label, cfg, memory_error, ("peak_memory_bytes",), base)
     elif "peak_memory_bytes" in cfg.metrics and (
@@ -371,8 +386,8 @@ def _check_one(
     except ModelCodeError as exc:
         return sub.verdicts + _errors(model.name, label, cfg, str(exc), base=base)
     samples = LatencySamples(
-        baseline=[list(base.samples_ms)],
-        candidate=[list(cand.samples_ms)],
+        baseline=[base.clock_samples()],
+        candidate=[cand.clock_samples()],
         baseline_calibration=base_cal or None,
         candidate_calibration=cal or None,
     )
@@ -380,9 +395,10 @@ def _check_one(
     def remeasure(s: LatencySamples) -> None:
         on_progress(f"{model.name}: ambiguous, re-measuring")
         more, cal, _ = measure_calibrated(
-            model, config, cfg, memory=False, calibrate=s.candidate_calibration is not None
-        )
-        s.candidate.append(list(more.samples_ms))
+            model, config, cfg, memory=False, calibrate=s.candidate_calibration is not None,
+            clock=cand.clock,
+        )  # fmt: skip
+        s.candidate.append(more.clock_samples())
         if s.candidate_calibration is not None:
             s.candidate_calibration.extend(cal)
 
@@ -440,8 +456,8 @@ def compare_files(
         base_cal = _calibration(base_run, base) if cfg.calibrate else None
         cand_cal = _calibration(cand_run, cand) if cfg.calibrate else None
         samples = LatencySamples(
-            baseline=[list(base.samples_ms)],
-            candidate=[list(cand.samples_ms)],
+            baseline=[base.clock_samples()],
+            candidate=[cand.clock_samples()],
             baseline_calibration=base_cal if cand_cal else None,
             candidate_calibration=cand_cal if base_cal else None,
         )
@@ -530,8 +546,11 @@ def _ab_one(
         ea, eb = measure_pair(a, b, config, cfg, memory=memory)
     except ModelCodeError as exc:
         return sub.verdicts + _errors(b.name, label, cfg, str(exc), base=sa)
+    clock = ea.measurement.clock  # one clock for both sides (the engine chooses per config)
     samples = LatencySamples(
-        baseline=list(ea.measurement.blocks), candidate=list(eb.measurement.blocks), paired=True
+        baseline=list(ea.measurement.timed_blocks),
+        candidate=list(eb.measurement.timed_blocks),
+        paired=True,
     )
     memory_error = (ea.memory_error or eb.memory_error) if memory else None
     base = dataclasses.replace(
@@ -547,10 +566,10 @@ def _ab_one(
 
     def remeasure(s: LatencySamples) -> None:
         on_progress(f"{a.name} vs {b.name}: {label}: ambiguous, re-measuring")
-        more_a, more_b = measure_pair(a, b, config, cfg, memory=False)
-        s.baseline += more_a.measurement.blocks
-        s.candidate += more_b.measurement.blocks
+        more_a, more_b = measure_pair(a, b, config, cfg, memory=False, clock=clock)
+        s.baseline += more_a.measurement.timed_blocks
+        s.candidate += more_b.measurement.timed_blocks
 
     return sub.verdicts + _decide_pair(
-        b.name, label, base, cand, samples, remeasure, cfg, memory_error
+        b.name, label, base, cand, samples, remeasure, cfg, memory_error, clock
     )

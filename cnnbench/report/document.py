@@ -207,7 +207,7 @@ def _results_table(results: Sequence[Result], base: str | None) -> Table:
         cells += [
             fmt.count(r.params),
             fmt.macs(r.macs),
-            fmt.latency(r.latency_ms_median, r.latency_ms_ci_low, r.latency_ms_ci_high),
+            fmt.latency(r.latency_ms_median, r.latency_ms_ci_low, r.latency_ms_ci_high, r.clock),
             fmt.ips(r.throughput_ips),
             fmt.nbytes(r.peak_memory_bytes),
             fmt.ratio(rel["params_x"]),
@@ -273,7 +273,9 @@ def machines_table(results: Sequence[Result]) -> Table | None:
                 None,
             )  # fmt: skip
             cells.append(
-                fmt.latency(row.latency_ms_median, row.latency_ms_ci_low, row.latency_ms_ci_high)
+                fmt.latency(
+                    row.latency_ms_median, row.latency_ms_ci_low, row.latency_ms_ci_high, row.clock
+                )
                 if row is not None
                 else fmt.MISSING
             )

@@ -46,12 +46,32 @@ remainder, at least :data:`MEMORY_MIN_TIMEOUT_S` (a fresh interpreter has to sta
 **Noise**: the 1-minute load average after the rounds and, on CPU, the share of wall time the
 measuring thread was not running (``1 - thread CPU time / wall time``) are recorded on every
 row; an unstable row with a busy machine says so in ``error``.
+
+**Clocks** (CPU device): :func:`_block` reads two clocks per call: wall (``perf_counter_ns``)
+and CPU time, read outside the wall interval so that its cost (a system call) is in no wall
+sample. At 1 thread the CPU clock is the calling thread's (``thread_time_ns``): the thread
+does all the work and its CPU time stops while it is descheduled. That is sound as a latency
+only while the work runs on that thread: a call that sleeps, waits on I/O or on another
+thread shows CPU time far below wall time, and no CPU clock sees that wait. At more than one
+thread the CPU clock is the process's (``process_time_ns``: every intra-op worker summed,
+OpenMP spin-waiting included): a cost, never a latency. A per-thread CPU time is no better:
+a worker spinning at the barrier while another is descheduled accrues CPU time for the wait,
+so the critical path still contains the descheduling; ``/proc/self/task/*/stat`` counts in
+10 ms ticks, too coarse per call. Neither clock removes a neighbour's contention for caches,
+memory bandwidth or a shared core, nor hypervisor steal time. :func:`choose_clock` picks one
+clock per configuration (ratios divide like by like): CPU time when every entry has thread
+CPU time, the thread was not running more than :data:`CPU_CLOCK_BUSY_SHARE` of the calls'
+wall time, and the wall time neither running nor waiting on a run queue (``schedstat``) is
+at most :data:`CPU_CLOCK_OFF_THREAD_SHARE`; wall time otherwise (quiet, several threads,
+CUDA). Rows carry ``clock``, the raw wall samples (``samples_ms``) and the raw CPU samples
+(``cpu_samples_ms``, ``cpu_scope``); stage times stay wall time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import random
 import time
@@ -83,6 +103,7 @@ from cnnbench.runtime.timing import (
     _RAW_TO_MS,
     TimingStats,
     _loop_for,
+    cpu_loop_two_clocks,
     median_ci,
     percentile,
     summarize,
@@ -94,6 +115,7 @@ __all__ = [
     "Entry",
     "Measurement",
     "Schedule",
+    "choose_clock",
     "measure_config",
     "interrupted_rows",
     "paired_ratio",
@@ -113,6 +135,8 @@ _BUSY_LOAD_PER_CPU = 1.0
 _BUSY_NOT_RUNNING = 0.1
 _STAGE_TARGET_CI = 0.05  # a stage's time share is shown when its CI is within 5%
 _MAX_BLOCK_CALLS = 1_000_000  # a block by time (block_s) stops at its deadline, or here
+CPU_CLOCK_BUSY_SHARE = 0.05  # not running above this share of the calls' wall time: busy
+CPU_CLOCK_OFF_THREAD_SHARE = 0.05  # wall time neither running nor runnable: work off-thread
 
 
 @dataclass(frozen=True)
@@ -128,7 +152,8 @@ class Schedule:
     warm-up seconds per entry (None: a share of the configuration's budget).
     ``min_block_calls``: timed calls per block at least. ``stop_on_failure``: one entry
     failing ends the timing of all (the gate: a comparison with a failed side is void, so
-    the others are not timed on)."""
+    the others are not timed on). ``clock``: None: :func:`choose_clock` decides; ``"wall"``
+    or ``"cpu"``: that clock where available (a re-measurement pooled with a first one)."""
 
     order: str = "shuffled"
     rounds: int | None = None
@@ -136,6 +161,7 @@ class Schedule:
     warmup_s: float | None = None
     min_block_calls: int = 1
     stop_on_failure: bool = False
+    clock: str | None = None
 
     def __post_init__(self) -> None:
         if self.order not in ("shuffled", "alternating"):
@@ -144,6 +170,8 @@ class Schedule:
             raise ValueError("a fixed schedule needs rounds >= 1")
         if self.min_block_calls < 1:
             raise ValueError("min_block_calls must be >= 1")
+        if self.clock not in (None, "wall", "cpu"):
+            raise ValueError(f"unknown clock {self.clock!r}")
 
 
 SHUFFLED = Schedule()
@@ -153,9 +181,21 @@ SHUFFLED = Schedule()
 class Measurement:
     """What the block loop timed for one entry: ms per call, one list per block (one block
     per round, in the order taken), with the warm-up and the rounds' outcome. The one place
-    where samples live; every statistic is derived from it."""
+    where samples live; every statistic is derived from it.
+
+    ``blocks``: wall time per call. ``cpu_blocks``: on CPU, the CPU time of the same calls
+    (``cpu_scope`` ``"thread"``: the calling thread's, at 1 thread; ``"process"``: the whole
+    process's, every intra-op worker summed, at more threads; empty on CUDA).
+    ``runqueue_ms``: per block, the calling thread's time waiting on a run queue (Linux
+    ``/proc/thread-self/schedstat``; None where unreadable). ``clock``: which of the two the
+    statistics (:attr:`samples`, :attr:`block_medians`, :meth:`stats`) come from, set by
+    :func:`choose_clock`; ``"wall"`` until then."""
 
     blocks: list[list[float]] = field(default_factory=list)
+    cpu_blocks: list[list[float]] = field(default_factory=list)
+    runqueue_ms: list[float | None] = field(default_factory=list)
+    cpu_scope: str = ""  # "thread" | "process" | "" (no CPU clock: CUDA)
+    clock: str = "wall"  # "wall" | "cpu"
     warmup_iters: int = 0
     settled: bool = False
     rounds: int = 0
@@ -163,14 +203,35 @@ class Measurement:
     elapsed_s: float = 0.0  # wall seconds from the first call to the end of the rounds
 
     @property
-    def samples(self) -> list[float]:
-        """Every per-call sample, blocks concatenated (ms)."""
+    def has_cpu(self) -> bool:
+        """Whether every wall block has its CPU twin (a dropped entry's blocks are cleared)."""
+        return bool(self.blocks) and len(self.cpu_blocks) == len(self.blocks)
+
+    @property
+    def timed_blocks(self) -> list[list[float]]:
+        """The blocks of the chosen clock (ms per call): what every statistic uses."""
+        return self.cpu_blocks if self.clock == "cpu" and self.has_cpu else self.blocks
+
+    @property
+    def wall_samples(self) -> list[float]:
+        """Every wall sample, blocks concatenated (ms)."""
         return [v for block in self.blocks for v in block]
 
     @property
+    def cpu_samples(self) -> list[float]:
+        """Every CPU-time sample, blocks concatenated (ms; empty without a CPU clock)."""
+        return [v for block in self.cpu_blocks for v in block] if self.has_cpu else []
+
+    @property
+    def samples(self) -> list[float]:
+        """Every per-call sample of the chosen clock, blocks concatenated (ms)."""
+        return [v for block in self.timed_blocks for v in block]
+
+    @property
     def block_medians(self) -> list[float]:
-        """The median of each block (ms), one per round: what paired ratios divide."""
-        return [percentile(sorted(b), 50) for b in self.blocks]
+        """The median of each block (ms, chosen clock), one per round: what paired ratios
+        divide."""
+        return [percentile(sorted(b), 50) for b in self.timed_blocks]
 
     def stats(self) -> TimingStats:
         """Latency statistics of the pooled samples (ValueError when there are none)."""
@@ -405,6 +466,7 @@ def _rounds(
         live = [e for e in live if e.prepared is not None]
         n_rounds += 1
         if schedule.rounds is None and n_rounds >= MIN_ROUNDS:
+            _set_clock(live, schedule.clock)  # the stop rule judges the clock reported
             if all(_rel_halfwidth(e.measurement.samples) <= target_ci for e in live):
                 reason = "ci"
                 break
@@ -434,16 +496,103 @@ def _block(e: Entry, loop: Callable[..., int], raw_to_ms: float, schedule: Sched
         expected_s = max(e.block_s, calls * estimate_s)
     raw: list[float] = []
     clock = time.perf_counter_ns
+    on_cpu = prepared.device.type == "cpu"
+    cpu_raw: list[float] = []
+    one_thread = torch.get_num_threads() == 1
+    cpu_clock = time.thread_time_ns if one_thread else time.process_time_ns
     with call_limit(prepared.config.call_limit_s + 2 * expected_s), _context(e, prepared):
         if schedule.rewarm:
             prepared.step()
+        waited = _runqueue_ns() if on_cpu else None
         started = clock()
-        t = loop(prepared.step, calls, raw, None, clock, None)
+        if on_cpu:
+            t = cpu_loop_two_clocks(prepared.step, calls, raw, cpu_raw, None, cpu_clock)
+        else:
+            t = loop(prepared.step, calls, raw, None, clock, None)
         if e.block_s is not None:
             deadline = started + int(e.block_s * 1e9)
-            if t < deadline:
+            if t < deadline and on_cpu:
+                cpu_loop_two_clocks(
+                    prepared.step, _MAX_BLOCK_CALLS, raw, cpu_raw, deadline, cpu_clock
+                )
+            elif t < deadline:
                 loop(prepared.step, _MAX_BLOCK_CALLS, raw, deadline, clock, None)
+        waited_after = _runqueue_ns() if on_cpu else None
+    if on_cpu:
+        m = e.measurement
+        m.cpu_scope = "thread" if one_thread else "process"
+        m.cpu_blocks.append([v * 1e-6 for v in cpu_raw])
+        m.runqueue_ms.append(
+            None if waited is None or waited_after is None else (waited_after - waited) * 1e-6
+        )
     return [v * raw_to_ms for v in raw]
+
+
+def _runqueue_ns() -> int | None:
+    """The calling thread's total time waiting on a run queue (ns), from
+    ``/proc/thread-self/schedstat`` (Linux with scheduler statistics); None elsewhere."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def choose_clock(
+    measurements: Sequence[Measurement], forced: str | None = None
+) -> tuple[str, str | None]:
+    """The clock the configuration's statistics and ratios come from, and why (None when
+    there is nothing to say): one clock for all entries, so ratios divide like by like.
+
+    ``"cpu"`` only when (a) every entry has thread CPU time (CPU device, 1 thread), (b) the
+    machine was busy: the calling thread was not running more than
+    :data:`CPU_CLOCK_BUSY_SHARE` of the timed calls' wall time (``1 - cpu / wall``), and (c)
+    the work ran on that thread: the wall time the thread was neither running nor waiting on
+    a run queue (sleeping, blocked on I/O or on other threads) is at most
+    :data:`CPU_CLOCK_OFF_THREAD_SHARE` of the wall time (from ``schedstat``; without it, at
+    least 90% of calls must have CPU time >= 90% of wall time). Otherwise ``"wall"``.
+    ``forced`` (``"wall"`` / ``"cpu"``) imposes a clock, when available (a re-measurement
+    pooled with an earlier one)."""
+    timed = [m for m in measurements if m.blocks]
+    if not timed:
+        return "wall", None
+    thread_cpu = all(m.has_cpu and m.cpu_scope == "thread" for m in timed)
+    if forced == "wall" or (forced == "cpu" and thread_cpu):
+        return forced, None
+    if not thread_cpu:
+        return "wall", None
+    wall = math.fsum(math.fsum(m.wall_samples) for m in timed)
+    cpu = math.fsum(math.fsum(m.cpu_samples) for m in timed)
+    not_running = max(0.0, 1.0 - cpu / wall) if wall > 0 else 0.0
+    if not_running <= CPU_CLOCK_BUSY_SHARE:
+        return "wall", None
+    busy = f"thread not running {100 * not_running:.0f}% of the timed calls"
+    waits = [w for m in timed for w in m.runqueue_ms]
+    if waits and all(w is not None for w in waits):
+        off_thread = (wall - cpu - math.fsum(w or 0.0 for w in waits)) / wall
+        on_thread = off_thread <= CPU_CLOCK_OFF_THREAD_SHARE
+    else:
+        on_thread = all(_mostly_on_thread(m) for m in timed)
+    if not on_thread:
+        return "wall", (
+            f"{busy}, but the calls also wait off the CPU (sleep, I/O, other threads), "
+            "which thread CPU time would not count: wall time kept"
+        )
+    return "cpu", f"{busy}: latency is the calling thread's CPU time (clock cpu)"
+
+
+def _set_clock(entries: Sequence[Entry], forced: str | None) -> str | None:
+    """Choose the clock for these entries (:func:`choose_clock`), set it on each
+    measurement, and return why (None: nothing to say)."""
+    clock, why = choose_clock([e.measurement for e in entries], forced)
+    for e in entries:
+        e.measurement.clock = clock
+    return why
+
+
+def _mostly_on_thread(m: Measurement) -> bool:
+    shares = sorted(c / w for c, w in zip(m.cpu_samples, m.wall_samples, strict=True) if w > 0)
+    return bool(shares) and percentile(shares, 10) >= 0.9
 
 
 def _rel_halfwidth(samples: Sequence[float]) -> float:
@@ -529,7 +678,7 @@ def stage_samples(
             _rounds(subjects, prepared.device, time.perf_counter() + budget_s, target_ci, seed=1)
     finally:
         model.train(was_training)
-    return {s.name: s.measurement.samples for s in subjects}
+    return {s.name: s.measurement.wall_samples for s in subjects}  # stage times: wall
 
 
 def _stage_names(model: nn.Module) -> Callable[[], list[str]] | None:
@@ -611,6 +760,10 @@ def _stats_into(entry: Entry, target_ci: float | None) -> None:
     m = entry.measurement
     stats = m.stats()
     stats_into(r, stats, r.effective_batch_size or r.batch_size)
+    r.clock = m.clock if m.clock == "cpu" and m.has_cpu else "wall"
+    r.samples_ms = m.wall_samples  # raw wall samples always; CPU ones beside them
+    r.cpu_samples_ms = m.cpu_samples or None
+    r.cpu_scope = m.cpu_scope or None
     r.rounds = m.rounds
     if target_ci is None:
         r.stable, r.stop_reason = None, m.stop_reason
@@ -665,13 +818,16 @@ def _noise_into(results: Sequence[Result], load: float | None, not_running: floa
     for r in results:
         r.load_avg = load
         r.not_running_share = not_running
-        if r.status != "ok" or r.stable is True:
-            continue
         busy = []
         if load is not None and load > _BUSY_LOAD_PER_CPU * cpus:
             busy.append(f"load {load:.1f} on {cpus} CPUs")
         if not_running is not None and not_running > _BUSY_NOT_RUNNING:
             busy.append(f"not running {100 * not_running:.0f}% of the time")
+        pool = r.status == "ok" and r.device == "cpu" and (r.threads or 1) > 1
+        if pool and busy and r.latency_ms_median:
+            _note(r, _pool_note(r.threads or 1, busy))
+        if r.status != "ok" or r.stable is True:
+            continue
         if r.stable is None:
             if busy and r.latency_ms_median:
                 _note(r, f"machine busy while timing: {', '.join(busy)}")
@@ -686,12 +842,19 @@ def _noise_into(results: Sequence[Result], load: float | None, not_running: floa
                 / r.latency_ms_median
             )
         text = f"unstable: ±{100 * half:.0f}% after {r.rounds} rounds ({r.stop_reason})"
-        if busy:
+        if busy and not pool:
             text += f", machine busy: {', '.join(busy)}"
-            if (r.threads or 1) > 1 and r.device == "cpu":
-                text += f"; {r.threads} threads on a busy machine wait for each other: "
-                text += "--threads 1 is steadier"
         _note(r, text)
+
+
+def _pool_note(threads: int, busy: list[str]) -> str:
+    """What a latency at more than one thread on a busy machine is, and is not."""
+    return (
+        f"machine busy ({', '.join(busy)}) at {threads} threads: the latency is wall time and "
+        "includes waits for descheduled worker threads, which no CPU clock removes across a "
+        "thread pool, so it is not the quiet latency; ratios pair rounds and hold when "
+        "significant; for a latency that holds under load use --threads 1 (CPU-time clock)"
+    )
 
 
 def _load_avg() -> float | None:
@@ -799,7 +962,10 @@ def _measure(
         not_running = max(0.0, 1.0 - cpu / wall) if device.type == "cpu" and wall > 0 else None
         load = _load_avg()
         live = [e for e in live if e.prepared is not None and e.measurement.blocks]
+        why_clock = _set_clock(live, schedule.clock)
         for e in live:
+            if why_clock:
+                _note(e.result, why_clock)
             m = e.measurement
             m.rounds, m.stop_reason, m.elapsed_s = n_rounds, reason, time.perf_counter() - started
             _stats_into(e, None if schedule.rounds else config.target_ci)
