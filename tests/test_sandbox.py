@@ -70,6 +70,8 @@ class Probe(nn.Module):
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The three offenders and the probe compared at --threads 2 (built in that order)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the process's own setting too: a leaked 1 would show
     folder = tmp_path_factory.mktemp("offenders")
     (folder / "offenders.py").write_text(OFFENDERS)
     before = snapshot()
@@ -80,12 +82,14 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     run = api.compare(
         [*offenders, probe], threads=2, budget=0.3, cpu_memory=False, input_size=(1, 32, 32)
     )
+    after = snapshot()
+    torch.set_num_threads(threads)
     return {
         "rows": {r.model: r for r in run.results},
         "probe": probe,
         "seen": list(Probe.seen),
         "before": before,
-        "after": snapshot(),
+        "after": after,
     }
 
 
@@ -135,7 +139,7 @@ def test_the_static_count_is_sandboxed(tmp_path: Path) -> None:
 def test_torch_state_restores_every_knob_and_names_it() -> None:
     before = snapshot()
     with torch_state() as changes:
-        torch.set_num_threads(1)
+        torch.set_num_threads(1 if torch.get_num_threads() != 1 else 2)
         torch.set_default_dtype(torch.float64)
         torch.set_grad_enabled(False)
         torch.backends.cudnn.benchmark = not torch.backends.cudnn.benchmark
