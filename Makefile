@@ -41,4 +41,4 @@ bench-gate: setup
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_gate.py --only check --out benchmarks/results/gate-check.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .benchmarks *.egg-info
