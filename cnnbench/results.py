@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench.errors import one_line
 from cnnbench.schema import (
     MAX_DEPTH,
     SchemaError,
@@ -550,7 +551,7 @@ def read_toml_capped(
     except RecursionError:
         raise SchemaError(f"{path}: not {kind} (nested too deeply)") from None
     except tomllib.TOMLDecodeError as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        first = one_line(exc, with_type=False)
         raise SchemaError(f"{path}: not a readable {kind.split(' ', 1)[-1]} ({first})") from None
     check_depth(data, str(path))
     return data

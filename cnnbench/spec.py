@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, one_line
 
 __all__ = [
     "LoadedModel",
@@ -101,10 +101,7 @@ def _from_file(path_str: str, attr: str, spec: str) -> Any:
         ) from None
     except Exception as exc:  # noqa: BLE001 - user code: report it in one line
         sys.modules.pop(mod_name, None)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UsageError(
-            f"{spec}: importing {path} failed ({type(exc).__name__}: {first})"
-        ) from exc
+        raise UsageError(f"{spec}: importing {path} failed ({one_line(exc)})") from exc
     return _attr(module, attr, spec)
 
 

@@ -202,10 +202,7 @@ def run_task(task: Task, sweep: Sweep, kept: list[Result] | None = None) -> dict
     except BaseException as exc:  # noqa: BLE001 - a failed task is a row, the sweep goes on
         if is_user_interrupt(exc):
             raise
-        rows[:] = [
-            _tagged(r, task.pool)
-            for r in _failed_rows(task, sweep, f"{type(exc).__name__}: {exc}".splitlines()[0])
-        ]
+        rows[:] = [_tagged(r, task.pool) for r in _failed_rows(task, sweep, one_line(exc))]
     return json.loads(Run(results=rows, environment=env).to_json())
 
 

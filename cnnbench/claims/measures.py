@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, one_line
 from cnnbench.static.se import SEOverhead, se_overhead
 
 if TYPE_CHECKING:
@@ -544,8 +544,8 @@ def _trace(
     try:  # under the counter: its shape-only meta kernels are faster than PyTorch's
         count_dispatch(model, [torch.empty(1, c, h, w, device="meta")], track_memory=False)
     except Exception as exc:  # noqa: BLE001 - a failing forward becomes one line
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise MeasureError(f"{name}: forward failed at {c}x{h}x{w} ({first_line})") from None
+        cause = one_line(exc, with_type=False)
+        raise MeasureError(f"{name}: forward failed at {c}x{h}x{w} ({cause})") from None
     finally:
         for handle in handles:
             handle.remove()

@@ -35,7 +35,13 @@ from cnnbench.cli.options import (
     parse_input_size,
     with_run_options,
 )
-from cnnbench.errors import CnnbenchError, Terminated, UsageError, signals_as_exceptions
+from cnnbench.errors import (
+    CnnbenchError,
+    Terminated,
+    UsageError,
+    one_line,
+    signals_as_exceptions,
+)
 
 if TYPE_CHECKING:
     from cnnbench.report.table import Table
@@ -683,9 +689,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - a bug in cnnbench: exit 3, never the gate's 1
         if debug:
             raise
-        first = (str(exc).strip().splitlines() or [""])[0]
         err.print(
-            f"[red]internal error:[/] {escape(type(exc).__name__)}: {escape(first)} "
+            f"[red]internal error:[/] {escape(one_line(exc))} "
             "(a cnnbench bug; rerun with --debug for the traceback)",
             highlight=False,
         )

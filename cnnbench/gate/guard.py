@@ -19,24 +19,15 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from cnnbench.errors import CnnbenchError
+from cnnbench.errors import CnnbenchError, one_line
 
 __all__ = [
     "ModelCodeError",
     "Unmeasurable",
-    "describe_exception",
     "model_code",
     "watch_sigint",
     "interrupted",
 ]
-
-
-def describe_exception(exc: BaseException) -> str:
-    """One line for an exception: ``SystemExit(0)``, ``ValueError: bad shape``."""
-    if isinstance(exc, SystemExit):
-        return f"SystemExit({exc.code!r})"
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 class ModelCodeError(CnnbenchError):
@@ -47,7 +38,7 @@ class ModelCodeError(CnnbenchError):
 
     def __init__(self, what: str, exc: BaseException) -> None:
         self.what = what
-        self.cause = describe_exception(exc)
+        self.cause = one_line(exc)
         super().__init__(
             f"{what}: the model code raised {self.cause}; fix the model (or remove it from "
             "the gate) and re-run"

@@ -82,7 +82,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.errors import CallTimeout, UsageError, call_limit, is_user_interrupt
+from cnnbench.errors import CallTimeout, UsageError, call_limit, is_user_interrupt, one_line
 from cnnbench.results import Result, StageCost
 from cnnbench.runtime.config import RuntimeConfig, resolve_device
 from cnnbench.runtime.memory import cpu_peak_memory, cuda_own_peak
@@ -90,7 +90,6 @@ from cnnbench.runtime.peak import Peak
 from cnnbench.runtime.prepare import (
     Prepared,
     _all_finite,
-    _first_line,
     _free,
     _peak_for,
     _sync,
@@ -344,7 +343,7 @@ def _fault(exc: BaseException) -> str:
         return f"a call of the model did not return within {exc.args[0]:g} s (--call-timeout)"
     if isinstance(exc, SystemExit):
         return f"the model called sys.exit({exc.code!r})"
-    return f"{'out of memory' if is_oom(exc) else type(exc).__name__}: {_first_line(exc)}"
+    return f"{'out of memory' if is_oom(exc) else type(exc).__name__}: {one_line(exc, with_type=False)}"
 
 
 def _start(entry: Entry, config: RuntimeConfig) -> None:

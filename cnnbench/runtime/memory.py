@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cnnbench.errors import one_line
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -261,10 +263,7 @@ def _child_main(fn_bytes: bytes) -> None:
             hwm_reset=bool(_MARK.get("reset", False)),
         )
     except Exception as exc:  # reported to the parent as text, never raised there
-        lines = str(exc).strip().splitlines()
-        result = CpuPeak(
-            None, None, None, error=f"{type(exc).__name__}: {lines[0] if lines else ''}"
-        )
+        result = CpuPeak(None, None, None, error=one_line(exc))
     sys.stdout.write("\n" + _RESULT_TAG + json.dumps(asdict(result)) + "\n")
     sys.stdout.flush()
 

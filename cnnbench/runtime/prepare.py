@@ -67,11 +67,6 @@ def _cuda_bf16_supported(device: torch.device) -> bool:
             return bool(torch.cuda.is_bf16_supported())
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def check_input_size(
     model: nn.Module, name: str, channels: int, resolution: int, default_resolution: int
 ) -> None:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, one_line
 from cnnbench.results import LayerCost
 from cnnbench.spec import ExampleInputs
 from cnnbench.static.counting import DispatchCount, _CountingMode, hookable
@@ -89,11 +89,6 @@ def _hooks(
             h.remove()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _counted(
     model: nn.Module, depth: int, example_inputs: ExampleInputs, *, meta: bool
 ) -> tuple[DispatchCount, dict[str, LayerCost]]:
@@ -140,7 +135,7 @@ def layer_costs(
         except Exception as exc:  # noqa: BLE001 - the meta device cannot run every model
             if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
                 raise UsageError(
-                    f"--depth: the meta device cannot run this model ({_first_line(exc)}); "
+                    f"--depth: the meta device cannot run this model ({one_line(exc, with_type=False)}); "
                     "build it on the CPU to count it on real tensors"
                 ) from None
             # Data-dependent control flow (``x.item()``): real CPU tensors, as the profile.

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cnnbench.errors import UsageError
+from cnnbench.errors import UsageError, one_line
 from cnnbench.request import InputSpec
 from cnnbench.results import Result, StageCost
 from cnnbench.spec import ExampleInputs
@@ -203,11 +203,6 @@ def _run_checked(model: nn.Module, name: str, input_size: Sequence[int], fn: Any
         raise input_error(model, name, input_size, exc) from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def input_error(
     model: nn.Module, name: str, input_size: Sequence[int], exc: BaseException
 ) -> UsageError:
@@ -216,7 +211,9 @@ def input_error(
     (the channels the model expects, or its native input and the smallest that works)."""
     shown = "x".join(map(str, input_size))
     hint = _what_would_work(model, tuple(input_size))
-    return UsageError(f"{name}: forward failed on input {shown} ({_first_line(exc)}); {hint}")
+    return UsageError(
+        f"{name}: forward failed on input {shown} ({one_line(exc, with_type=False)}); {hint}"
+    )
 
 
 def _what_would_work(model: nn.Module, input_size: tuple[int, ...]) -> str:
@@ -405,7 +402,7 @@ def profile_static(
             except Exception as exc:  # noqa: BLE001 - a note, never a crash: eval counted fine
                 notes.append(
                     "training activation memory not measured: the train-mode forward at batch "
-                    f"2 failed ({type(exc).__name__}: {_first_line(exc)})"
+                    f"2 failed ({one_line(exc)})"
                 )
     if changed:
         notes.append(changed.describe("its counted forward"))
