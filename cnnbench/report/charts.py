@@ -225,6 +225,39 @@ def _per_image_ms(r: Result) -> float | None:
     return r.latency_ms_median / (r.effective_batch_size or r.batch_size or 1)
 
 
+def _point_label(
+    px: float,
+    ty: float,
+    label: str,
+    right_edge: float,
+    placed: list[tuple[float, float, float]],
+    *,
+    bold: bool,
+    char_w: float = 7.0,
+    line: float = 14,
+    font_size: float | None = None,
+) -> str:
+    """A point's label: right of the point when it fits before ``right_edge``, else left of
+    it, nudged down past the labels already ``placed`` (which it joins)."""
+    w = char_w * len(label)
+    right = px + 10 + w < right_edge
+    x0 = px + 10 if right else px - 10 - w
+    for _ in range(8):
+        if not any(x0 < b1 and b0 < x0 + w and abs(ty - by) < line for b0, b1, by in placed):
+            break
+        ty += line
+    placed.append((x0, x0 + w, ty))
+    extra: dict[str, str | float] = {} if font_size is None else {"font_size": font_size}
+    return _text(
+        px + 10 if right else px - 10,
+        ty,
+        label,
+        text_anchor="start" if right else "end",
+        font_weight="600" if bold else "400",
+        **extra,
+    )
+
+
 def latency_vs_macs_svg(results: Sequence[Result]) -> str | None:
     """Scatter of median latency per image (ms) against GMACs per image, with the Pareto
     front highlighted; None when no ``ok`` row has both MACs and a latency."""
@@ -285,24 +318,7 @@ def latency_vs_macs_svg(results: Sequence[Result]) -> str | None:
             f'stroke-width="{2.5 if on_front else 1}"><title>{escape(label)}: '
             f"{fmt.macs(xs[i] * 1e9)}, {fmt.ms(ys[i])}/image</title></circle>"
         )
-        w = 7.0 * len(label)
-        right = px + 10 + w < xa.p1
-        x0 = px + 10 if right else px - 10 - w
-        ty = py + 4
-        for _ in range(8):  # nudge down past labels already placed
-            if not any(x0 < b1 and b0 < x0 + w and abs(ty - by) < 14 for b0, b1, by in placed):
-                break
-            ty += 14
-        placed.append((x0, x0 + w, ty))
-        body.append(
-            _text(
-                px + 10 if right else px - 10,
-                ty,
-                label,
-                text_anchor="start" if right else "end",
-                font_weight="600" if on_front else "400",
-            )
-        )
+        body.append(_point_label(px, py + 4, label, xa.p1, placed, bold=on_front))
     lx = xa.p1 - 250
     body += [
         f'<line x1="{lx:.1f}" y1="58" x2="{lx + 26:.1f}" y2="58" stroke="#D55E00" '
@@ -557,23 +573,9 @@ def _accuracy_panel(
             f'stroke-width="{2.5 if on_front else 1}"><title>{escape(label)}: {y:g}% top-1'
             "</title></circle>"
         )
-        w = 6.2 * len(label)
-        right = px + 10 + w < xa.p1
-        bx = px + 10 if right else px - 10 - w
-        ty = py - 8
-        for _ in range(8):
-            if not any(bx < b1 and b0 < bx + w and abs(ty - by) < 13 for b0, b1, by in placed):
-                break
-            ty += 13
-        placed.append((bx, bx + w, ty))
         body.append(
-            _text(
-                px + 10 if right else px - 10,
-                ty,
-                label,
-                text_anchor="start" if right else "end",
-                font_size=11,
-                font_weight="600" if on_front else "400",
+            _point_label(
+                px, py - 8, label, xa.p1, placed, bold=on_front, char_w=6.2, line=13, font_size=11
             )
         )
     return body
