@@ -317,9 +317,12 @@ def static_profile(
     notify: Callable[[str], None] | None = None,
     input_size: Sequence[int] | None = None,
     example_inputs: ExampleInputs | None = None,
+    limit_s: float = STATIC_CALL_LIMIT_S,
 ) -> StaticProfile:
     """The static profile of a loaded model at ``resolution`` (or ``input_size`` C, H, W, or
-    on ``example_inputs``), counted once per input and counter (cached on the LoadedModel)."""
+    on ``example_inputs``), counted once per input and counter (cached on the LoadedModel).
+    Counting, the real-tensor fallback included, must finish within ``limit_s`` seconds
+    (UsageError otherwise)."""
     inputs = InputSpec(tuple(input_size) if input_size else None, example_inputs)
     key = (resolution, counter, *inputs.key())
     if key not in loaded.profiles:
@@ -331,17 +334,18 @@ def static_profile(
         )  # fmt: skip
         meta = counter != "fvcore"
         try:
-            with call_limit(STATIC_CALL_LIMIT_S):
-                prof = count(meta=meta)
+            with call_limit(limit_s):
+                try:
+                    prof = count(meta=meta)
+                except UsageError:
+                    if not meta or (_on_meta(loaded.module) and loaded.rebuild is None):
+                        raise
+                    prof = _count_on_real_tensors(loaded, count)
         except CallTimeout:
             raise UsageError(
-                f"{loaded.name}: counting did not finish within {STATIC_CALL_LIMIT_S:g} s "
+                f"{loaded.name}: counting did not finish within {limit_s:g} s "
                 "(does its forward return?)"
             ) from None
-        except UsageError:
-            if not meta or (_on_meta(loaded.module) and loaded.rebuild is None):
-                raise
-            prof = _count_on_real_tensors(loaded, count)
         loaded.profiles[key] = prof
     return loaded.profiles[key]
 
