@@ -252,3 +252,30 @@ def test_bad_example_inputs_are_one_line(form: str, message: str, tmp_path: Path
         "info", f"{tmp_path / 'two.py'}:make", "--inputs", f"{tmp_path / 'two.py'}:{form}"
     )
     assert code == 2 and message in stderr and "Traceback" not in stderr
+
+
+def test_the_counting_limit_covers_the_real_tensor_fallback() -> None:
+    """A model that cannot run on meta (data-dependent) and never returns on real tensors is
+    stopped by the counting limit, not left running."""
+    import time
+
+    import torch
+    from torch import nn
+
+    from cnnbench.api import static_profile
+    from cnnbench.errors import UsageError
+    from cnnbench.spec import LoadedModel, ensure_info
+
+    class HangsOnRealTensors(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.sum().item() > -1e30:  # .item(): the meta device cannot run this
+                while True:
+                    time.sleep(0.01)
+            return x
+
+    module = HangsOnRealTensors()
+    loaded = LoadedModel("hangs", ensure_info(module, "hangs"))
+    start = time.monotonic()
+    with pytest.raises(UsageError, match="counting did not finish within 1 s"):
+        static_profile(loaded, input_size=(3, 8, 8), limit_s=1.0)
+    assert time.monotonic() - start < 30
