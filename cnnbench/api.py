@@ -317,12 +317,12 @@ def static_profile(
     notify: Callable[[str], None] | None = None,
     input_size: Sequence[int] | None = None,
     example_inputs: ExampleInputs | None = None,
-    limit_s: float = STATIC_CALL_LIMIT_S,
+    limit_s: float | None = None,
 ) -> StaticProfile:
     """The static profile of a loaded model at ``resolution`` (or ``input_size`` C, H, W, or
     on ``example_inputs``), counted once per input and counter (cached on the LoadedModel).
-    Counting, the real-tensor fallback included, must finish within ``limit_s`` seconds
-    (UsageError otherwise)."""
+    Counting, the real-tensor fallback included, must finish within ``limit_s`` seconds, at
+    most :data:`STATIC_CALL_LIMIT_S` (UsageError otherwise)."""
     inputs = InputSpec(tuple(input_size) if input_size else None, example_inputs)
     key = (resolution, counter, *inputs.key())
     if key not in loaded.profiles:
@@ -333,8 +333,9 @@ def static_profile(
             input_size=inputs.size, counter=counter, example_inputs=example_inputs,
         )  # fmt: skip
         meta = counter != "fvcore"
+        limit = STATIC_CALL_LIMIT_S if limit_s is None else min(STATIC_CALL_LIMIT_S, limit_s)
         try:
-            with call_limit(limit_s):
+            with call_limit(limit):
                 try:
                     prof = count(meta=meta)
                 except UsageError:
@@ -343,7 +344,7 @@ def static_profile(
                     prof = _count_on_real_tensors(loaded, count)
         except CallTimeout:
             raise UsageError(
-                f"{loaded.name}: counting did not finish within {limit_s:g} s "
+                f"{loaded.name}: counting did not finish within {limit:g} s "
                 "(does its forward return?)"
             ) from None
         loaded.profiles[key] = prof

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnbench.api import STATIC_CALL_LIMIT_S, static_profile
+from cnnbench.api import static_profile
 from cnnbench.report.format import config_label as describe
 from cnnbench.results import Result
 from cnnbench.runtime import Entry, RuntimeConfig, Schedule, measure_config, resolve_device
@@ -91,8 +91,8 @@ def static_row(model: LoadedModel, config: RuntimeConfig) -> Result:
     tensors when the meta device cannot run the model). ModelCodeError when the model code
     raises; UsageError when counting does not finish."""
     with model_code(f"{model.name} ({describe(config)}): static profile"):
-        limit = min(STATIC_CALL_LIMIT_S, config.call_limit_s)  # --call-timeout bounds it too
-        prof = static_profile(model, resolution=config.resolution, limit_s=limit)
+        # --call-timeout bounds the count too (at most api.STATIC_CALL_LIMIT_S)
+        prof = static_profile(model, resolution=config.resolution, limit_s=config.call_limit_s)
     return dataclasses.replace(
         prof.to_result(),
         stages=[],
