@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cnnbench.errors import CallTimeout, UsageError, call_limit, is_user_interrupt
+from cnnbench.models import info_of
 from cnnbench.report.format import config_label as describe
 from cnnbench.request import LAYER_BUDGET_FACTOR, InputSpec, RunRequest
 from cnnbench.results import LayerCost, Result, Run
@@ -70,7 +71,7 @@ def resolve_model(model: ModelLike, model_args: dict[str, Any] | None = None) ->
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, nn.Module):
-        info = getattr(model, "model_info", None)
+        info = info_of(model)
         name = getattr(info, "name", None) or type(model).__name__
         return LoadedModel(name, ensure_info(model, name))
     return load(model, model_args)
@@ -201,7 +202,7 @@ def run_request(
 
 def _failed_row(m: LoadedModel, config: RuntimeConfig, error: str) -> Result:
     """The row of a model that could not be counted in ``config`` (status ``error``)."""
-    info = getattr(m.module, "model_info", None)
+    info = info_of(m.module)
     row = Result(model=m.name, family=getattr(info, "family", "") or "", status="error")
     row.error = error
     return config.stamp(row, resolve_device(config.device))

@@ -129,7 +129,9 @@ class InputSpec:
         self, model: Any, resolution: int | None = None, name: str = "model"
     ) -> tuple[int, ...]:
         """:meth:`shape` with the native size read from ``model.model_info``."""
-        info = getattr(model, "model_info", None)
+        from cnnbench.models import info_of
+
+        info = info_of(model)
         return self.shape(getattr(info, "input_size", None), resolution, name)
 
     def key(self) -> tuple[Any, ...]:
@@ -280,7 +282,9 @@ def _label(model: Any) -> str:
     name = getattr(model, "name", None)  # a cnnbench.spec.LoadedModel
     if isinstance(name, str) and hasattr(model, "module"):
         return name
-    info = getattr(model, "model_info", None)
+    from cnnbench.models import info_of
+
+    info = info_of(model)
     return getattr(info, "name", None) or type(model).__name__
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from cnnbench.errors import UsageError, one_line
+from cnnbench.models import info_of
 
 __all__ = [
     "LoadedModel",
@@ -129,7 +130,7 @@ def _from_library(library: str, name: str, spec: str, kwargs: dict[str, Any]) ->
         models = importlib.import_module("torchvision.models")
         model = models.get_model(name, weights=None, **kwargs)
         size = _torchvision_input_size(models, name)
-    if size is not None and getattr(model, "model_info", None) is None:
+    if size is not None and info_of(model) is None:
         from cnnbench.models import ModelInfo, set_model_info
 
         c, h, w = (int(v) for v in size)
@@ -234,7 +235,7 @@ def load_inputs(spec: str) -> ExampleInputs:
 def ensure_info(model: nn.Module, name: str) -> nn.Module:
     """Give a module without ``model_info`` the default one (family ``custom``, input
     3x224x224), so every command treats it like a zoo model; returns the module."""
-    if getattr(model, "model_info", None) is None:
+    if info_of(model) is None:
         from cnnbench.models import ModelInfo, set_model_info
 
         set_model_info(model, ModelInfo(name=name, family="custom", paper=""))

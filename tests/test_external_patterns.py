@@ -339,3 +339,26 @@ def test_info_depth_2_works_on_a_data_dependent_model() -> None:
     assert layers["lstm"]["macs"] == 256 * (4 * 64 * 32 + 4 * 64 * 64)
     assert layers["mha"]["macs"] == 3 * 256 * 32 * 32 + 2 * 256 * 256 * 32 + 256 * 32 * 32
     assert "counted on real CPU tensors" in (row["notes"] or "")
+
+
+def test_a_foreign_model_info_attribute_is_not_trusted() -> None:
+    """Only a cnnbench ``ModelInfo`` is metadata: a model's own ``model_info`` of another
+    type (a dict, as some codebases keep) is ignored, never read by name."""
+    from torch import nn
+
+    from cnnbench.models import ModelInfo, info_of
+
+    class Foreign(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model_info = {"input_size": (1, 8, 8), "family": "theirs"}
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):  # noqa: ANN001, ANN201
+            return self.conv(x)
+
+    assert info_of(Foreign()) is None
+    info = ModelInfo(name="x", family="f", paper="", input_size=(3, 224, 224))
+    holder = nn.Identity()
+    holder.model_info = info  # type: ignore[assignment]
+    assert info_of(holder) is info

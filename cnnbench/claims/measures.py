@@ -30,6 +30,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnbench.errors import UsageError, one_line
+from cnnbench.models import info_of
 from cnnbench.static.se import SEOverhead, se_overhead
 
 if TYPE_CHECKING:
@@ -485,7 +486,7 @@ def _trace(
     from cnnbench.static.counting import count_dispatch
 
     model = _model(name, frozen, variant)
-    info = getattr(model, "model_info", None)
+    info = info_of(model)
     if not isinstance(info, ModelInfo):
         raise MeasureError(f"{name}: the built model carries no model_info")
     c, h, w = info.input_size

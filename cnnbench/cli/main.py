@@ -341,7 +341,9 @@ def info(
     row = prof.to_result()
     if depth is not None:
         row.layers = layer_rows(loaded, depth, resolution, size, example)
-    info_ = getattr(loaded.module, "model_info", None)
+    from cnnbench.models import info_of
+
+    info_ = info_of(loaded.module)
     if json_:
         cited = [c.to_dict() for c in getattr(info_, "cited", ())]
         _json({**row.to_dict(), "cited": cited} if info_ is not None else row.to_dict())
@@ -453,7 +455,9 @@ def _print_static(
         f"training saved {fmt.nbytes(prof.train_activation_bytes)}",
         markup=False,
     )
-    info = getattr(loaded.module, "model_info", None)
+    from cnnbench.models import info_of
+
+    info = info_of(loaded.module)
     if info is not None and info.has_se and ":" not in loaded.rebuild.spec:
         from cnnbench.static.se import se_overhead
 

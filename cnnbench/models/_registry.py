@@ -215,6 +215,13 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model
 
 
+def info_of(model: object) -> ModelInfo | None:
+    """The model's cnnbench metadata: its ``model_info`` when that is a :class:`ModelInfo`
+    (cnnbench's protocol), None otherwise (a foreign attribute of that name is ignored)."""
+    info = getattr(model, "model_info", None)
+    return info if isinstance(info, ModelInfo) else None
+
+
 def set_model_info(model: nn.Module, info: ModelInfo) -> None:
     """Attach ``info`` as ``model.model_info`` (the attribute every command reads)."""
     # nn.Module.__setattr__ is typed for tensors and modules only; a plain attribute is fine.

@@ -83,6 +83,7 @@ import torch
 from torch import nn
 
 from cnnbench.errors import CallTimeout, UsageError, call_limit, is_user_interrupt, one_line
+from cnnbench.models import info_of
 from cnnbench.results import Result, StageCost
 from cnnbench.runtime.config import RuntimeConfig, resolve_device
 from cnnbench.runtime.memory import cpu_peak_memory, cuda_own_peak
@@ -323,7 +324,7 @@ def _note(result: Result, text: str) -> None:
 
 
 def _new_result(entry: Entry, config: RuntimeConfig, device: torch.device) -> Result:
-    info = getattr(entry.module, "model_info", None)
+    info = info_of(entry.module)
     base = entry.row or Result(model=entry.name, family=getattr(info, "family", "") or "")
     return dataclasses.replace(
         base,

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError, one_line
+from cnnbench.models import info_of
 from cnnbench.request import InputSpec
 from cnnbench.results import Result, StageCost
 from cnnbench.spec import ExampleInputs
@@ -217,7 +218,7 @@ def input_error(
 
 
 def _what_would_work(model: nn.Module, input_size: tuple[int, ...]) -> str:
-    info = getattr(model, "model_info", None)
+    info = info_of(model)
     native = getattr(info, "input_size", None)
     if native is None:
         return "check the model's expected input shape (--input-size C,H,W, --resolution)"
@@ -322,7 +323,7 @@ def profile_static(
             "pass a zoo name or an nn.Module instance"
         )
     name = name or type(model).__name__
-    info = getattr(model, "model_info", None)
+    info = info_of(model)
     input_size = InputSpec(input_size, example_inputs).shape_for(model, resolution, name)
     if example_inputs is not None and example_inputs.kwargs and counter in ("fvcore", "thop"):
         raise UsageError(f"{name}: {counter} takes positional inputs only; use --counter cnnbench")
