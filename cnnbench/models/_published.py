@@ -30,7 +30,7 @@ the papers' tables, and the READMEs of the authors' releases named in ``source``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["CitedAccuracy", "CITED", "chosen_top1"]
@@ -133,6 +133,17 @@ def _paper(
     return (CitedAccuracy(value, "top-1", "paper", resolution, crop, layout, source),)
 
 
+#: The original (MSRA Caffe) ResNet-50: cited for resnet50_v1, and listed for resnet50.
+_RESNET50_V1_MSRA = CitedAccuracy(
+    75.3,
+    "top-1",
+    "MSRA Caffe release",
+    224,
+    "center 224 from resize 256 (shorter side)",
+    "original ResNet-50: stride on the first 1x1",
+    "KaimingHe/deep-residual-networks README, 1-crop validation error 24.7%",
+)
+
 CITED: dict[str, tuple[CitedAccuracy, ...]] = {
     "alexnet": _tv("alexnet", "AlexNet_Weights", "IMAGENET1K_V1", 56.522, 79.066),
     "vgg11": _tv("vgg11", "VGG11_Weights", "IMAGENET1K_V1", 69.02, 88.628),
@@ -152,28 +163,14 @@ CITED: dict[str, tuple[CitedAccuracy, ...]] = {
     "resnet50": (
         *_tv("resnet50", "ResNet50_Weights", "IMAGENET1K_V1", 76.13, 92.862, layout=_V15),
         *_tv("resnet50", "ResNet50_Weights", "IMAGENET1K_V2", 80.858, 95.434, 224, 232, _V15),
-        CitedAccuracy(
-            75.3,
-            "top-1",
-            "MSRA Caffe release",
-            224,
-            "center 224 from resize 256 (shorter side)",
-            "original ResNet-50: stride on the first 1x1",
-            "KaimingHe/deep-residual-networks README, 1-crop validation error 24.7%",
+        replace(
+            _RESNET50_V1_MSRA,
             layout_matches=False,
             note="belongs to resnet50_v1 (stride on the first 1x1)",
         ),
     ),
     "resnet50_v1": (
-        CitedAccuracy(
-            75.3,
-            "top-1",
-            "MSRA Caffe release",
-            224,
-            "center 224 from resize 256 (shorter side)",
-            "original ResNet-50: stride on the first 1x1",
-            "KaimingHe/deep-residual-networks README, 1-crop validation error 24.7%",
-        ),
+        _RESNET50_V1_MSRA,
         CitedAccuracy(
             92.2,
             "top-5",
