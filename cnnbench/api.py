@@ -265,7 +265,7 @@ def _layer_times_into(
             )  # fmt: skip
             times = time_layers(
                 prepared.model, prepared.arguments, depth, budget_s=budget,
-                target_ci=config.target_ci, context=prepared.context,
+                target_ci=config.target_ci, context=prepared.context, config=config,
             )  # fmt: skip
     except UsageError:
         raise

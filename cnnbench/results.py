@@ -125,7 +125,8 @@ class LayerReconciliation:
     """Per-layer timing of one row (``--depth``), checked against the whole model: the rows at
     depth 1 summed per round (median over rounds, 95% CI), the whole model timed in the same
     rounds (median of its block medians, 95% CI), the rounds, and the seconds the capture and
-    timing took (ms per forward of the batch)."""
+    timing took (ms per forward of the batch), and the clock of the samples (``wall``, or
+    ``cpu``: the thread's CPU time, chosen on a busy machine at 1 thread)."""
 
     rows_sum_ms: float
     rows_sum_ci_low: float
@@ -135,6 +136,7 @@ class LayerReconciliation:
     end_to_end_ci_high: float
     rounds: int
     seconds: float = 0.0
+    clock: str = "wall"
 
 
 _NESTED = ("samples_ms", "cpu_samples_ms", "stages", "layers", "layer_timing")  # not flat columns

@@ -5,13 +5,12 @@ with ``pytest -m gpu tests/`` (benchmarks/gpu_check.sh does)."""
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from cnnbench.models import StagedNet, create_model
+from cnnbench.models import ModelInfo, StagedNet, create_model
 from cnnbench.runtime import RuntimeConfig, measure_model, prepare
 from cnnbench.runtime.timing import measure
 
@@ -27,7 +26,7 @@ def small_net() -> StagedNet:
     stage1 = nn.Sequential(nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU())
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(64, 10))
     net = StagedNet(stem, [stage1], head, channels=[32, 64, 10])
-    net.model_info = SimpleNamespace(input_size=(3, 32, 32), family="test")  # type: ignore[assignment]
+    net.model_info = ModelInfo(name="test", family="test", paper="", input_size=(3, 32, 32))
     return net
 
 
@@ -38,7 +37,7 @@ class MemoryHog(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.ones(64, 1, 1))
-        self.model_info = SimpleNamespace(input_size=(1, 8, 8), family="test")
+        self.model_info = ModelInfo(name="test", family="test", paper="", input_size=(1, 8, 8))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.scale).relu().mean((2, 3))
@@ -51,7 +50,7 @@ class SeesCudnnBenchmark(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3)
         self.seen: list[bool] = []
-        self.model_info = SimpleNamespace(input_size=(3, 16, 16), family="test")
+        self.model_info = ModelInfo(name="test", family="test", paper="", input_size=(3, 16, 16))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen.append(torch.backends.cudnn.benchmark)

@@ -8,13 +8,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from cnnbench.errors import CallTimeout
 from cnnbench.results import LayerCost
+from cnnbench.runtime import RuntimeConfig
+from cnnbench.runtime.engine import time_steps
 from cnnbench.runtime.layer_timing import (
     END_TO_END,
     OTHER,
     Reconciliation,
     annotate_layers,
-    interleaved_samples,
     time_layers,
 )
 
@@ -126,14 +128,51 @@ def test_in_place_module_is_flagged_and_replayable() -> None:
     assert silu.input_bytes == silu.output_bytes == 8 * 16 * 4
 
 
-def test_interleaved_samples_keeps_rounds_per_row() -> None:
-    blocks, rounds, reason = interleaved_samples(
-        [("x", lambda: _spin(2e-4)), ("y", lambda: None)], budget_s=0.3, target_ci=0.5
+def test_time_steps_keeps_rounds_per_row() -> None:
+    timed, rounds, reason = time_steps(
+        [("x", lambda: _spin(2e-4)), ("y", lambda: None)],
+        RuntimeConfig(device="cpu"),
+        budget_s=0.3,
+        target_ci=0.5,
     )
     assert rounds >= 5 and reason in ("ci", "budget", "max_rounds")
-    assert len(blocks["x"]) == len(blocks["y"]) == rounds
-    assert all(len(b) >= 1 for b in blocks["x"])
-    assert min(v for b in blocks["x"] for v in b) >= 0.2
+    assert len(timed["x"].blocks) == len(timed["y"].blocks) == rounds
+    assert all(len(b) >= 1 for b in timed["x"].blocks)
+    assert min(timed["x"].wall_samples) >= 0.2  # ms: the 0.2 ms spin
+    assert len(timed["x"].cpu_samples) == len(timed["x"].wall_samples)  # both clocks on CPU
+
+
+def test_a_failing_step_is_raised_and_ends_the_timing() -> None:
+    calls = {"ok": 0, "bad": 0}
+
+    def ok() -> None:
+        calls["ok"] += 1
+
+    def bad() -> None:
+        calls["bad"] += 1
+        if calls["bad"] > 20:  # its 21st call fails, wherever it falls
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        time_steps([("ok", ok), ("bad", bad)], RuntimeConfig(), budget_s=5.0, target_ci=1e-9)
+    assert calls["bad"] == 21  # not called again after it failed
+
+
+def test_a_layer_that_hangs_meets_the_call_limit() -> None:
+    """Per-layer timing runs under the configuration's call limit, as every engine block."""
+    calls = []
+
+    def slow() -> None:
+        calls.append(1)
+        if len(calls) > 3:  # the warm-up's first calls are quick; then one call hangs
+            _spin(5.0)
+
+    started = time.perf_counter()
+    with pytest.raises(CallTimeout):
+        time_steps(
+            [("slow", slow)], RuntimeConfig(call_timeout_s=0.3), budget_s=0.5, target_ci=0.01
+        )
+    assert time.perf_counter() - started < 4.0
 
 
 def test_annotate_layers_fills_the_measured_fields(toy_times) -> None:

@@ -7,14 +7,13 @@ import functools
 import math
 import random
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import Tensor, nn
 
 from cnnbench.errors import UsageError
-from cnnbench.models import StagedNet, create_model
+from cnnbench.models import ModelInfo, StagedNet, create_model
 from cnnbench.results import Result, StageCost
 from cnnbench.runtime import (
     RuntimeConfig,
@@ -40,7 +39,7 @@ def tiny_net(num_classes: int = 10) -> StagedNet:
     stage1 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(), nn.Conv2d(16, 16, 1))
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(16, num_classes))
     net = StagedNet(stem, [stage1], head, channels=[8, 16, num_classes])
-    net.model_info = SimpleNamespace(input_size=(3, 16, 16), family="tiny")  # type: ignore[assignment]
+    net.model_info = ModelInfo(name="tiny", family="tiny", paper="", input_size=(3, 16, 16))
     return net
 
 
@@ -51,7 +50,7 @@ class OomAbove(nn.Module):
         super().__init__()
         self.limit = limit
         self.conv = nn.Conv2d(3, 4, 3)
-        self.model_info = SimpleNamespace(input_size=(3, 8, 8), family="fake")
+        self.model_info = ModelInfo(name="fake", family="fake", paper="", input_size=(3, 8, 8))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[0] > self.limit:
@@ -65,7 +64,7 @@ class NanNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
-        self.model_info = SimpleNamespace(input_size=(3, 8, 8), family="fake")
+        self.model_info = ModelInfo(name="fake", family="fake", paper="", input_size=(3, 8, 8))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x) * float("nan")

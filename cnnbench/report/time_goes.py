@@ -128,12 +128,12 @@ def reconciliation_table(results: Sequence[tuple[str, Result]]) -> Table:
     """Per ``(label, row)`` with timed layers: the depth-1 rows summed per round (median and
     95% CI over rounds) against the whole model timed in the same rounds (median and CI),
     their difference (``(other)``: time outside the rows), the rows' share of the whole, and
-    whether the two intervals overlap."""
+    whether the two intervals overlap, with the clock of the samples."""
     table = Table.of(
         "Reconciliation: depth-1 rows vs the whole model",
         "model", "rows sum [95% CI]", "end-to-end [95% CI]", "difference", "rows / whole",
-        "intervals", "rounds", "took",
-        text=(0, 1, 2, 5),
+        "intervals", "clock", "rounds", "took",
+        text=(0, 1, 2, 5, 6),
         caption=(
             "per forward of the batch; rows and the whole model timed in the same interleaved "
             "rounds; difference = end-to-end - rows sum (the (other) row)"
@@ -150,6 +150,7 @@ def reconciliation_table(results: Sequence[tuple[str, Result]]) -> Table:
                 _signed_ms(t.end_to_end_ms - t.rows_sum_ms),
                 fmt.pct(t.rows_sum_ms / t.end_to_end_ms if t.end_to_end_ms > 0 else None),
                 "overlap" if _agree(r) else "disagree",
+                t.clock,
                 str(t.rounds),
                 f"{t.seconds:.1f} s",
             ]

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -121,6 +122,7 @@ __all__ = [
     "paired_ratio",
     "stage_samples",
     "stats_into",
+    "time_steps",
     "MIN_ROUNDS",
     "MAX_ROUNDS",
 ]
@@ -647,12 +649,58 @@ def _stage_inputs(prepared: Prepared, names: Sequence[str]) -> list[tuple[str, n
     return out
 
 
+def time_steps(
+    steps: Sequence[tuple[str, Callable[[], Any]]],
+    config: RuntimeConfig,
+    *,
+    budget_s: float,
+    target_ci: float,
+    seed: int = 0,
+) -> tuple[dict[str, Measurement], int, str]:
+    """Time named zero-argument calls that are parts of one model (its stages, its layers)
+    with the engine's rounds: each warmed up (together :data:`_WARMUP_SHARE` of ``budget_s``),
+    then interleaved shuffled rounds of short blocks until every median is known to
+    ``target_ci`` (after :data:`MIN_ROUNDS`) or ``budget_s`` is spent; each block under the
+    configuration's call limit, both clocks on CPU, one clock chosen for all
+    (:func:`choose_clock`). The calls run as they are: the caller enters the model's context
+    (inference mode, autocast). Returns each name's :class:`Measurement`, the rounds and the
+    stop reason; the first call that fails (or overruns the call limit) is raised."""
+    device = resolve_device(config.device)
+    started = time.perf_counter()
+    subjects = []
+    for name, step in steps:
+        sub = Entry.of_callable(name, functools.partial(_same, step))
+        sub.result = Result(model=name)
+        sub.prepared = _prepare(sub, config, device, 1)
+        subjects.append(sub)
+    warm_each = budget_s * _WARMUP_SHARE / max(1, len(subjects))
+    for sub in subjects:
+        _warm(sub, device, warm_each)
+        _raise_failure(sub)
+    n_rounds, reason = _rounds(
+        subjects, device, started + budget_s, target_ci, seed, Schedule(stop_on_failure=True)
+    )
+    for sub in subjects:
+        _raise_failure(sub)
+    _set_clock(subjects, None)
+    return {s.name: s.measurement for s in subjects}, n_rounds, reason
+
+
+def _same(step: Callable[[], Any]) -> Callable[[], Any]:
+    return step
+
+
+def _raise_failure(entry: Entry) -> None:
+    if entry.failure is not None:
+        raise entry.failure
+
+
 def stage_samples(
     prepared: Prepared, *, budget_s: float, target_ci: float
 ) -> dict[str, list[float]]:
-    """Per-call samples (ms) of each named stage of a StagedNet (``stem``, ``stage1`` ..,
-    ``head``), in order: each stage on the real output of the previous one, the stages timed
-    in interleaved shuffled rounds within ``budget_s`` seconds. Always inference (eval mode,
+    """Per-call wall samples (ms) of each named stage of a StagedNet (``stem``, ``stage1`` ..,
+    ``head``), in order: each stage on the real output of the previous one, timed with
+    :func:`time_steps` within ``budget_s`` seconds. Always inference (eval mode,
     inference_mode, the configuration's autocast and memory format), uncompiled modules.
     UsageError when the model has no ``stage_names()``."""
     model, name = prepared.model, prepared.name
@@ -666,19 +714,15 @@ def stage_samples(
     model.eval()
     try:
         with torch.inference_mode(), prepared.autocast():
-            subjects = []
             with call_limit(prepared.config.call_limit_s):
                 parts = _stage_inputs(prepared, names_of())
-            for stage, module, x in parts:
-                step = lambda m=module, inp=x: m(inp)  # noqa: E731
-                sub = Entry(name=stage, module=module)
-                sub.prepared = dataclasses.replace(prepared, step=step, name=stage)
-                sub.estimate_ms = _estimate(step, prepared.device)
-                subjects.append(sub)
-            _rounds(subjects, prepared.device, time.perf_counter() + budget_s, target_ci, seed=1)
+            steps = [(stage, functools.partial(module, x)) for stage, module, x in parts]
+            timed, _, _ = time_steps(
+                steps, prepared.config, budget_s=budget_s, target_ci=target_ci, seed=1
+            )
     finally:
         model.train(was_training)
-    return {s.name: s.measurement.wall_samples for s in subjects}  # stage times: wall
+    return {stage: m.wall_samples for stage, m in timed.items()}  # stage times: wall
 
 
 def _stage_names(model: nn.Module) -> Callable[[], list[str]] | None:
@@ -727,13 +771,6 @@ def _stage_times(entry: Entry, budget_s: float, target_ci: float) -> None:
             )
         )
     entry.result.stages = out
-
-
-def _estimate(step: Callable[[], Any], device: torch.device) -> float:
-    """A quick estimate of one call in ms (3 calls, the fastest)."""
-    raw: list[float] = []
-    _loop_for(device)(step, 3, raw, None, time.perf_counter_ns, None)
-    return min(raw) * _RAW_TO_MS[device.type]
 
 
 def stats_into(result: Result, stats: TimingStats, batch: int) -> None:

@@ -9,10 +9,12 @@ How it is measured (:func:`time_layers`):
    Modules never called (``ModuleList``, unused heads) get no row.
 2. **Timing.** Each row is its own callable: the module applied to its captured arguments
    (every call of one forward, for a module called more than once). The rows and the whole
-   model (``(end-to-end)``) are timed in interleaved shuffled rounds of short blocks (order
-   reshuffled each round, at least :data:`MIN_ROUNDS` rounds, until every row's median is
-   known to ``target_ci`` or the budget is spent). Samples are milliseconds per forward;
-   on CUDA they come from CUDA events around each call (the harness's device loop). Rows run
+   model (``(end-to-end)``) are timed by the engine (:func:`cnnbench.runtime.engine.time_steps`):
+   each warmed up, then interleaved shuffled rounds of short blocks until every row's median
+   is known to ``target_ci`` or the budget is spent, every block under the configuration's
+   call limit. Samples are milliseconds per forward, of the clock the engine chose for all
+   rows (``clock``: wall time, or the thread's CPU time on a busy machine at 1 thread); on
+   CUDA they come from CUDA events around each call (the harness's device loop). Rows run
    in eval mode under ``context`` (default ``torch.inference_mode()``; pass the prepared
    model's context for autocast), with denormals flushed to zero on CPU: a module that works
    in place (``SiLU(inplace=True)``) replayed on its own output drives values toward zero,
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,30 +48,26 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from cnnbench.results import LayerCost, LayerReconciliation
+from cnnbench.runtime.config import RuntimeConfig
+from cnnbench.runtime.engine import time_steps
 from cnnbench.runtime.roofline import classify
 from cnnbench.runtime.roofs import Roofs, bandwidth_table
-from cnnbench.runtime.timing import _RAW_TO_MS, _loop_for, median_ci, percentile
+from cnnbench.runtime.timing import median_ci, percentile
 from cnnbench.spec import ExampleInputs
 
 __all__ = [
     "END_TO_END",
-    "MIN_ROUNDS",
     "OTHER",
     "LayerTimes",
     "LayerTiming",
     "Reconciliation",
     "annotate_layers",
-    "interleaved_samples",
     "reconciliation_record",
     "time_layers",
 ]
 
 END_TO_END = "(end-to-end)"
 OTHER = "(other)"
-MIN_ROUNDS = 5
-MAX_ROUNDS = 2000
-_BLOCK_S = 0.02  # one block of calls lasts about this long
-_WARMUP_SHARE = 0.2  # of the budget, over all rows
 
 
 @dataclass
@@ -107,7 +104,7 @@ class Reconciliation:
     """The depth-1 rows against the whole model, in ms per forward: the sum of the rows
     (median over rounds of the per-round sum, with its 95% CI), the end-to-end median with
     its CI, ``(other)`` = end-to-end - sum per round, and ``agree`` when the two intervals
-    overlap."""
+    overlap; ``clock``: the clock of every sample (``wall`` or ``cpu``)."""
 
     rows_sum_ms: float
     rows_sum_ci: tuple[float, float]
@@ -116,6 +113,7 @@ class Reconciliation:
     other_ms: float
     other_ci: tuple[float, float]
     rounds: int
+    clock: str = "wall"
 
     @property
     def agree(self) -> bool:
@@ -151,71 +149,7 @@ class LayerTimes:
         raise KeyError(name)
 
 
-# --------------------------------------------------------------------------- timing loop
-
-
-def interleaved_samples(
-    rows: Sequence[tuple[str, Callable[[], Any]]],
-    *,
-    device: str | torch.device = "cpu",
-    budget_s: float = 5.0,
-    target_ci: float = 0.02,
-    min_rounds: int = MIN_ROUNDS,
-    max_rounds: int = MAX_ROUNDS,
-    seed: int = 0,
-) -> tuple[dict[str, list[list[float]]], int, str]:
-    """Time each ``(name, callable)`` in interleaved shuffled rounds of short blocks: per name,
-    one list of samples (ms per call) per round; plus the rounds run and the stop reason
-    (``ci``, ``budget`` or ``max_rounds``). Each callable is warmed up first (one call, then
-    timed calls filling its share of 20% of the budget); a block lasts about 20 ms (at least one call); on CUDA a sample is the time
-    between CUDA events around the call.
-
-    To be moved onto the engine's block loop at merge: this is the same schedule as the
-    engine's rounds, kept thin (no guard, no error handling) so that it can be swapped for
-    the engine's core.
-    """
-    dev = torch.device(device)
-    loop = _loop_for(dev)
-    raw_to_ms = _RAW_TO_MS[dev.type]
-    started = time.perf_counter()
-    warm_each_ms = budget_s * _WARMUP_SHARE / max(len(rows), 1) * 1000
-    counts = {}
-    for name, fn in rows:
-        # one untimed call, then timed calls until they fill the row's share of the warm-up
-        # budget (at least one, at most 50); the fastest is the per-call estimate
-        loop(fn, 1, [], None, time.perf_counter_ns, None)
-        probe: list[float] = []
-        while not probe or (sum(probe) * raw_to_ms < warm_each_ms and len(probe) < 50):
-            loop(fn, max(1, len(probe)), probe, None, time.perf_counter_ns, None)
-        estimate_ms = min(probe) * raw_to_ms
-        counts[name] = max(1, round(_BLOCK_S * 1000 / max(estimate_ms, 1e-6)))
-    deadline = started + budget_s
-    rng = random.Random(seed)
-    blocks: dict[str, list[list[float]]] = {name: [] for name, _ in rows}
-    order = list(rows)
-    n_rounds, reason = 0, "max_rounds"
-    while n_rounds < max_rounds:
-        rng.shuffle(order)
-        for name, fn in order:
-            raw: list[float] = []
-            loop(fn, counts[name], raw, None, time.perf_counter_ns, None)
-            blocks[name].append([v * raw_to_ms for v in raw])
-        n_rounds += 1
-        if n_rounds >= min_rounds:
-            if all(_rel_halfwidth(b) <= target_ci for b in blocks.values()):
-                reason = "ci"
-                break
-            if time.perf_counter() > deadline:
-                reason = "budget"
-                break
-    return blocks, n_rounds, reason
-
-
-def _rel_halfwidth(blocks: Sequence[Sequence[float]]) -> float:
-    values = sorted(v for b in blocks for v in b)
-    med = percentile(values, 50)
-    low, high = median_ci(values)
-    return max(med - low, high - med) / med if med > 0 else 0.0
+# --------------------------------------------------------------------------- statistics
 
 
 def _median_and_ci(values: Sequence[float]) -> tuple[float, float, float]:
@@ -371,13 +305,15 @@ def time_layers(
     budget_s: float = 10.0,
     target_ci: float = 0.02,
     context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+    config: RuntimeConfig | None = None,
     seed: int = 0,
 ) -> LayerTimes:
     """Time every module of ``model`` down to ``depth`` on ``example_input`` (the real, batched
     input already on the model's device: a tensor, a tuple of tensors or a dict of keyword
     tensors) within about ``budget_s`` seconds (capture and warm-up included); see the module
     docstring. ``context`` returns the context the forward runs in (default
-    ``torch.inference_mode``); the model's train/eval mode is put back."""
+    ``torch.inference_mode``); ``config`` gives the call limit (default: the default
+    configuration on the input's device); the model's train/eval mode is put back."""
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth {depth!r}: use a whole number >= 1")
     inputs = _inputs(example_input)
@@ -410,18 +346,19 @@ def time_layers(
             callables.append((END_TO_END, lambda: model(*inputs.args, **inputs.kwargs)))
             capture_s = time.perf_counter() - started
             with _flush_denormals(device):
-                blocks, n_rounds, reason = interleaved_samples(
+                timed, n_rounds, reason = time_steps(
                     callables,
-                    device=device,
+                    config or RuntimeConfig(device=str(device)),
                     budget_s=max(budget_s - capture_s, 0.1),
                     target_ci=target_ci,
                     seed=seed,
                 )
     finally:
         model.train(was_training)
+    clock = timed[END_TO_END].clock
     for r in [*rows, whole]:
-        r.samples_ms = [v for b in blocks[r.name] for v in b]
-        r.round_medians_ms = [percentile(sorted(b), 50) for b in blocks[r.name]]
+        r.samples_ms = timed[r.name].samples
+        r.round_medians_ms = timed[r.name].block_medians
         r.median_ms, r.ci_low_ms, r.ci_high_ms = _median_and_ci(r.samples_ms)
     top = [r for r in rows if r.depth == 1]
     sums = [sum(rnd) for rnd in zip(*(r.round_medians_ms for r in top), strict=True)] or [
@@ -451,6 +388,7 @@ def time_layers(
         other_ms=o_med,
         other_ci=(o_lo, o_hi),
         rounds=n_rounds,
+        clock=clock,
     )
     return LayerTimes(
         rows=rows,
@@ -562,4 +500,5 @@ def reconciliation_record(times: LayerTimes) -> LayerReconciliation:
         end_to_end_ci_high=rec.end_to_end_ci[1],
         rounds=rec.rounds,
         seconds=times.capture_s + times.timing_s,
+        clock=rec.clock,
     )

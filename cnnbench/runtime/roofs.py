@@ -12,7 +12,8 @@ Conventions:
   it lasts about 0.2 ms, so the timer's own cost is amortised but torch's per-call overhead is
   not: small sizes report what one torch call over that much data reaches, the practical roof
   a layer of that working set meets. ``bandwidth_gbps[S]`` is the better of the two kernels,
-  in GB/s (10^9 bytes/s) at the median time.
+  in GB/s (10^9 bytes/s) at the fastest call (a roof is the best the machine reaches; on a
+  busy machine the median counts the time the kernel was descheduled).
 * **Call overhead** is the median time of one ``torch.add`` of two one-element tensors with
   ``out=``, in microseconds: the framework's fixed cost of an operator call. The
   **module-call overhead** is the median time of calling an ``nn.Identity`` (no operator):
@@ -147,7 +148,7 @@ def _gbps(kernel: Callable[[], Any], moved: int, device: torch.device) -> float:
     stats = measure(
         run, device=device, budget_s=_SIZE_BUDGET_S, min_iters=5, max_warmup=10, target_ci=0.03
     )
-    return moved * reps / (stats.median_ms / 1000.0) / 1e9
+    return moved * reps / (stats.min_ms / 1000.0) / 1e9
 
 
 def measure_bandwidth(
