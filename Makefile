@@ -5,8 +5,11 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cnnbench-installed
 PYTEST_ARGS ?=
+# The default suite runs in parallel, one worker per CPU up to 4 (pytest-xdist; a file's tests on
+# one worker, so that its module fixtures are built once); the slow suite runs serially.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
 
-.PHONY: setup demo test test-all lint bench bench-gate clean
+.PHONY: setup demo test test-slow test-all lint bench bench-gate clean
 
 setup: $(STAMP)
 
@@ -21,7 +24,10 @@ demo: setup
 	$(VENV)/bin/cnnbench compare resnet50 se_resnet50 ghostnet --out reports --format table,md,csv,html,json
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 test-all: setup
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)

@@ -38,6 +38,7 @@ def mnist(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_compare_mixes_modules_and_specs_and_returns_a_run(tmp_path: Path) -> None:
     plain = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 30 * 30, 10))
     run = cnnbench.compare(["lenet5", plain], input_size=(1, 32, 32), **FAST)
@@ -161,6 +162,7 @@ class Dyn(nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_a_data_dependent_model_is_counted_on_real_tensors(tmp_path: Path, run_cli) -> None:
     (tmp_path / "dyn.py").write_text(DYNAMIC)
     code, stdout, stderr = run_cli("info", f"{tmp_path / 'dyn.py'}:Dyn", "--json")
@@ -206,6 +208,7 @@ def batch_two():
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["as_tuple", "as_dict"])
 def test_a_two_input_model_through_inputs(form: str, tmp_path: Path, run_cli) -> None:
     (tmp_path / "two.py").write_text(TWO_INPUTS)

@@ -161,6 +161,7 @@ def test_corrupt_run_file_names_file_and_problem(tmp_path: Path, run_cli) -> Non
     assert "run.json" in stderr and "schema version 99" in stderr
 
 
+@pytest.mark.slow
 def test_debug_shows_traceback() -> None:
     proc = _cli("--debug", "info", "resnet5O")
     assert proc.returncode != 0 and "Traceback" in proc.stderr

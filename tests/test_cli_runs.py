@@ -38,6 +38,7 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.slow
 def test_profile_end_to_end_writes_every_format(tmp_path: Path, monkeypatch, run_cli) -> None:
     code, stdout, stderr = run_cli(
         "profile", "lenet5", *FAST, "--out", str(tmp_path), "-f",
@@ -77,6 +78,7 @@ def test_timed_compare_of_a_zoo_model_and_a_user_file(
     assert all(s["time_ms"] is not None for s in mine["stages"])
 
 
+@pytest.mark.slow
 def test_name_collision_measures_the_users_network(
     tmp_path: Path, net_file: Path, monkeypatch, run_cli
 ) -> None:

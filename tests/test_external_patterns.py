@@ -276,6 +276,7 @@ def test_a_per_call_rule_override_ignores_or_replaces_a_rule() -> None:
     assert count_dispatch(model, [x]).macs == plain.macs  # the table itself is unchanged
 
 
+@pytest.mark.slow
 def test_every_pattern_gets_a_timed_row() -> None:
     """Patterns that share an input shape are timed together in one ``compare`` (tiny budget,
     no memory child): every row is measured, with the hand-counted MACs beside its time."""

@@ -252,6 +252,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_cli_save_check_pass_then_extra_conv_fails(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,7 +306,7 @@ def test_missing_corrupt_and_mismatched_baselines_exit_2(
     code, err = _main(
         monkeypatch, capsys, "gate", "check", "--baseline", "old.json", "-q", "--allow-env-mismatch"
     )
-    assert code == 0, err
+    assert code in (0, 1), err  # allowed: a verdict (timing decides which), not a refusal
     data["schema_version"] = 99
     (project / "v99.json").write_text(json.dumps(data))
     code, err = _main(monkeypatch, capsys, "gate", "check", "--baseline", "v99.json")
@@ -463,6 +464,7 @@ class _Net(nn.Module):
         return self.head(y) + w[:1, :4]
 
 
+@pytest.mark.slow
 def test_ab_interleaved_catches_slowdown_and_passes_a_a() -> None:
     cfg = GateConfig(
         configs=(RuntimeConfig(device="cpu", resolution=32, threads=1),),

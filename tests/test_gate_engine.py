@@ -89,6 +89,7 @@ def test_gate_ab_with_a_forward_that_never_returns_ends_within_the_call_timeout(
     assert elapsed < 20  # the default limit is 60 s per call: the option was applied
 
 
+@pytest.mark.slow
 def test_gate_check_with_a_forward_that_never_returns_ends_within_the_call_timeout(
     models: Path, run_cli: CLI
 ) -> None:
@@ -114,6 +115,7 @@ def test_gate_check_with_a_forward_that_never_returns_ends_within_the_call_timeo
     assert elapsed < 20
 
 
+@pytest.mark.slow
 def test_gate_counts_with_the_static_time_limit_of_every_command(
     models: Path, run_cli: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,6 +144,7 @@ def test_gate_ab_a_nan_or_oom_candidate_gets_its_status_not_a_pass(
     _one_line(err, "gate: error:", *needles)
 
 
+@pytest.mark.slow
 def test_alternating_schedule_orders_blocks_a_b_then_b_a_and_keeps_each_block() -> None:
     log: list[str] = []
 

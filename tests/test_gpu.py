@@ -206,3 +206,22 @@ def test_cudnn_benchmark_applied_and_restored(before: bool) -> None:
         assert torch.backends.cudnn.benchmark is before
     finally:
         torch.backends.cudnn.benchmark = old
+
+
+def test_per_layer_time_on_cuda_is_timed_by_events_and_reconciles() -> None:
+    """Per-layer timing (--depth) on CUDA: every row timed (CUDA events through the engine's
+    device loop), the depth-1 rows and the whole model in the same rounds."""
+    from cnnbench.runtime.layer_timing import OTHER, time_layers
+
+    net = small_net().cuda().eval()
+    x = torch.randn(8, 3, 32, 32, device="cuda")
+    times = time_layers(net, x, depth=1, budget_s=2.0, config=RuntimeConfig(device="cuda"))
+    rows = {r.name: r for r in times.rows}
+    assert {"stem", "stage1", "head", OTHER} <= set(rows)
+    for name in ("stem", "stage1", "head"):
+        r = rows[name]
+        assert 0 < r.ci_low_ms <= r.median_ms <= r.ci_high_ms
+    rec = times.reconciliation
+    assert rec.clock == "wall" and rec.end_to_end_ms > 0 and rec.rounds >= 5
+    # the rows are parts of the whole: together they cannot take many times the forward
+    assert 0.2 < rec.rows_sum_ms / rec.end_to_end_ms < 5

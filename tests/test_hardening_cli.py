@@ -206,6 +206,7 @@ class HangAlways(Hang):
 """
 
 
+@pytest.mark.slow
 def test_a_forward_that_never_returns_is_a_timeout_row(workdir: Path, run_cli) -> None:
     import json
 

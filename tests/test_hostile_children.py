@@ -24,6 +24,7 @@ def _plant(where: Path) -> Path:
     return marker
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parent_path_has_cwd", [False, True])
 def test_memory_child_imports_nothing_from_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parent_path_has_cwd: bool
@@ -38,6 +39,7 @@ def test_memory_child_imports_nothing_from_the_working_directory(
     assert not marker.exists(), marker.read_text()
 
 
+@pytest.mark.slow
 def test_profile_with_the_memory_probe_in_a_directory_of_shadowing_modules(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli
 ) -> None:

@@ -300,6 +300,7 @@ def test_closed_stdout_with_data_for_it_is_refused_in_one_line(tmp_path: Path) -
     assert not marker.exists() and files(tmp_path) == {"net.py"}
 
 
+@pytest.mark.slow
 def test_ascii_only_stdout_gives_no_traceback(tmp_path: Path) -> None:
     run = saved_run(tmp_path / "run.json", model="réseau·naïf")
     done = _cli(f"report {run}", tmp_path, PYTHONIOENCODING="ascii")

@@ -90,13 +90,13 @@ def _stop_mid_configuration(tmp_path: Path, sig: signal.Signals) -> tuple[int, s
     return proc.returncode, stderr, out
 
 
-_SLOW = pytest.mark.slow  # ~20 s each: SIGTERM stays in the default suite, the others here
+_SLOW = pytest.mark.slow  # ~9-20 s each (a real process, its rounds, a signal): the slow suite
 
 
 @pytest.mark.parametrize(
     ("sig", "code", "word"),
     [
-        pytest.param(signal.SIGTERM, 143, "terminated", id="SIGTERM"),
+        pytest.param(signal.SIGTERM, 143, "terminated", id="SIGTERM", marks=_SLOW),
         pytest.param(signal.SIGINT, 130, "interrupted", id="SIGINT", marks=_SLOW),
         pytest.param(
             getattr(signal, "SIGHUP", signal.SIGTERM),

@@ -65,6 +65,7 @@ def test_a_malformed_address_is_one_line(tmp_path: Path, run_cli) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_an_unreachable_address_ends_at_once_in_one_line(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     path = _sweep(tmp_path, "")
@@ -84,6 +85,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_sweep_keeps_finished_tasks_and_exits_143(
     signum: signal.Signals, tmp_path: Path

@@ -433,6 +433,7 @@ def _sizes(dom: str, what: str) -> list[tuple[int, int]]:
     return [(int(w), int(h)) for w, h in (box.split("x") for box in found.group(1).split())]
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(
     shutil.which("chromium") is None and not os.environ.get("CI"),

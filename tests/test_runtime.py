@@ -239,6 +239,7 @@ def test_measure_model_fills_runtime_fields() -> None:
     assert r.peak_memory_bytes is None  # cpu_memory=False: no child run
 
 
+@pytest.mark.slow
 def test_cpu_memory_is_measured_on_the_users_model_not_a_zoo_namesake() -> None:
     """A module displayed as ``resnet18`` is measured as itself (sent pickled to the memory
     child), never as the zoo's resnet18 looked up by name: the zoo model's fp32 weights alone
@@ -311,6 +312,7 @@ def test_oom_is_recorded_and_the_caller_goes_on() -> None:
     assert ok.status == "ok"
 
 
+@pytest.mark.slow
 def test_oom_backoff_halves_and_says_so() -> None:
     cfg = RuntimeConfig(batch_size=8, oom_backoff=True, **FAST)
     r = measure_model(OomAbove(limit=2), cfg, name="big", cpu_memory=False)
@@ -343,6 +345,7 @@ def test_flops_and_peak_give_efficiency() -> None:
     assert r.pct_of_peak == pytest.approx(r.achieved_gflops)
 
 
+@pytest.mark.slow
 def test_stage_times_follow_stage_names() -> None:
     net = tiny_net()
     p = prepare(net, RuntimeConfig(**FAST))
@@ -381,12 +384,14 @@ def test_compile_is_measured_and_recorded() -> None:
 # --- memory and peak -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_child_peak_rss_sees_tensor_memory() -> None:
     peak = child_peak_rss(_allocate_200mb)
     assert peak.error is None
     assert peak.above_start_bytes is not None and peak.above_start_bytes >= 200_000_000
 
 
+@pytest.mark.slow
 def test_cpu_peak_memory_of_a_model_and_its_failures() -> None:
     builder = functools.partial(tiny_net, num_classes=10)
     peak = cpu_peak_memory(builder, RuntimeConfig(batch_size=2, device="cpu"), iters=2)

@@ -32,6 +32,7 @@ def sweep_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_local_sweep_two_models_two_batches(sweep_file: Path, tmp_path: Path, run_cli) -> None:
     code, _, stderr = run_cli("sweep", str(sweep_file), "--out", str(tmp_path / "o"), "-f", "json")
     assert code == 0, stderr
@@ -90,6 +91,7 @@ def test_sweep_files_are_checked_before_running(body: str, message: str, tmp_pat
         sweeps.load_sweep(path)
 
 
+@pytest.mark.slow
 def test_ray_sweep_on_a_real_local_cluster(sweep_file: Path, tmp_path: Path) -> None:
     """A real local Ray cluster of 2 CPUs (no mock), on 127.0.0.1 only: each task asks for
     both CPUs, so the two timing tasks run one after the other; 2 models x 2 batch sizes =

@@ -3,19 +3,15 @@ table, stage layout, and real forward passes in train and eval mode."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch import nn
 
 from cnnbench.models import StagedNet, create_model, get_model_info, list_models
-from tests.reference_counts import REFERENCE, REFERENCE_GMACS
+from tests.reference_counts import REFERENCE
 
 CASES = [(name, kw, n) for name, variants in REFERENCE.items() for kw, n in variants]
 
-# Models above this many GMACs at native size run their native-size forward only in the slow suite.
-_FAST_GMACS = 2.0
 # Small input (H = W) per model where the default 64 does not fit the architecture.
 _SMALL = {
     "lenet5": 32,
@@ -47,8 +43,26 @@ def test_exact_parameter_count(name: str, kwargs: dict, expected: int) -> None:
     assert _param_count(name, **kwargs) == expected
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE))
+# Models with more parameters than this are checked in the slow suite only: their blocks are
+# those of a smaller variant, and a forward takes 0.5-2 s (on meta tensors too) with their build.
+_FAST_PARAMS = 40_000_000
+
+
+def _default_params(name: str) -> int:
+    """The reference count of the default configuration (no keyword arguments)."""
+    return next(count for kwargs, count in REFERENCE[name] if not kwargs)
+
+
+def _large(name: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if _default_params(name) > _FAST_PARAMS else []
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=_large(n), id=n) for n in sorted(REFERENCE)]
+)
 def test_stages_are_uniform_and_declared_channels_match_a_forward(name: str) -> None:
+    """On meta tensors at native size: the stage layout, each stage's declared channels
+    against its output, logits of the right shape, and no softmax at the end of the head."""
     info = get_model_info(name)
     with torch.device("meta"):
         model = create_model(name).eval()
@@ -64,12 +78,15 @@ def test_stages_are_uniform_and_declared_channels_match_a_forward(name: str) -> 
         )
         for n in names
     ]
-    model(torch.empty(1, *info.input_size, device="meta"))
+    logits = model(torch.empty(2, *info.input_size, device="meta"))
     for h in hooks:
         h.remove()
+    assert logits.shape == (2, info.num_classes)
     assert seen == {s.name: s.out_channels for s in model.stages()}
     for stage in model.stages()[1:-1]:
         assert stage.blocks >= 1
+    last = list(model.head.modules())[-1]
+    assert not isinstance(last, (nn.Softmax, nn.LogSoftmax))
 
 
 def _check_forward(
@@ -93,31 +110,26 @@ def _check_forward(
             assert torch.isfinite(logits).all(), (size, mode)
 
 
-def _default_params(name: str) -> int:
-    """The reference count of the default configuration (no keyword arguments)."""
-    return next(count for kwargs, count in REFERENCE[name] if not kwargs)
-
-
 def _forward_params() -> list:
-    """Per model, the sizes checked in the default suite (one build for all of them) and
-    those left to the slow tests: native size when the model exceeds the GMACs cap (SENet-18
-    excepted), the small size when it has over 100 M parameters (VGG, SENet-154: ~1 s of
-    weight initialisation each)."""
+    """Per model, the real forwards of the default suite (the small size) and of the slow
+    suite (native size, where the default suite checks shapes on meta tensors; both sizes for
+    a model over :data:`_FAST_PARAMS` parameters)."""
     params = []
     for name in sorted(REFERENCE):
-        native_slow = REFERENCE_GMACS.get(name, math.inf) > _FAST_GMACS and name != "senet18"
-        small_slow = _default_params(name) > 100_000_000
         small = _SMALL.get(name, 64)
-        fast = tuple(s for s, slow in ((None, native_slow), (small, small_slow)) if not slow)
-        slow = tuple(s for s, is_slow in ((None, native_slow), (small, small_slow)) if is_slow)
-        if fast:
-            params.append(pytest.param(name, fast, id=name))
-        if slow:
-            params.append(pytest.param(name, slow, marks=[pytest.mark.slow], id=f"{name}-slow"))
+        if _default_params(name) > _FAST_PARAMS:
+            params.append(
+                pytest.param(name, (None, small), marks=[pytest.mark.slow], id=f"{name}-slow")
+            )
+        else:
+            params.append(pytest.param(name, (small,), id=name))
+            params.append(
+                pytest.param(name, (None,), marks=[pytest.mark.slow], id=f"{name}-native")
+            )
     return params
 
 
-# Each test builds the model once and runs it at native and small size, in eval and train mode.
+# Each test builds the model once and runs it at the sizes given, in eval and train mode.
 @pytest.mark.parametrize(("name", "sizes"), _forward_params())
 def test_forward_at_native_and_small_size(name: str, sizes: tuple[int | None, ...]) -> None:
     _check_forward(name, sizes)
@@ -127,11 +139,3 @@ def test_no_print_in_forward(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("lenet5", "senet18"):
         _check_forward(name, (None,), ("eval",))
     assert capsys.readouterr().out == ""
-
-
-def test_no_module_ends_in_softmax() -> None:
-    for name in list_models():
-        with torch.device("meta"):
-            model = create_model(name)
-        last = list(model.head.modules())[-1]
-        assert not isinstance(last, (nn.Softmax, nn.LogSoftmax)), name
