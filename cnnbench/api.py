@@ -21,7 +21,7 @@ from torch import nn
 from cnnbench.errors import CallTimeout, UsageError, call_limit, is_user_interrupt
 from cnnbench.models import info_of
 from cnnbench.report.format import config_label as describe
-from cnnbench.request import LAYER_BUDGET_FACTOR, InputSpec, RunRequest
+from cnnbench.request import LAYER_BUDGET_FACTOR, InputSpec, RunRequest, check_input_size
 from cnnbench.results import LayerCost, Result, Run
 from cnnbench.runtime import (
     Entry,
@@ -298,7 +298,7 @@ def layer_rows(
     resolution or input size, counted once per input (cached on the LoadedModel)."""
     from cnnbench.static.layers import layer_costs
 
-    key = ("layers", depth, resolution, tuple(input_size) if input_size else None)
+    key: tuple[Any, ...] = ("layers", depth, resolution, tuple(input_size) if input_size else None)
     key += (id(example_inputs),)
     if key not in loaded.profiles:
         prof = static_profile(
@@ -324,7 +324,7 @@ def static_profile(
     on ``example_inputs``), counted once per input and counter (cached on the LoadedModel).
     Counting, the real-tensor fallback included, must finish within ``limit_s`` seconds, at
     most :data:`STATIC_CALL_LIMIT_S` (UsageError otherwise)."""
-    inputs = InputSpec(tuple(input_size) if input_size else None, example_inputs)
+    inputs = InputSpec(check_input_size(tuple(input_size)) if input_size else None, example_inputs)
     key = (resolution, counter, *inputs.key())
     if key not in loaded.profiles:
         if notify is not None:
@@ -357,7 +357,7 @@ def _on_meta(module: nn.Module) -> bool:
 
 
 def _count_on_real_tensors(
-    loaded: LoadedModel, count: Callable[..., StaticProfile]
+    loaded: LoadedModel, count: functools.partial[StaticProfile]
 ) -> StaticProfile:
     """The meta device could not run the model (data-dependent control flow such as
     ``x.item()``): count on real CPU tensors, after checking that the weights and one input

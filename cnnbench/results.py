@@ -313,8 +313,9 @@ def results_frame(
     df = pd.DataFrame([r.flat() for r in records], columns=columns)
     for col in _int_columns():
         df[col] = df[col].astype("Int64")
-    for key in ENVIRONMENT_COLUMNS if environment is not None else ():
-        df[f"env_{key}"] = environment.get(key)
+    if environment is not None:
+        for key in ENVIRONMENT_COLUMNS:
+            df[f"env_{key}"] = environment.get(key)
     return df
 
 

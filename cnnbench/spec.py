@@ -263,8 +263,9 @@ class LoadedModel:
     name: str
     module: nn.Module
     rebuild: Rebuild | None = field(default=None, repr=False)
-    #: static profiles already counted, by (resolution, counter): each is counted once
-    profiles: dict[tuple[int | None, str], Any] = field(default_factory=dict, repr=False)
+    #: static profiles and layer rows already counted, by their inputs (resolution, counter,
+    #: input spec; see :func:`cnnbench.api.static_profile`): each is counted once
+    profiles: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
     #: what building it changed in torch's global state (undone; its rows say so)
     notes: list[str] = field(default_factory=list)
 

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypedDict
 
 import typer
 from rich.console import Console
@@ -34,6 +34,10 @@ from cnnbench.cli.options import (
 )
 from cnnbench.errors import UsageError
 from cnnbench.report.table import clean_text
+
+if TYPE_CHECKING:
+    from cnnbench.gate import GateConfig
+    from cnnbench.results import Run
 
 __all__ = ["gate_app", "verdict_table"]
 
@@ -108,6 +112,15 @@ def verdict_table(report: object):  # -> rich.table.Table
     return to_rich(build(report, title=title))
 
 
+class _ConfigFields(TypedDict, total=False):
+    """CLI overrides of every configuration's :class:`~cnnbench.runtime.RuntimeConfig`."""
+
+    device: str
+    threads: int
+    resolution: int
+    call_timeout_s: float
+
+
 def _config(
     config: Path | None,
     *,
@@ -120,9 +133,9 @@ def _config(
     call_timeout: float | None = None,
     memory: bool | None = None,
     rounds: int | None = None,
-    baseline: tuple[object, Path] | None = None,
+    baseline: tuple[Run, Path] | None = None,
     need_models: bool = True,
-):  # -> GateConfig
+) -> GateConfig:
     """The user's configuration file (``--config`` or ./pyproject.toml) with CLI overrides
     (the shared options of :mod:`cnnbench.cli.options`: ``--batch 1,8`` as in ``compare``).
 
@@ -136,7 +149,7 @@ def _config(
     if cfg is None:
         if baseline is not None:
             run, path = baseline
-            cfg = baseline_config(run, path, models or (), take_models=need_models)  # type: ignore[arg-type]
+            cfg = baseline_config(run, path, models or (), take_models=need_models)
         else:
             cfg = GateConfig()
     changes: dict = {}
@@ -149,14 +162,15 @@ def _config(
     if rounds is not None:
         changes["rounds"] = rounds
     configs = list(cfg.configs)
-    fields = {
-        k: v
-        for k, v in (
-            ("device", device), ("threads", threads), ("resolution", resolution),
-            ("call_timeout_s", call_timeout),
-        )
-        if v is not None
-    }  # fmt: skip
+    fields: _ConfigFields = {}
+    if device is not None:
+        fields["device"] = device
+    if threads is not None:
+        fields["threads"] = threads
+    if resolution is not None:
+        fields["resolution"] = resolution
+    if call_timeout is not None:
+        fields["call_timeout_s"] = call_timeout
     if fields:
         configs = [dataclasses.replace(c, **fields) for c in configs]
     if batch:

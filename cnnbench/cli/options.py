@@ -251,7 +251,7 @@ class RunArgs:
     call_timeout: float | None = None
     memory: bool = True
     static_only: bool = False
-    counter: Counter = Counter.cnnbench
+    counter: Counter = Counter("cnnbench")
     out_dir: Path = Path("reports")
     format_: str = "table"
     json_: bool = False
@@ -271,7 +271,7 @@ class RunArgs:
         knobs: dict[str, Any] = {"budget": self.budget} if self.budget is not None else {}
         return RunRequest.of(
             models, device=self.device, batch=parse_batches(self.batch),
-            precision=[str(p) for p in self.precision or [Precision.fp32]],
+            precision=[str(p) for p in self.precision or [Precision("fp32")]],
             memory_format=memory_formats(self.memory_format, self.channels_last),
             resolution=self.resolution, threads=self.threads, compile=self.compile_,
             train=self.train, call_timeout=self.call_timeout,
@@ -295,6 +295,7 @@ def check_out(
     """Every output checked before measuring (:func:`cnnbench.report.files.check_outputs`:
     ``--out -`` takes exactly one file format, writable folders, file-name lengths, ...);
     returns the formats to write (``--out DIR`` with only ``table`` adds the run's JSON)."""
+    get_current_context: Callable[..., Any]  # the same function in either package
     try:  # typer 0.2x carries its own click
         from typer._click.globals import get_current_context
     except ImportError:
@@ -314,7 +315,7 @@ RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "input_size": (InputSizeOpt, None),
     "inputs": (InputsOpt, None),
     "model_arg": (ModelArgOpt, None),
-    "counter": (CounterOpt, Counter.cnnbench),
+    "counter": (CounterOpt, Counter("cnnbench")),
     "device": (DeviceOpt, "auto"),
     "batch": (BatchOpt, None),
     "precision": (PrecisionOpt, None),

@@ -264,7 +264,7 @@ def latency_vs_macs_svg(results: Sequence[Result]) -> str | None:
     rows = [r for r in results if r.status == "ok" and r.macs and _per_image_ms(r)]
     if not rows:
         return None
-    xs = [r.macs / 1e9 for r in rows]  # type: ignore[operator]
+    xs = [(r.macs or 0) / 1e9 for r in rows]
     ys = [_per_image_ms(r) or 0.0 for r in rows]
     width, height = 880, 500
     xa = _axis(xs, 80, width - 30)
@@ -401,7 +401,7 @@ class _Panel:
 
     title: str
     groups: list[str]
-    series: list[tuple[str, Sequence[float | None]]]
+    series: Sequence[tuple[str, Sequence[float | None]]]
     ylabel: str
     bar_labels: list[list[str]] | None = None
 
@@ -631,6 +631,12 @@ def _roofline_rows(r: Result) -> list[LayerCost]:
     ]
 
 
+def _roofline_xy(layer: LayerCost) -> tuple[float, float]:
+    """(intensity, achieved GFLOP/s) of a row from :func:`_roofline_rows` (both set)."""
+    assert layer.intensity is not None and layer.gflops_achieved is not None
+    return layer.intensity, layer.gflops_achieved
+
+
 def roofline_svg(results: Sequence[Result], roofs: Mapping[str, Any] | None = None) -> str | None:
     """Log-log arithmetic intensity (FLOP/byte) against achieved GFLOP/s, one point per layer
     row of the finest partition (area proportional to its time), with the measured roofs:
@@ -648,8 +654,8 @@ def roofline_svg(results: Sequence[Result], roofs: Mapping[str, Any] | None = No
     for r, _ in chosen:
         if r.peak_gflops and not peaks:
             peaks[r.autocast_dtype or r.precision] = r.peak_gflops
-    xs = [layer.intensity for _, rows in chosen for layer in rows]
-    ys = [layer.gflops_achieved for _, rows in chosen for layer in rows]
+    xs = [_roofline_xy(layer)[0] for _, rows in chosen for layer in rows]
+    ys = [_roofline_xy(layer)[1] for _, rows in chosen for layer in rows]
     top = max([*ys, *peaks.values()])
     width, height = 880, 540
     xa = _Axis(min(xs) / 3, max(xs) * 3, True, 80, width - 170)
@@ -702,22 +708,23 @@ def roofline_svg(results: Sequence[Result], roofs: Mapping[str, Any] | None = No
     for r, rows in chosen:
         for rank, layer in enumerate(sorted(rows, key=lambda layer: -(layer.time_ms or 0.0))):
             radius = 3 + 22 * math.sqrt((layer.time_ms or 0.0) / total)
+            intensity, achieved = _roofline_xy(layer)
             if rank < 6:  # name the slowest rows
                 body.append(
                     _text(
-                        xa.pos(layer.intensity) + radius + 3,
-                        ya.pos(layer.gflops_achieved) + 4,
+                        xa.pos(intensity) + radius + 3,
+                        ya.pos(achieved) + 4,
                         layer.name,
                         font_size=11,
                     )
                 )
             body.append(
-                f'<circle class="point" cx="{xa.pos(layer.intensity):.1f}" '
-                f'cy="{ya.pos(layer.gflops_achieved):.1f}" r="{radius:.1f}" '
+                f'<circle class="point" cx="{xa.pos(intensity):.1f}" '
+                f'cy="{ya.pos(achieved):.1f}" r="{radius:.1f}" '
                 f'fill="{colors[r.model]}" fill-opacity="0.55" stroke="#ffffff">'
                 f"<title>{escape(r.model)} {escape(layer.name)} ({escape(layer.type)}): "
-                f"{fmt.ms(layer.time_ms)}, {_num(layer.intensity)} FLOP/B, "
-                f"{_num(layer.gflops_achieved)} GFLOP/s, {escape(layer.bound or '')}"
+                f"{fmt.ms(layer.time_ms)}, {_num(intensity)} FLOP/B, "
+                f"{_num(achieved)} GFLOP/s, {escape(layer.bound or '')}"
                 "</title></circle>"
             )
     if len(colors) > 1:

@@ -377,7 +377,9 @@ def _time_section(
         groups.setdefault(r.config_key(), []).append(r)
     for group in groups.values():
         first = next((r for r in group if r.model == base), None)
-        for r in group if first is not None else ():
+        if first is None:
+            continue
+        for r in group:
             table = attribution_table(first, r) if r is not first else None
             if table is not None:
                 tables.append(table)
@@ -414,6 +416,7 @@ def build(
     )
     if results:
         base = _baseline_model(results, baseline)
+        assert base is not None  # some result names a model
         doc.sections.append(
             Section(
                 "results",

@@ -245,11 +245,11 @@ def attribution_table(a: Result, b: Result, *, depth: int = 1) -> Table | None:
     only_a = [n for n in times_a if n not in times_b]
     only_b = [n for n in times_b if n not in times_a]
     if only_a:
-        ta = sum(times_a[n] for n in only_a)
-        lines.append((f"(only in {a.model}: {_rows(len(only_a))})", ta, None, -ta))
+        only_ms = sum(times_a[n] for n in only_a)
+        lines.append((f"(only in {a.model}: {_rows(len(only_a))})", only_ms, None, -only_ms))
     if only_b:
-        tb = sum(times_b[n] for n in only_b)
-        lines.append((f"(only in {b.model}: {_rows(len(only_b))})", None, tb, tb))
+        only_ms = sum(times_b[n] for n in only_b)
+        lines.append((f"(only in {b.model}: {_rows(len(only_b))})", None, only_ms, only_ms))
     for name, ta, tb, diff in sorted(lines, key=lambda x: -abs(x[3])):
         table.add(
             [

@@ -111,6 +111,7 @@ def to_markdown(
     titled tables one more; ``chart_paths`` (chart name -> path relative to the Markdown
     file) are referenced as images, other charts left out."""
     h = "#" * level
+    paths: Mapping[str, str] = chart_paths or {}
     out = [f"{h} {md_escape(doc.title)}", ""]
     if doc.meta:
         out += [md_escape(doc.meta), ""]
@@ -123,7 +124,7 @@ def to_markdown(
     if doc.empty:
         out += ["No results.", ""]
     for s in doc.sections:
-        charts = [n for n in s.charts if chart_paths and n in chart_paths]
+        charts = [n for n in s.charts if n in paths]
         if not (s.tables or s.lines or charts):
             continue
         if s.title:
@@ -136,7 +137,7 @@ def to_markdown(
             out += table_markdown(dataclasses.replace(table, title="")) + [""]
         for name in charts:
             spec = CHARTS.get(name)
-            out += [f"![{md_escape(spec.title if spec else name)}]({chart_paths[name]})", ""]
+            out += [f"![{md_escape(spec.title if spec else name)}]({paths[name]})", ""]
             out += [md_escape(spec.description), ""] if spec else []
         if s.note:
             out += [md_escape(s.note), ""]

@@ -40,7 +40,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -171,7 +171,13 @@ class _OpCounter(TorchFunctionMode):
         self.count = 0
         self.enabled = True  # off while the capture hooks copy arguments
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: tuple[type, ...],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
         out = func(*args, **(kwargs or {}))
         if self.enabled and (
             isinstance(out, Tensor)
@@ -253,7 +259,9 @@ def _capturing(model: nn.Module, depth: int, counter: _OpCounter) -> Iterator[di
             h.remove()
 
 
-def _replay(module: nn.Module, calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]):  # type: ignore[no-untyped-def]
+def _replay(
+    module: nn.Module, calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]
+) -> Callable[[], Any]:
     if len(calls) == 1:
         args, kwargs = calls[0]
         return lambda: module(*args, **kwargs)
@@ -467,7 +475,15 @@ def annotate_layers(
     return out
 
 
-def _times(t: LayerTiming) -> dict[str, float | None]:
+class _TimeFields(TypedDict):
+    """The time fields of a :class:`LayerCost` row, as keyword arguments."""
+
+    time_ms: float | None
+    time_ms_ci_low: float | None
+    time_ms_ci_high: float | None
+
+
+def _times(t: LayerTiming) -> _TimeFields:
     """A row's time fields. ``(other)`` is a difference of medians: its interval is cut at 0
     (time outside the children is never negative), and a negative median leaves it without a
     time (the rows alone took longer than the whole model: the reconciliation says so)."""

@@ -33,6 +33,7 @@ pass ``refresh=True`` to measure again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -162,11 +163,11 @@ def measure_bandwidth(
             n2 = max(1, size // 2 // 4)
             a = torch.ones(n2, device=dev)
             b = torch.empty(n2, device=dev)
-            copy[size] = _gbps(lambda a=a, b=b: b.copy_(a), 2 * n2 * 4, dev)
+            copy[size] = _gbps(functools.partial(b.copy_, a), 2 * n2 * 4, dev)
             n3 = max(1, size // 3 // 4)
             x, y, z = (torch.ones(n3, device=dev) for _ in range(3))
             triad[size] = _gbps(
-                lambda x=x, y=y, z=z: torch.add(y, z, alpha=2.0, out=x), 3 * n3 * 4, dev
+                functools.partial(torch.add, y, z, alpha=2.0, out=x), 3 * n3 * 4, dev
             )
             del a, b, x, y, z
     if dev.type == "cuda":
@@ -238,13 +239,16 @@ def _from_record(record: Any) -> Roofs | None:
     """A Roofs from a cached JSON record, or None when it does not match :data:`SCHEMA`."""
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         return None
-    maps = {
-        name: _finite_map(record.get(name), int_keys=name != "peak_gflops")
-        for name in ("peak_gflops", "bandwidth_gbps", "copy_gbps", "triad_gbps")
-    }
+    peak = _finite_map(record.get("peak_gflops"), int_keys=False)
+    bandwidth, copy, triad = (
+        _finite_map(record.get(name), int_keys=True)
+        for name in ("bandwidth_gbps", "copy_gbps", "triad_gbps")
+    )
     overhead = record.get("call_overhead_us")
     device, threads = record.get("device"), record.get("threads")
-    if any(m is None for m in maps.values()) or not isinstance(device, str):
+    if peak is None or bandwidth is None or copy is None or triad is None:
+        return None
+    if not isinstance(device, str):
         return None
     if not isinstance(overhead, (int, float)) or not math.isfinite(overhead) or overhead <= 0:
         return None
@@ -257,10 +261,10 @@ def _from_record(record: Any) -> Roofs | None:
     return Roofs(
         device=device,
         threads=threads,
-        peak_gflops=maps["peak_gflops"],  # type: ignore[arg-type]
-        bandwidth_gbps=maps["bandwidth_gbps"],  # type: ignore[arg-type]
-        copy_gbps=maps["copy_gbps"],  # type: ignore[arg-type]
-        triad_gbps=maps["triad_gbps"],  # type: ignore[arg-type]
+        peak_gflops=peak,
+        bandwidth_gbps=bandwidth,
+        copy_gbps=copy,
+        triad_gbps=triad,
         call_overhead_us=float(overhead),
         module_call_us=float(module_us),
         measured_at=float(record.get("measured_at", 0.0) or 0.0),

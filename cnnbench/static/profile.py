@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +58,7 @@ class StaticProfile:
 
     model: str
     family: str
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     params: int
     trainable_params: int
     buffers: int
@@ -140,7 +140,7 @@ def _tensors(model: nn.Module) -> Iterator[Tensor]:
     yield from model.buffers()
 
 
-def _unique(slots: Iterable[dict[str, Tensor | None]]) -> list[Tensor]:
+def _unique(slots: Iterable[Mapping[str, Tensor | None]]) -> list[Tensor]:
     """The tensors in ``slots`` (modules' _parameters or _buffers), each once, in order."""
     seen: set[int] = set()
     out = []
@@ -324,7 +324,7 @@ def profile_static(
         )
     name = name or type(model).__name__
     info = info_of(model)
-    input_size = InputSpec(input_size, example_inputs).shape_for(model, resolution, name)
+    shape = InputSpec(input_size, example_inputs).shape_for(model, resolution, name)
     if example_inputs is not None and example_inputs.kwargs and counter in ("fvcore", "thop"):
         raise UsageError(f"{name}: {counter} takes positional inputs only; use --counter cnnbench")
     if counter == "fvcore":
@@ -338,7 +338,7 @@ def profile_static(
     def feed(batch: int = 1) -> tuple[list[Tensor], dict[str, Tensor]]:
         """The forward's inputs at ``batch`` on the counting device."""
         if example_inputs is None:
-            size = (batch, *input_size)
+            size = (batch, *shape)
             return [torch.empty(size, device=device) if meta else torch.randn(size)], {}
         ex = example_inputs.batched(batch) if batch > 1 else example_inputs
         ex = ex.map(lambda t: torch.empty(t.shape, dtype=t.dtype, device="meta") if meta else t)
@@ -380,7 +380,7 @@ def profile_static(
                 args, kwargs = feed()
                 return count_dispatch(model, args, kwargs=kwargs, se_types=se_types)
 
-            dispatch = _run_checked(model, name, input_size, counted)
+            dispatch = _run_checked(model, name, shape, counted)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -391,7 +391,7 @@ def profile_static(
             else _run_checked(
                 model,
                 name,
-                input_size,
+                shape,
                 lambda: run_backend(counter, model, [x()], dispatch=dispatch),
             )
         )
@@ -439,7 +439,7 @@ def profile_static(
     return StaticProfile(
         model=name,
         family=info.family if info is not None else "custom",
-        input_size=tuple(input_size),
+        input_size=shape,
         params=params,
         trainable_params=trainable,
         buffers=buffers,

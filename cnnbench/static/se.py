@@ -47,7 +47,7 @@ class SEOverhead:
     """SE overhead of one model against the same model built without SE."""
 
     model: str
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     rows: list[SEStageRow]
     params: int
     base_params: int
@@ -97,6 +97,7 @@ def se_overhead(
     (``profile_static``'s default counter), used instead of counting it again. Counts per image.
     """
     from cnnbench.models import get_model_info, se_block_types
+    from cnnbench.request import check_input_size
     from cnnbench.static import build_model, profile_static
 
     info = get_model_info(name)
@@ -125,7 +126,7 @@ def se_overhead(
     base = profile_static(
         build_model(name, **base_kwargs),
         name=name,
-        input_size=prof.input_size,
+        input_size=check_input_size(prof.input_size),
         train_memory=False,
     )
     se_types = se_block_types()
