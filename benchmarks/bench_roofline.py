@@ -5,14 +5,16 @@ known?
 * Known kernels, each timed as a one-child module through ``time_layers`` and classified with
   its hand-computed FLOPs and the measured traffic lower bound: a large matmul and a large
   convolution (expected compute-bound, a high fraction of the compute roof), a large
-  elementwise add (bandwidth-bound near the measured DRAM bandwidth) and a one-element add
-  (overhead-bound).
+  elementwise add in place (bandwidth-bound near the measured DRAM bandwidth) and with a new
+  output each call (bandwidth-bound; the allocation's page faults cost extra), and a
+  one-element add (overhead-bound).
 * Reconciliation (depth 1) for resnet50, mobilenet_v2, ghostnet and efficientnet_b0: the sum
   of the rows against the end-to-end median, both with 95% CIs, and ``(other)``.
 * torch.profiler cross-check (resnet50, mobilenet_v2, ghostnet): the same forward under the
   profiler with a ``record_function`` range around every depth-1 module; the range's CPU
-  time (the self times of the ops inside it) per forward, median over the profiled forwards,
-  against the row's median and CI.
+  time per forward (median over the profiled forwards) against the row's median and CI, also
+  after subtracting the profiler's own cost (the forward's wall time with the profiler on
+  minus off, per operator call, times the row's operator calls).
 * A/A: a wrapper that runs two identical copies of mobilenet_v2 on the same input; the depth-2
   rows of copy B against copy A, per round, give paired ratios with a 95% CI that should hold 1.
 * Cost: the wall time of per-layer timing against timing the end-to-end forward alone to the
@@ -81,12 +83,15 @@ class MatMul(nn.Module):
 
 
 class Add(nn.Module):
-    def __init__(self, numel: int) -> None:
+    """``x + other`` (a new output each call), or ``x += other`` in place with ``in_place``."""
+
+    def __init__(self, numel: int, in_place: bool = False) -> None:
         super().__init__()
         self.register_buffer("other", torch.ones(numel))
+        self.in_place = in_place
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.other
+        return x.add_(self.other) if self.in_place else x + self.other
 
 
 class One(nn.Module):
@@ -115,6 +120,8 @@ def _kernels() -> list[tuple[str, nn.Module, Tensor, float, str]]:
             "compute",
         ),
         ("add of two 128 MiB fp32 tensors", Add(numel), torch.ones(numel), float(numel), "bandwidth"),
+        ("add in place, two 128 MiB fp32 tensors", Add(numel, in_place=True), torch.ones(numel),
+         float(numel), "bandwidth"),
         ("add of one-element tensors", Add(1), torch.ones(1), 1.0, "overhead"),
     ]  # fmt: skip
 
@@ -205,15 +212,17 @@ def zoo(roofs: Roofs, budget_s: float, out: Path) -> tuple[list[str], list[str],
 # --------------------------------------------------------------------------- profiler
 
 
-def profiler_check(timings: dict, forwards: int = 5) -> list[str]:
+def profiler_check(timings: dict, forwards: int = 10) -> list[str]:
     from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile
 
     lines = [
         "| model | row | per-layer timing median (95% CI) | profiler range, median of "
-        f"{forwards} forwards | profiler / timing | ops | inside CI |",
-        "|---|---|---:|---:|---:|---:|---|",
+        f"{forwards} forwards | profiler / timing | ops | profiler less its cost per op "
+        "| that / timing | inside CI | share of the forward, timing | share, profiler |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
+    overheads: list[str] = []
     for name in PROFILED:
         model, x = _input(name)
         lt = timings[name]
@@ -233,13 +242,22 @@ def profiler_check(timings: dict, forwards: int = 5) -> list[str]:
             handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
         try:
             with torch.inference_mode():
-                model(x)  # warm
+                for _ in range(3):
+                    model(x)  # warm
+                off = _forward_ms(model, x, forwards)
                 with profile(activities=[ProfilerActivity.CPU]) as prof:
-                    for _ in range(forwards):
-                        model(x)
+                    on = _forward_ms(model, x, forwards)
         finally:
             for h in handles:
                 h.remove()
+        # The profiler's own cost per operator: the whole forward with it on, minus off,
+        # over the operators one forward issues.
+        per_op_ms = max(0.0, on - off) / max(1, lt.end_to_end.ops)
+        overheads.append(
+            f"- {name}: forward {_ms(off)} without the profiler, {_ms(on)} with it (medians of "
+            f"{forwards}); {lt.end_to_end.ops} operator calls per forward: "
+            f"{per_op_ms * 1000:.1f} µs of profiler cost per operator call."
+        )
         per: dict[str, list[float]] = {}
         for ev in prof.events():
             if ev.name.startswith("layer::"):
@@ -248,12 +266,28 @@ def profiler_check(timings: dict, forwards: int = 5) -> list[str]:
             if row.name not in per:
                 continue
             p = statistics.median(per[row.name])
-            inside = row.ci_low_ms <= p <= row.ci_high_ms
+            net = p - row.ops * per_op_ms
+            inside = row.ci_low_ms <= net <= row.ci_high_ms
+            # shares of the whole forward: a machine whose speed drifted between the timing
+            # and the profiled forwards moves both parts alike
+            share, p_share = row.median_ms / lt.end_to_end.median_ms, p / on
             lines.append(
                 f"| {name} | {row.name} | {_ms(row.median_ms)} {_ci(row.ci_low_ms, row.ci_high_ms)} "
-                f"| {_ms(p)} | {p / row.median_ms:.2f} | {row.ops} | {'yes' if inside else 'no'} |"
+                f"| {_ms(p)} | {p / row.median_ms:.2f} | {row.ops} | {_ms(net)} | "
+                f"{net / row.median_ms:.2f} | {'yes' if inside else 'no'} | {100 * share:.1f}% | "
+                f"{100 * p_share:.1f}% |"
             )
-    return lines
+    return [*lines, "", *overheads]
+
+
+def _forward_ms(model: nn.Module, x: Tensor, n: int) -> float:
+    """Median wall ms of ``n`` forwards."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        model(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
 
 
 # --------------------------------------------------------------------------- A/A
@@ -312,9 +346,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{time.strftime('%Y-%m-%d %H:%M')}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.machine()}, {os.cpu_count()} CPUs.",
         "",
-        f"- load average at the start: {load_start}. This machine is shared with other "
-        "sessions running tests and benchmarks: every figure below was measured under that "
-        "load, and absolute times are several times the quiet machine's.",
+        f"- load average at the start: {load_start} on {os.cpu_count()} CPUs (the end's is at "
+        "the bottom); figures measured under load are slower and noisier than a quiet "
+        "machine's.",
         "",
     ]
     t0 = time.perf_counter()
