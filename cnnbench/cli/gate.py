@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -112,15 +112,6 @@ def verdict_table(report: object):  # -> rich.table.Table
     return to_rich(build(report, title=title))
 
 
-class _ConfigFields(TypedDict, total=False):
-    """CLI overrides of every configuration's :class:`~cnnbench.runtime.RuntimeConfig`."""
-
-    device: str
-    threads: int
-    resolution: int
-    call_timeout_s: float
-
-
 def _config(
     config: Path | None,
     *,
@@ -152,25 +143,13 @@ def _config(
             cfg = baseline_config(run, path, models or (), take_models=need_models)
         else:
             cfg = GateConfig()
-    changes: dict = {}
+    changes = _given(budget_s=budget, memory=memory, rounds=rounds)
     if models:
         changes["models"] = tuple(models)
-    if budget is not None:
-        changes["budget_s"] = budget
-    if memory is not None:
-        changes["memory"] = memory
-    if rounds is not None:
-        changes["rounds"] = rounds
     configs = list(cfg.configs)
-    fields: _ConfigFields = {}
-    if device is not None:
-        fields["device"] = device
-    if threads is not None:
-        fields["threads"] = threads
-    if resolution is not None:
-        fields["resolution"] = resolution
-    if call_timeout is not None:
-        fields["call_timeout_s"] = call_timeout
+    fields = _given(
+        device=device, threads=threads, resolution=resolution, call_timeout_s=call_timeout
+    )
     if fields:
         configs = [dataclasses.replace(c, **fields) for c in configs]
     if batch:
@@ -180,6 +159,11 @@ def _config(
         )
     changes["configs"] = tuple(configs)
     return dataclasses.replace(cfg, **changes)
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The values given (not None), by field name."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _check_outputs(junit: Path | None, markdown: Path | None, json_out: Path | None) -> None:
