@@ -296,7 +296,12 @@ def test_missing_corrupt_and_mismatched_baselines_exit_2(
     code, err = _main(monkeypatch, capsys, "gate", "check", "--baseline", "bad.json")
     assert code == 2 and "not a readable JSON file" in err and err.count("\n") == 1
 
-    (project / "pyproject.toml").write_text(GATE_TOML + "calibrate = false\n")
+    # this checks the environment rule: without calibration, a tiny model's latency on a
+    # machine shared with other test workers can drift past GATE_TOML's +50%, so only about a
+    # doubling counts here
+    (project / "pyproject.toml").write_text(
+        GATE_TOML.replace("min_effect = 0.5", "min_effect = 0.95") + "calibrate = false\n"
+    )
     assert runner.invoke(app, ["gate", "save", "-o", "base.json", "-q"]).exit_code == 0
     data = json.loads((project / "base.json").read_text())
     data["environment"]["torch"] = "1.0.0"
@@ -306,7 +311,7 @@ def test_missing_corrupt_and_mismatched_baselines_exit_2(
     code, err = _main(
         monkeypatch, capsys, "gate", "check", "--baseline", "old.json", "-q", "--allow-env-mismatch"
     )
-    assert code in (0, 1), err  # allowed: a verdict (timing decides which), not a refusal
+    assert code == 0, err
     data["schema_version"] = 99
     (project / "v99.json").write_text(json.dumps(data))
     code, err = _main(monkeypatch, capsys, "gate", "check", "--baseline", "v99.json")
