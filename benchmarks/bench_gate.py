@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -392,8 +393,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check-budget", type=float, default=10.0, help="seconds per check-mode measurement"
     )
+    parser.add_argument(
+        "--neighbour",
+        action="store_true",
+        help="run the whole benchmark beside bench_noise.py's neighbour (2 matmul threads, "
+        "2 s on / 1 s off)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    if not args.neighbour:
+        return _main(args, argv)
+    from bench_noise import MATMULS  # benchmarks/ is on sys.path when run as a script
+
+    neighbour = subprocess.Popen([sys.executable, "-c", MATMULS])
+    try:
+        return _main(args, argv)
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     parts = set(args.only.split(","))
     torch.set_num_threads(args.threads)
     say = Report()
@@ -402,8 +427,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("# Regression gate quality (issue 6)")
     say()
     say(
-        f"Machine: {env['cpu']}, {env['cpu_count']} cores shared with other jobs, torch "
-        f"{env['torch']}, {args.threads} thread(s). Model {args.model}, batch 1, 224 px, fp32."
+        f"Machine: {env['cpu']}, {env['cpu_count']} cores, torch {env['torch']}, "
+        f"{args.threads} thread(s). Model {args.model}, batch 1, 224 px, fp32. Load average "
+        f"at the start: {_load()}."
+        + (
+            " **Beside a neighbour** (bench_noise.py's: 2 matmul threads, 2 s on / 1 s off)."
+            if args.neighbour
+            else ""
+        )
     )
     say()
     if parts & {"aa", "slow10", "slow5", "det"}:
@@ -525,7 +556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in NOTES:
         say(line)
     say()
-    say(f"Total wall time {time.perf_counter() - started:.0f} s.")
+    say(
+        f"Total wall time {time.perf_counter() - started:.0f} s; load average at the end: {_load()}."
+    )
     atomic_write_text(args.out, "\n".join(say.lines) + "\n")
     return 0
 
