@@ -367,6 +367,25 @@ def test_stage_times_follow_stage_names() -> None:
     assert all(s.time_ms and s.time_ms > 0 for s in r.stages)
 
 
+def test_a_stage_that_fails_while_timed_is_a_note_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole model was measured; a stage failing alone (its code, or the call limit)
+    leaves the row measured, without stage times, and says why."""
+    from cnnbench.runtime import engine
+
+    def boom(*_args: object, **_kwargs: object) -> dict[str, list[float]]:
+        raise RuntimeError("stage boom")
+
+    monkeypatch.setattr(engine, "stage_samples", boom)
+    net = tiny_net()
+    costs = [StageCost(n, 1, 8, 0, 1, 2, [1], 4) for n in net.stage_names()]
+    r = measure_model(net, RuntimeConfig(**FAST), name="t", stages=costs, stage_budget_s=0.05)
+    assert r.status == "ok" and r.latency_ms_median is not None
+    assert "per-stage time not measured: RuntimeError: stage boom" in (r.notes or "")
+    assert all(s.time_ms is None for s in r.stages or [])
+
+
 def test_stage_times_needs_a_staged_net() -> None:
     p = prepare(nn.Conv2d(3, 3, 1), RuntimeConfig(**FAST), name="bare", input_size=(3, 4, 4))
     with pytest.raises(UsageError, match="bare: the model has no named stages"):

@@ -752,7 +752,15 @@ def _stage_times(entry: Entry, budget_s: float, target_ci: float) -> None:
         return
     if isinstance(model, nn.Sequential):
         _note(entry.result, "stage times are per top-level module (nn.Sequential children)")
-    timed = stage_samples(entry.prepared, budget_s=budget_s, target_ci=target_ci)
+    try:
+        timed = stage_samples(entry.prepared, budget_s=budget_s, target_ci=target_ci)
+    except UsageError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the model's own code: a note on its row
+        if is_user_interrupt(exc):
+            raise
+        _note(entry.result, f"per-stage time not measured: {_fault(exc)}")
+        return
     out = []
     for cost in entry.stages:
         samples = timed.get(cost.name)
