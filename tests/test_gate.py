@@ -294,6 +294,7 @@ def test_cli_save_check_pass_then_extra_conv_fails(
     assert summary.read_text().count("## cnnbench gate") == 2  # appended, not overwritten
 
 
+@pytest.mark.slow  # a real uncalibrated A/A check: serially, away from other test workers
 def test_missing_corrupt_and_mismatched_baselines_exit_2(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

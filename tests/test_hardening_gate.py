@@ -59,8 +59,12 @@ max_remeasure = 0
 memory = false
 n_boot = 200
 rounds = 2
-min_effect = 0.5
+min_effect = 0.95
 """
+# min_effect: these tests check the plumbing with uncalibrated checks of a tiny model against a
+# baseline saved once per module; on a machine shared with other test workers its latency can
+# drift past +50% in that time, so only about a doubling counts (the decision rules are tested
+# on synthetic samples, their error rates in benchmarks/bench_gate.py).
 
 
 def _net(path: Path, *, init: str = "pass", forward: str = "pass", top: str = "") -> Path:
@@ -230,6 +234,7 @@ def test_security_environment_keys_are_required(proj: Path, run_cli: CLI, key: s
     assert _files(proj) == {"base.json", "old.json"}
 
 
+@pytest.mark.slow  # a real uncalibrated A/A check: serially, away from other test workers
 def test_security_empty_environment_is_refused_unless_allowed(
     saved: Path, proj: Path, run_cli: CLI
 ) -> None:
@@ -313,17 +318,25 @@ def test_gate_ab_with_exiting_candidate_is_an_error(proj: Path, run_cli: CLI) ->
 
 def test_gate_a_real_ctrl_c_is_an_interrupt(proj: Path, run_cli: CLI) -> None:
     _net(proj / "net.py", forward="os.kill(os.getpid(), signal.SIGINT)")
-    before = signal.getsignal(signal.SIGINT)
+    # SIGINT reaches Python as from a terminal (a pytest-xdist worker ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        code, out, err = run_cli("gate", "check", "--baseline", "base.json", "-m", "net.py:Tiny")
-    except KeyboardInterrupt:  # pragma: no cover - would abort the whole session
-        pytest.fail("the interrupt escaped the CLI")
-    assert code == 130 and "latency_ms" not in out
-    _one_line(err, "gate: interrupted; nothing was decided")
-    assert signal.getsignal(signal.SIGINT) is before
-    assert _files(proj) == {"base.json", "net.py"}
+        before = signal.getsignal(signal.SIGINT)
+        try:
+            code, out, err = run_cli(
+                "gate", "check", "--baseline", "base.json", "-m", "net.py:Tiny"
+            )
+        except KeyboardInterrupt:  # pragma: no cover - would abort the whole session
+            pytest.fail("the interrupt escaped the CLI")
+        assert code == 130 and "latency_ms" not in out
+        _one_line(err, "gate: interrupted; nothing was decided")
+        assert signal.getsignal(signal.SIGINT) is before
+        assert _files(proj) == {"base.json", "net.py"}
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.slow  # a real uncalibrated A/A check: serially, away from other test workers
 def test_gate_check_measures_and_passes_the_same_model(
     saved: Path, proj: Path, run_cli: CLI
 ) -> None:
