@@ -57,6 +57,7 @@ def test_profile_end_to_end_writes_every_format(tmp_path: Path, monkeypatch, run
     assert not [n for n in _files(tmp_path) if n.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_timed_compare_of_a_zoo_model_and_a_user_file(
     tmp_path: Path, net_file: Path, monkeypatch, run_cli
 ) -> None:

@@ -89,6 +89,7 @@ def test_profile_depth_times_every_row(run_cli, fake_roofs, tmp_path) -> None:
     assert load_run(path).results[0].layer_timing is not None
 
 
+@pytest.mark.slow
 def test_reports_show_where_the_time_goes_and_the_roofline(fake_roofs) -> None:
     run = api.profile("lenet5", depth=1, budget=0.2, threads=1, cpu_memory=False)
     markdown = render(run, "md")
@@ -105,6 +106,7 @@ def test_reports_show_where_the_time_goes_and_the_roofline(fake_roofs) -> None:
     assert html.count('class="roof bandwidth"') == 2
 
 
+@pytest.mark.slow
 def test_compare_depth_attributes_the_difference(run_cli, fake_roofs) -> None:
     code, out, err = run_cli("compare", "lenet5", "lenet5", "--depth", "1", "--json", *FAST)
     assert code == 0, err

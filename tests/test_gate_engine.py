@@ -171,6 +171,7 @@ def test_alternating_schedule_orders_blocks_a_b_then_b_a_and_keeps_each_block() 
     assert rows[1].latency_ratio is not None
 
 
+@pytest.mark.slow
 def test_rewarm_runs_one_untimed_call_per_block() -> None:
     counts: list[int] = []  # calls of each fresh callable; one is made per block
 

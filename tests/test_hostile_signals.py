@@ -165,6 +165,7 @@ class _StopsTheRun(torch.nn.Module):
         return self.fc(x.flatten(1)[:, :4])
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_python_api_returns_the_interrupted_configurations_rows() -> None:
     from cnnbench import api
 

@@ -43,6 +43,7 @@ def test_local_sweep_two_models_two_batches(sweep_file: Path, tmp_path: Path, ru
     assert all(r.status == "ok" and r.latency_ms_median > 0 and r.machine for r in run.results)
 
 
+@pytest.mark.slow
 def test_a_failing_task_is_a_row(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(SWEEP.format(extra=f"{tmp_path / 'broken.py'}:net"))
@@ -55,6 +56,7 @@ def test_a_failing_task_is_a_row(tmp_path: Path) -> None:
     assert all("no such net" in (r.error or "") for r in failed)
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_keeps_its_finished_rows(
     sweep_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli
 ) -> None:
