@@ -654,8 +654,9 @@ def roofline_svg(results: Sequence[Result], roofs: Mapping[str, Any] | None = No
     for r, _ in chosen:
         if r.peak_gflops and not peaks:
             peaks[r.autocast_dtype or r.precision] = r.peak_gflops
-    xs = [_roofline_xy(layer)[0] for _, rows in chosen for layer in rows]
-    ys = [_roofline_xy(layer)[1] for _, rows in chosen for layer in rows]
+    points = [_roofline_xy(layer) for _, rows in chosen for layer in rows]
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points]
     top = max([*ys, *peaks.values()])
     width, height = 880, 540
     xa = _Axis(min(xs) / 3, max(xs) * 3, True, 80, width - 170)
