@@ -341,22 +341,18 @@ def main() -> None:
             f"| default compare wall time | <= 25 s on 2 cores | {wall:.1f} s | "
             f"{'met' if wall <= 25 else 'NOT met'} |"
         )
-    lines[8:8] = [
-        "## Summary",
-        "",
-        "| part | target | measured | |",
-        "|---|---|---|---|",
-        *summary,
-        "",
-        f"Load average at the end: {_load()}.",
-        "",
-        "## Runs",
-        "",
-    ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    _write(args.out, lines[:8], summary, f"Load average at the end: {_load()}.", lines[8:])
+
+
+def _write(path: Path, head: list[str], summary: list[str], end: str, runs: list[str]) -> None:
+    """A results file: its head, the summary table, a line on how the run ended, the runs;
+    the summary is echoed."""
+    table = ["| part | target | measured | |", "|---|---|---|---|", *summary]
+    lines = [*head, "## Summary", "", *table, "", end, "", "## Runs", "", *runs]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
     print("\n".join(summary))
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _cpu_main(args: argparse.Namespace, same: str) -> None:
@@ -380,23 +376,7 @@ def _cpu_main(args: argparse.Namespace, same: str) -> None:
     runs: list[str] = []
     summary = _cpu_part(args.runs, args.cpu_threads.split(","), budget, same, runs)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    lines += [
-        "## Summary",
-        "",
-        "| part | target | measured | |",
-        "|---|---|---|---|",
-        *summary,
-        "",
-        f"`uptime` at the end: {uptime}",
-        "",
-        "## Runs",
-        "",
-        *runs,
-    ]
-    args.cpu_out.parent.mkdir(parents=True, exist_ok=True)
-    args.cpu_out.write_text("\n".join(lines) + "\n")
-    print("\n".join(summary))
-    print(f"wrote {args.cpu_out}", file=sys.stderr)
+    _write(args.cpu_out, lines, summary, f"`uptime` at the end: {uptime}", runs)
 
 
 if __name__ == "__main__":
