@@ -16,8 +16,9 @@ One configuration's measurement of ``k`` models:
    the samples are timed, and each entry's :class:`Measurement` the one place they are kept
    (per block). A model's latency is the median of all its
    samples, with the distribution-free 95% CI of that median; it is ``stable`` when the CI
-   is within ``target_ci`` of the median. Rounds stop when every model is stable (after at
-   least :data:`MIN_ROUNDS`), when the budget is spent, or at :data:`MAX_ROUNDS`.
+   is within ``target_ci`` of the median. Rounds stop when every model is stable and every
+   paired ratio (step 4) is known to ``target_ci`` too (after at least :data:`MIN_ROUNDS`),
+   when the budget is spent, or at :data:`MAX_ROUNDS`.
 4. **Ratios**: each non-baseline model's ``latency_ratio`` is the median over rounds of its
    block median divided by the baseline's block median in the same round (the pairing
    cancels drift between rounds), with the distribution-free 95% CI of that median over
@@ -437,10 +438,14 @@ def _rounds(
     target_ci: float,
     seed: int,
     schedule: Schedule = SHUFFLED,
+    baseline: Entry | None = None,
 ) -> tuple[int, str]:
     """Time the entries round by round, one block each per round, in the schedule's order;
     returns (rounds, stop reason). Every block goes to the entry's measurement; an entry whose
-    code fails in a block is dropped (its row says why) and the others go on."""
+    code fails in a block is dropped (its row says why) and the others go on. Without a fixed
+    number of rounds, they stop (after :data:`MIN_ROUNDS`) when every entry's median is known
+    to ``target_ci`` and, with a ``baseline`` among them, so is every entry's paired ratio to
+    it (:func:`_converged`), or when the ``deadline`` passes."""
     loop = _loop_for(device)
     raw_to_ms = _RAW_TO_MS[device.type]
     rng = random.Random(seed)
@@ -469,7 +474,7 @@ def _rounds(
         n_rounds += 1
         if schedule.rounds is None and n_rounds >= MIN_ROUNDS:
             _set_clock(live, schedule.clock)  # the stop rule judges the clock reported
-            if all(_rel_halfwidth(e.measurement.samples) <= target_ci for e in live):
+            if _converged(live, baseline, target_ci):
                 reason = "ci"
                 break
             if time.perf_counter() > deadline:
@@ -595,6 +600,25 @@ def _set_clock(entries: Sequence[Entry], forced: str | None) -> str | None:
 def _mostly_on_thread(m: Measurement) -> bool:
     shares = sorted(c / w for c, w in zip(m.cpu_samples, m.wall_samples, strict=True) if w > 0)
     return bool(shares) and percentile(shares, 10) >= 0.9
+
+
+def _converged(live: list[Entry], baseline: Entry | None, target_ci: float) -> bool:
+    """Whether every live entry's median, and its paired ratio to a live ``baseline``, is
+    known to ``target_ci`` (relative half-width of the 95% CI): a comparison stops only when
+    the ratios it reports are as sure as the latencies."""
+    if not all(_rel_halfwidth(e.measurement.samples) <= target_ci for e in live):
+        return False
+    if baseline is None or all(e is not baseline for e in live):  # identity: no field compare
+        return True
+    base = baseline.measurement.block_medians
+    for e in live:
+        medians = e.measurement.block_medians
+        if e is baseline or len(medians) != len(base):
+            continue
+        point, low, high = paired_ratio(medians, base)
+        if max(point - low, high - point) > target_ci * point:
+            return False
+    return True
 
 
 def _rel_halfwidth(samples: Sequence[float]) -> float:
@@ -1001,8 +1025,9 @@ def _measure(
         phase[0] = "rounds"
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         n_rounds, reason = _rounds(
-            live, device, started + budget * _ROUNDS_SHARE, config.target_ci, seed, schedule
-        )
+            live, device, started + budget * _ROUNDS_SHARE, config.target_ci, seed, schedule,
+            entries[baseline],
+        )  # fmt: skip
         wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
         not_running = max(0.0, 1.0 - cpu / wall) if device.type == "cpu" and wall > 0 else None
         load = _load_avg()
