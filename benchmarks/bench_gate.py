@@ -303,13 +303,14 @@ def check_mode(say: Report, args: argparse.Namespace, n: int) -> dict[str, Any]:
         def write(k: int) -> None:
             module.write_text(_CHECK_MODULE.format(bench_dir=bench_dir, units=k, model=args.model))
 
-        units10, last = calibrate_units(args.model, 0.10, args.threads)
+        units10, last = _units(args, 0.10)
         injected = {0.10: units10, 0.05: max(1, round(units10 / 2))}  # the work is linear
         say(
             f"Injected work: {units10} chained {_MATMUL_N}x{_MATMUL_N} fp32 matmuls per forward "
             f"for 10% (predicted {100 * last:+.1f}% from the unit cost pooled over 3 interleaved "
-            f"measurements), half as many ({injected[0.05]}) for 5%. The median normalised "
-            "ratio of each part below is the slowdown actually realised."
+            f"measurements{_SIZED_QUIET if args.sized else ''}), half as many "
+            f"({injected[0.05]}) for 5%. The median normalised ratio of each part below is the "
+            "slowdown actually realised."
         )
         say()
         for key, fraction, title in parts:
@@ -401,9 +402,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    args.sized = None
     if not args.neighbour:
         return _main(args, argv)
     from bench_noise import MATMULS  # benchmarks/ is on sys.path when run as a script
+
+    if set(args.only.split(",")) & {"slow10", "slow5", "check"}:
+        args.sized = calibrate_units(args.model, 0.10, args.threads)  # before the neighbour
 
     neighbour = subprocess.Popen([sys.executable, "-c", MATMULS])
     try:
@@ -411,6 +416,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         neighbour.kill()
         neighbour.wait()
+
+
+_SIZED_QUIET = ", for 10%, on the quiet machine before the neighbour started; 5%: half"
+
+
+def _units(args: argparse.Namespace, fraction: float) -> tuple[int, float]:
+    """(units of injected work for ``fraction``, the slowdown they are predicted to cause):
+    sized now, or from the 10% sizing done before the neighbour started (``args.sized``;
+    the work is linear in units). Sized beside the neighbour, "10%" came out as 14 units in
+    one run and 63 in another (2026-12-02), so the neighbour runs size it quietly first."""
+    if args.sized is None:
+        return calibrate_units(args.model, fraction, args.threads)
+    units10, predicted10 = args.sized
+    units = max(1, round(units10 * fraction / 0.10))
+    return units, predicted10 * units / units10
 
 
 def _few_alarms(s: dict[str, Any]) -> bool:
@@ -479,11 +499,11 @@ def _main(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     for key, fraction in (("slow10", 0.10), ("slow5", 0.05)):
         if key not in parts:
             continue
-        units, last = calibrate_units(model, fraction, args.threads)
+        units, last = _units(args, fraction)
         say(
             f"Injected work for {fraction:.0%}: {units} chained {_MATMUL_N}x{_MATMUL_N} fp32 "
             f"matmuls per forward (predicted {100 * last:+.1f}% from the unit cost pooled over "
-            "3 interleaved measurements)."
+            f"3 interleaved measurements{_SIZED_QUIET if args.sized else ''})."
         )
         say()
         cfg = _config(args, metrics=latency_only)

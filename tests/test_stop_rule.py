@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from cnnbench.runtime import Entry, RuntimeConfig, measure_config
 from cnnbench.runtime.engine import Measurement, _converged, paired_ratio
 
@@ -55,8 +57,7 @@ def test_a_comparison_stopped_for_its_ci_has_its_ratio_within_the_target() -> No
     a, b = measure_config(entries, config, cpu_memory=False)
     assert b.latency_ratio is not None and b.latency_ratio_ci_low is not None
     assert b.latency_ratio_ci_high is not None
-    if a.stop_reason == "ci":  # else the budget ran out first, and nothing is promised
-        half = max(
-            b.latency_ratio - b.latency_ratio_ci_low, b.latency_ratio_ci_high - b.latency_ratio
-        )
-        assert half <= 0.05 * b.latency_ratio
+    if a.stop_reason != "ci":
+        pytest.skip("the budget ran out before the target (a busy machine): nothing promised")
+    half = max(b.latency_ratio - b.latency_ratio_ci_low, b.latency_ratio_ci_high - b.latency_ratio)
+    assert half <= 0.05 * b.latency_ratio
