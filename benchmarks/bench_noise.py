@@ -35,6 +35,7 @@ Usage: ``python benchmarks/bench_noise.py [--runs 10] [--only aa,a2a,quiet,defau
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -252,10 +253,7 @@ def _cpu_part(
         ]
         for i in range(runs):
             for kind in ("quiet", "busy"):
-                if kind == "busy":
-                    with _Neighbour():
-                        run, wall = _compare("resnet18", same, *extra)
-                else:
+                with _Neighbour() if kind == "busy" else contextlib.nullcontext():
                     run, wall = _compare("resnet18", same, *extra)
                 row = _row(run, 1)
                 aa_rows[kind].append(row)
