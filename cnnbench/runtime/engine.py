@@ -247,7 +247,7 @@ class Measurement:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # an entry is one model in one measurement: compared by identity
 class Entry:
     """One model to measure in a configuration: display ``name``, the module, the record to
     fill (``row``, typically the static profile's), a picklable ``builder`` for the CPU memory
@@ -608,17 +608,12 @@ def _converged(live: list[Entry], baseline: Entry | None, target_ci: float) -> b
     the ratios it reports are as sure as the latencies."""
     if not all(_rel_halfwidth(e.measurement.samples) <= target_ci for e in live):
         return False
-    if baseline is None or all(e is not baseline for e in live):  # identity: no field compare
+    if baseline is None or baseline not in live:
         return True
-    base = baseline.measurement.block_medians
-    for e in live:
-        medians = e.measurement.block_medians
-        if e is baseline or len(medians) != len(base):
-            continue
-        point, low, high = paired_ratio(medians, base)
-        if max(point - low, high - point) > target_ci * point:
-            return False
-    return True
+    return all(
+        max(point - low, high - point) <= target_ci * point
+        for _, (point, low, high) in _paired(live, baseline)
+    )
 
 
 def _rel_halfwidth(samples: Sequence[float]) -> float:
@@ -642,15 +637,23 @@ def paired_ratio(
     return percentile(ratios, 50), low, high
 
 
-def _ratios_into(entries: list[Entry], baseline: Entry, rounds: int | None = None) -> None:
-    """Each entry's paired ratio to ``baseline``; ``rounds``: pair only the first rounds (the
-    ones every entry completed, after an interrupt)."""
+def _paired(
+    entries: Sequence[Entry], baseline: Entry, rounds: int | None = None
+) -> Iterator[tuple[Entry, tuple[float, float, float]]]:
+    """Each entry other than ``baseline`` with its :func:`paired_ratio` to it (entries without
+    a block for every round of the baseline's are left out); ``rounds``: pair only the first
+    rounds."""
     base = baseline.measurement.block_medians[:rounds]
     for e in entries:
         medians = e.measurement.block_medians[:rounds]
-        if e is baseline or not medians or len(medians) != len(base):
-            continue
-        point, low, high = paired_ratio(medians, base)
+        if e is not baseline and medians and len(medians) == len(base):
+            yield e, paired_ratio(medians, base)
+
+
+def _ratios_into(entries: list[Entry], baseline: Entry, rounds: int | None = None) -> None:
+    """Each entry's paired ratio to ``baseline``; ``rounds``: pair only the first rounds (the
+    ones every entry completed, after an interrupt)."""
+    for e, (point, low, high) in _paired(entries, baseline, rounds):
         r = e.result
         r.latency_ratio, r.latency_ratio_ci_low, r.latency_ratio_ci_high = point, low, high
         r.latency_ratio_significant = not (low <= 1.0 <= high)
